@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine with Python 3.10+:
+#   make demo   creates .venv if missing, installs, runs the main job
+#   make test   same set-up (with the test tools), runs every test
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint typecheck pytest bench-core clean
+
+$(PY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "elwh-nb needs Python 3.10 or newer; set PYTHON=python3.x")'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(VENV)/.runtime $@
+
+demo: $(VENV)/.runtime
+	$(PY) -m elwh_nb demo
+
+lint: $(VENV)/.dev
+	$(PY) -m ruff format --check elwh_nb tests bench
+	$(PY) -m ruff check elwh_nb tests bench
+
+typecheck: $(VENV)/.dev
+	$(PY) -m mypy
+
+pytest: $(VENV)/.dev
+	$(PY) -m pytest
+
+test: lint typecheck pytest
+
+bench-core: $(VENV)/.dev
+	$(PY) -m bench.core
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,111 @@
+"""Append-only column buffers whose snapshots are read-only views, so reading is O(1).
+
+A snapshot is a set of NumPy views onto the first ``n`` rows; later appends write past
+``n`` and never touch it. Growth (capacity doubling) moves to new arrays and leaves old
+snapshots on the old ones. The rare in-place update (a duplicate's delivery count)
+copies the column first if a snapshot may be looking at it. With ``max_rows``, only the
+newest rows are kept (compaction to a fresh buffer keeps appends amortised O(1)).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+NAT = np.iinfo(np.int64).min  # how a missing datetime is stored (pandas' NaT)
+
+
+class Columns:
+    """Columns of fixed NumPy dtypes with amortised O(1) append and O(1) snapshots."""
+
+    def __init__(
+        self, dtypes: Mapping[str, Any], *, capacity: int = 1024, max_rows: int | None = None
+    ) -> None:
+        self._dtypes = {name: np.dtype(dt) for name, dt in dtypes.items()}
+        self._max_rows = max_rows
+        cap = max(16, capacity if max_rows is None else min(capacity, 2 * max_rows))
+        self._arrays = {name: self._empty(dt, cap) for name, dt in self._dtypes.items()}
+        self._lo = 0  # first live row (moves only with max_rows)
+        self._hi = 0  # one past the last row
+        self._shared: set[str] = set()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _empty(dtype: np.dtype[Any], n: int) -> np.ndarray[Any, Any]:
+        return np.full(n, None, dtype=object) if dtype == object else np.zeros(n, dtype=dtype)
+
+    def __len__(self) -> int:
+        return self._hi - self._lo if self._max_rows is None else min(self._hi - self._lo, self._max_rows)
+
+    def _grow(self, extra: int) -> None:
+        cap = len(next(iter(self._arrays.values())))
+        if self._hi + extra <= cap:
+            return
+        live = self._hi - self._lo
+        if self._max_rows is not None:
+            keep = min(live, self._max_rows)
+            new_cap = max(2 * self._max_rows, keep + extra)
+        else:
+            keep = live
+            new_cap = max(2 * cap, live + extra)
+        start = self._hi - keep
+        new = {}
+        for name, arr in self._arrays.items():
+            fresh = self._empty(arr.dtype, new_cap)
+            fresh[:keep] = arr[start : self._hi]
+            new[name] = fresh
+        self._arrays = new
+        self._lo, self._hi = 0, keep
+        self._shared.clear()
+
+    def append_rows(self, rows: Mapping[str, list[Any] | np.ndarray[Any, Any]]) -> int:
+        """Append columns of equal length; returns the position of the first new row."""
+        k = len(next(iter(rows.values())))
+        with self._lock:
+            self._grow(k)
+            first = self._hi
+            for name, values in rows.items():
+                self._arrays[name][first : first + k] = values
+            self._hi = first + k
+            return first - self._lo
+
+    def append(self, row: Mapping[str, Any]) -> int:
+        """Append one row (missing columns keep their empty value); returns its position."""
+        with self._lock:
+            self._grow(1)
+            pos = self._hi
+            for name, value in row.items():
+                self._arrays[name][pos] = value
+            self._hi = pos + 1
+            return pos - self._lo
+
+    def update(self, position: int, values: Mapping[str, Any]) -> None:
+        """Change one row in place, copying a column first if a snapshot may share it."""
+        with self._lock:
+            index = self._lo + position
+            if not self._lo <= index < self._hi:
+                return  # compacted away
+            for name, value in values.items():
+                if name in self._shared:
+                    self._arrays[name] = self._arrays[name].copy()
+                    self._shared.discard(name)
+                self._arrays[name][index] = value
+
+    def snapshot(self) -> dict[str, np.ndarray[Any, Any]]:
+        """Read-only views of the live rows, one per column."""
+        with self._lock:
+            lo = self._lo if self._max_rows is None else max(self._lo, self._hi - self._max_rows)
+            views = {}
+            for name, arr in self._arrays.items():
+                view = arr[lo : self._hi]
+                view.flags.writeable = False
+                views[name] = view
+            self._shared = set(self._arrays)
+            return views
+
+    def column(self, name: str) -> np.ndarray[Any, Any]:
+        """A read-only view of one column's live rows."""
+        return self.snapshot()[name]

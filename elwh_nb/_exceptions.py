@@ -1,0 +1,46 @@
+"""Every error the kit raises on purpose, in one tree.
+
+    ElwhError                 base class: ``except elwh_nb.ElwhError`` catches all of them
+     ├── SignatureError       (also a ValueError) a delivery failed verification;
+     │                        ``.reason`` says which check, ``str()`` says what to do
+     └── StoreError           the event store could not read or write its file; a receiver
+                              answers 500 for it so that ElevenLabs retries the delivery
+
+Reasons of ``SignatureError`` (``elwh_nb.REASONS``), in the order the checks run:
+``missing_secret``, ``missing_header``, ``malformed_header``, ``timestamp_expired``,
+``timestamp_in_future``, ``signature_mismatch``, ``invalid_json``.
+"""
+
+from __future__ import annotations
+
+REASONS: tuple[str, ...] = (
+    "missing_secret",
+    "missing_header",
+    "malformed_header",
+    "timestamp_expired",
+    "timestamp_in_future",
+    "signature_mismatch",
+    "invalid_json",
+)
+
+
+class ElwhError(Exception):
+    """Base class of every error elwh_nb raises on purpose."""
+
+
+class SignatureError(ElwhError, ValueError):
+    """A delivery failed verification; ``reason`` is one of ``REASONS``."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        if reason not in REASONS:
+            raise ValueError(f"unknown SignatureError reason {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[SignatureError], tuple[str, str]]:
+        # Keep `reason` across pickling (multiprocessing, nbclient).
+        return (type(self), (self.reason, str(self)))
+
+
+class StoreError(ElwhError):
+    """The event store could not write or read its SQLite file."""

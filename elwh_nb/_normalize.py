@@ -1,0 +1,109 @@
+"""Flatten any ElevenLabs (or tutorial) event into one record with the columns people filter on.
+
+Real deliveries keep their ids under ``data``; the tutorial's invented events keep them at
+the top level with other names. Both map onto the same record. Unknown types and missing
+or oddly typed fields give ``None``, never an error: the whole event stays in ``payload``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+#: The columns of a normalised record, in order (``payload`` comes last).
+FIELDS: tuple[str, ...] = (
+    "event_type",
+    "event_timestamp",
+    "conversation_id",
+    "agent_id",
+    "request_id",
+    "voice_id",
+    "status",
+    "duration_s",
+    "call_started_at",
+    "failure_reason",
+)
+
+_TEXT_FIELDS = ("conversation_id", "agent_id", "request_id", "voice_id", "status", "failure_reason")
+
+# The tutorial's events carry one top-level `id`; it names the job or voice they report on.
+_TUTORIAL_ID_FIELD = {"speech.completed": "request_id", "voice.created": "voice_id"}
+
+
+def to_utc(value: Any) -> datetime | None:
+    """Unix seconds (int, float or digit string) or an ISO 8601 string as a UTC datetime."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return to_utc(parsed)
+    if isinstance(value, (int, float)):
+        try:
+            if not math.isfinite(value):
+                return None
+            return datetime.fromtimestamp(value, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+    return None
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
+    """One flat record for ``event``: the :data:`FIELDS` plus ``payload`` (the event itself)."""
+    if not isinstance(event, Mapping):
+        raise TypeError(f"an event is a JSON object (dict), not {type(event).__name__}")
+    data = _mapping(event.get("data"))
+    metadata = _mapping(data.get("metadata"))
+    event_type = _text(event.get("type"))
+    if event_type is None:
+        event_type = _text(event.get("event_type"))  # the tutorial's name
+    stamp = event.get("event_timestamp")
+    if stamp is None:
+        stamp = event.get("timestamp")  # the tutorial's name
+
+    record: dict[str, Any] = {
+        "event_type": event_type,
+        "event_timestamp": to_utc(stamp),
+    }
+    for name in _TEXT_FIELDS:
+        value = data.get(name)
+        record[name] = _text(value if value is not None else event.get(name))
+    tutorial_field = _TUTORIAL_ID_FIELD.get(event_type or "")
+    if tutorial_field and record[tutorial_field] is None:
+        record[tutorial_field] = _text(event.get("id"))
+    record["duration_s"] = _seconds(metadata.get("call_duration_secs"))
+    record["call_started_at"] = to_utc(metadata.get("start_time_unix_secs"))
+    record["payload"] = event
+    return {key: record[key] for key in (*FIELDS, "payload")}

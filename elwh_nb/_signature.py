@@ -1,0 +1,263 @@
+"""Sign and verify ElevenLabs webhook deliveries (the ``ElevenLabs-Signature`` header).
+
+The header is ``t=<unix seconds>,v0=<hex>`` where ``<hex>`` is the lowercase hex
+HMAC-SHA256 of ``<t>.<raw body bytes>`` keyed with the whole secret string (``wsec_``
+prefix included). Every bad input maps to :class:`SignatureError` with a ``reason``;
+nothing here touches the network or the clock unless ``now`` is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Union
+
+from ._exceptions import SignatureError
+
+Secret = Union[str, bytes, Iterable[str], None]
+Body = Union[bytes, bytearray, memoryview, str]
+
+DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK
+DEFAULT_FUTURE_TOLERANCE = 300  # seconds of clock skew into the future
+
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+_MAX_T_DIGITS = 20
+
+
+@dataclass(frozen=True)
+class HeaderParts:
+    """What a signature header contains, parsed leniently (never raises)."""
+
+    timestamps: tuple[str, ...]
+    signatures: tuple[str, ...]
+    ignored: tuple[str, ...]
+    ascii: bool
+
+
+def parse_header(header: str | bytes) -> HeaderParts:
+    """Split a header into its ``t=``, ``v0=`` and other parts, as the SDK reads them."""
+    if isinstance(header, (bytes, bytearray)):
+        text = bytes(header).decode("latin-1")
+    else:
+        text = str(header)
+    stamps: list[str] = []
+    sigs: list[str] = []
+    ignored: list[str] = []
+    for part in text.split(","):
+        if part.startswith("t="):
+            stamps.append(part[2:])
+        elif part.startswith("v0="):
+            sigs.append(part[3:])
+        elif part:
+            ignored.append(part)
+    return HeaderParts(tuple(stamps), tuple(sigs), tuple(ignored), text.isascii())
+
+
+def secret_keys(secret: Secret) -> list[bytes]:
+    """The HMAC keys for ``secret`` (one string, or several during a rotation)."""
+    if secret is None:
+        items: list[str | bytes] = []
+    elif isinstance(secret, (str, bytes)):
+        items = [secret]
+    elif isinstance(secret, Iterable):
+        items = list(secret)
+    else:
+        raise TypeError(f"secret must be a str or a list of str, not {type(secret).__name__}")
+    keys: list[bytes] = []
+    for item in items:
+        if isinstance(item, str):
+            if item:
+                keys.append(_encode_secret(item))
+        elif isinstance(item, bytes):
+            if item:
+                keys.append(item)
+        elif item is not None:
+            raise TypeError(f"each secret must be a str, not {type(item).__name__}")
+    if not keys:
+        raise SignatureError(
+            "missing_secret",
+            "No webhook secret was given. Copy it from the ElevenLabs webhook settings "
+            "(it starts with 'wsec_') and pass it as secret=..., or set it in an "
+            "environment variable rather than in the notebook.",
+        )
+    return keys
+
+
+def _encode_secret(secret: str) -> bytes:
+    try:
+        return secret.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    try:
+        # os.environ decodes undecodable bytes this way; this gives them back.
+        return secret.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raise ValueError("the secret holds characters that cannot be encoded as UTF-8") from None
+
+
+def body_bytes(body: Body) -> bytes:
+    """The exact bytes that were signed: bytes as they are, str as UTF-8."""
+    if isinstance(body, str):
+        try:
+            return body.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SignatureError(
+                "invalid_json",
+                "The body is a str that cannot be encoded as UTF-8 (it holds lone "
+                "surrogates). Pass the raw request body as bytes.",
+            ) from None
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
+
+
+def digest(key: bytes, timestamp: str, raw: bytes) -> str:
+    """Lowercase hex HMAC-SHA256 of ``<timestamp>.<raw>``."""
+    return hmac.new(key, timestamp.encode("ascii") + b"." + raw, hashlib.sha256).hexdigest()
+
+
+def _now_seconds(now: float | datetime | None) -> float:
+    if now is None:
+        return time.time()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise TypeError("now= must be a timezone-aware datetime or unix seconds")
+        return now.timestamp()
+    return float(now)
+
+
+def sign(body: Body, secret: str, timestamp: float | datetime | None = None) -> str:
+    """Return an ``ElevenLabs-Signature`` header value for ``body``, signed now or at ``timestamp``."""
+    key = secret_keys(secret)[0]
+    t = str(int(_now_seconds(timestamp)))
+    return f"t={t},v0={digest(key, t, body_bytes(body))}"
+
+
+def _malformed(what: str) -> SignatureError:
+    return SignatureError(
+        "malformed_header",
+        f"The signature header is malformed: {what}. It should look like "
+        "'t=<unix seconds>,v0=<64 lowercase hex digits>'. Pass the whole "
+        "ElevenLabs-Signature header value, unchanged.",
+    )
+
+
+def _check_header(header: str | bytes | None) -> tuple[str, list[bytes]]:
+    if header is None or (isinstance(header, (str, bytes)) and not header.strip()):
+        raise SignatureError(
+            "missing_header",
+            "The delivery has no ElevenLabs-Signature header. Requests that do not come "
+            "from ElevenLabs (or the kit's sender) lack it; check that your proxy or "
+            "framework passes the header through.",
+        )
+    if not isinstance(header, (str, bytes, bytearray)):
+        raise _malformed(f"expected text, got {type(header).__name__}")
+    parts = parse_header(header)
+    if not parts.ascii:
+        raise _malformed("it contains non-ASCII characters")
+    if not parts.timestamps:
+        raise _malformed("there is no 't=' part")
+    if len(parts.timestamps) > 1:
+        raise _malformed("there is more than one 't=' part")
+    t = parts.timestamps[0]
+    if not (t.isascii() and t.isdigit()) or len(t) > _MAX_T_DIGITS:
+        raise _malformed(f"'t={t[:24]}' is not a whole number of seconds")
+    if not parts.signatures:
+        raise _malformed("there is no 'v0=' part")
+    sigs = [s.encode("ascii") for s in parts.signatures]
+    if not any(_HEX64.fullmatch(s) for s in sigs):
+        raise _malformed("no 'v0=' part holds 64 lowercase hex digits")
+    return t, sigs
+
+
+def _check_time(
+    t: str, tolerance: float | None, future_tolerance: float | None, now: float | datetime | None
+) -> None:
+    # Millisecond integers, exactly as the official SDK compares, so that the
+    # boundary (1800 s old is still accepted) agrees with it.
+    t_ms = int(t) * 1000
+    now_ms = int(_now_seconds(now) * 1000)
+    if tolerance is not None and t_ms < now_ms - int(tolerance * 1000):
+        age = (now_ms - t_ms) / 1000
+        raise SignatureError(
+            "timestamp_expired",
+            f"The delivery was signed {age:.0f} s ago, more than the {tolerance:g} s "
+            "tolerance. It is a replay of an old delivery or the clocks disagree; "
+            "re-send it, or pass a larger tolerance= when replaying saved deliveries.",
+        )
+    if future_tolerance is not None and t_ms > now_ms + int(future_tolerance * 1000):
+        ahead = (t_ms - now_ms) / 1000
+        hint = " (t looks like milliseconds; it must be seconds)" if len(t) >= 13 else ""
+        raise SignatureError(
+            "timestamp_in_future",
+            f"The delivery is signed {ahead:.0f} s in the future{hint}, more than the "
+            f"{future_tolerance:g} s allowed for clock skew. Check this machine's clock "
+            "and the sender's timestamp.",
+        )
+
+
+def parse_event(raw: bytes) -> dict[str, Any]:
+    """Parse a verified body as a JSON object, or raise ``SignatureError('invalid_json')``."""
+    try:
+        event = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        problem = "it is not valid UTF-8"
+    except (ValueError, RecursionError) as exc:
+        problem = f"it is not valid JSON ({str(exc)[:80]})"
+    else:
+        if isinstance(event, dict):
+            return event
+        problem = f"it is JSON but a {type(event).__name__}, not an object"
+    raise SignatureError(
+        "invalid_json",
+        f"The signature is valid but the body cannot be used: {problem}. ElevenLabs "
+        "always sends a JSON object; check what the sender puts in the body.",
+    )
+
+
+def verify(
+    body: Body,
+    header: str | bytes | None,
+    secret: Secret,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    future_tolerance: float | None = DEFAULT_FUTURE_TOLERANCE,
+    now: float | datetime | None = None,
+) -> dict[str, Any]:
+    """Check a delivery's signature and return its parsed event.
+
+    ``body`` is used byte for byte; ``secret`` may be a list (any may match, for
+    rotation); every ``v0=`` part is tried. ``tolerance``/``future_tolerance`` are
+    seconds (``None`` turns a check off); ``now`` fixes the clock for tests.
+    Raises :class:`SignatureError` whose ``reason`` names the failed check.
+    """
+    keys = secret_keys(secret)
+    t, sigs = _check_header(header)
+    raw = body_bytes(body)
+    _check_time(t, tolerance, future_tolerance, now)
+    matched = False
+    for key in keys:
+        expected = digest(key, t, raw).encode("ascii")
+        for sig in sigs:
+            # No early exit: the time taken does not depend on which part matched.
+            matched |= hmac.compare_digest(expected, sig)
+    if not matched:
+        raise SignatureError(
+            "signature_mismatch",
+            "The signature does not match this body and secret. Use the secret of this "
+            "webhook (from the ElevenLabs webhook settings, 'wsec_' prefix included) and "
+            "verify the raw body exactly as received: not re-serialised JSON, not "
+            "str(bytes). elwh_nb.explain(body, header, secret) shows which it is.",
+        )
+    return parse_event(raw)
+
+
+def construct_event(payload: Body, sig_header: str | None, secret: Secret) -> dict[str, Any]:
+    """The tutorial's ``client.webhooks.construct_event`` argument order, with :func:`verify`'s checks."""
+    return verify(payload, sig_header, secret)

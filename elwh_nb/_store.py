@@ -1,0 +1,655 @@
+"""The durable event store: an SQLite file behind two always-current pandas DataFrames.
+
+Accepted events go to ``events`` (one row per distinct raw body; a repeat delivery of
+the same body only counts up ``deliveries``), rejected deliveries to ``failures``
+(capped; the per-reason counters are not). Once :meth:`EventStore.append` returns, the
+event is committed to the SQLite write-ahead log and survives ``kill -9`` of the process.
+Raw bodies stay in the file; the DataFrames hold small columns and a lazy ``payload``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ._columns import NAT, Columns
+from ._exceptions import StoreError
+from ._normalize import normalize
+from ._signature import Body, body_bytes, parse_event
+
+DEFAULT_FILENAME = "elwh_events.sqlite"
+DEFAULT_MAX_FAILURES = 5000
+PREVIEW_BYTES = 300
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    body_sha256 BLOB NOT NULL UNIQUE,
+    received_ns INTEGER NOT NULL,
+    last_received_ns INTEGER NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1,
+    event_type TEXT,
+    event_timestamp_ns INTEGER,
+    conversation_id TEXT,
+    agent_id TEXT,
+    request_id TEXT,
+    voice_id TEXT,
+    status TEXT,
+    duration_s REAL,
+    call_started_ns INTEGER,
+    failure_reason TEXT,
+    body_bytes INTEGER NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS failures (
+    id INTEGER PRIMARY KEY,
+    received_ns INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    explanation TEXT NOT NULL,
+    headers TEXT NOT NULL,
+    body_preview TEXT NOT NULL,
+    body_bytes INTEGER NOT NULL,
+    remote TEXT,
+    path TEXT
+);
+CREATE TABLE IF NOT EXISTS failure_counts (
+    reason TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+_SCHEMA_VERSION = "1"
+
+# Columns of store.events, in order, with their storage dtype in memory.
+_EVENT_DTYPES: dict[str, Any] = {
+    "id": np.int64,
+    "event_type": np.int32,  # category codes
+    "event_timestamp": np.int64,  # ns since epoch, UTC
+    "received_at": np.int64,
+    "conversation_id": object,
+    "agent_id": object,
+    "request_id": object,
+    "voice_id": object,
+    "status": object,
+    "duration_s": np.float64,
+    "call_started_at": np.int64,
+    "failure_reason": object,
+    "delivery_lag_s": np.float64,
+    "deliveries": np.int64,
+    "last_received_at": np.int64,
+    "body_bytes": np.int64,
+    "payload": object,
+}
+_TIME_COLUMNS = ("event_timestamp", "received_at", "call_started_at", "last_received_at")
+_INTERNED = ("status", "failure_reason")
+
+_FAILURE_DTYPES: dict[str, Any] = {
+    "id": np.int64,
+    "received_at": np.int64,
+    "reason": np.int32,
+    "status": np.int64,
+    "explanation": object,
+    "headers": object,
+    "body_preview": object,
+    "body_bytes": np.int64,
+    "remote": object,
+    "path": object,
+}
+
+_SENSITIVE_WORDS = ("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session")
+REDACTED = "[redacted]"
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """Headers with credentials (cookies, tokens, API keys) replaced by ``[redacted]``."""
+    if headers is None:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        lowered = str(name).lower()
+        if any(word in lowered for word in _SENSITIVE_WORDS):
+            value = REDACTED
+        key = str(name)
+        out[key] = f"{out[key]}, {value}" if key in out else str(value)
+    return out
+
+
+def body_preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """The start of a body as text, marked when shortened."""
+    text = raw[:limit].decode("utf-8", "replace")
+    return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
+
+
+def _ns(value: datetime | float | None) -> int:
+    if value is None:
+        return NAT
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    return int(value * 1e9)
+
+
+def _now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What :meth:`EventStore.append` did: the event's ``id``, and whether it was a repeat."""
+
+    id: int
+    duplicate: bool
+    deliveries: int
+
+
+class StoredPayload:
+    """An event's parsed body, read from the store file when used (keeps DataFrames small).
+
+    Reads like a dict (``p["data"]``, ``p.get``, ``p.keys()``, ``dict(p)``); ``to_dict()``
+    gives the whole event. It deliberately has no ``__contains__`` (``in`` still works
+    through ``__iter__``): pandas then prints its short repr instead of loading every
+    displayed body, which for audio events is megabytes.
+    """
+
+    __slots__ = ("_store", "event_type", "id")
+
+    def __init__(self, store: EventStore, event_id: int, event_type: str | None) -> None:
+        self._store = store
+        self.id = event_id
+        self.event_type = event_type
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole event as a new dict."""
+        return self._store.payload(self.id)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+    def keys(self) -> Any:
+        return self.to_dict().keys()
+
+    def items(self) -> Any:
+        return self.to_dict().items()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredPayload):
+            return self._store is other._store and self.id == other.id
+        return isinstance(other, Mapping) and self.to_dict() == dict(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<{self.event_type or 'event'} #{self.id}>"
+
+
+class EventStore:
+    """Thread-safe, append-only store of verified events and rejected deliveries.
+
+    ``path`` is an SQLite file (default ``elwh_events.sqlite`` in the working directory,
+    resolved when the store is made) or ``":memory:"``. Reopening a file restores
+    everything. ``durability="power"`` also syncs to disk on each commit (survives a
+    power cut, not only a process crash), at a cost in speed.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+        durability: str = "process",
+    ) -> None:
+        if durability not in ("process", "power"):
+            raise ValueError("durability must be 'process' or 'power'")
+        if max_failures < 1:
+            raise ValueError("max_failures must be at least 1")
+        if path is None:
+            path = Path.cwd() / DEFAULT_FILENAME
+        self._memory = str(path) == ":memory:"
+        self.path: Path | None = None if self._memory else Path(path).resolve()
+        self.max_failures = max_failures
+        self._lock = threading.RLock()
+        self._changes = 0
+        self._closed = False
+        self._events = Columns(_EVENT_DTYPES)
+        self._failures = Columns(_FAILURE_DTYPES, max_rows=max_failures)
+        self._types: list[str] = []
+        self._type_codes: dict[str, int] = {}
+        self._reasons: list[str] = []
+        self._reason_codes: dict[str, int] = {}
+        self._dtype_cache: dict[str, pd.CategoricalDtype] = {}
+        self._failure_counts: dict[str, int] = {}
+        self._deliveries = 0
+        try:
+            self._db = self._connect(durability)
+            self._load()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the event store {self._where()}: {exc}") from exc
+
+    # -- opening -----------------------------------------------------------------------
+    def _where(self) -> str:
+        return "in memory" if self.path is None else f"at {self.path}"
+
+    def _connect(self, durability: str) -> sqlite3.Connection:
+        target = ":memory:" if self.path is None else str(self.path)
+        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=10.0)
+        if self.path is not None:
+            db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit is in the OS before it returns, so it outlives the
+        # process; FULL also waits for the disk.
+        db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
+        db.executescript(_SCHEMA)
+        row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
+        elif row[0] != _SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has store schema {row[0]}; this elwh_nb reads {_SCHEMA_VERSION}")
+        return db
+
+    def _load(self) -> None:
+        cur = self._db.execute(
+            "SELECT id, event_type, event_timestamp_ns, received_ns, conversation_id, agent_id,"
+            " request_id, voice_id, status, duration_s, call_started_ns, failure_reason,"
+            " deliveries, last_received_ns, body_bytes FROM events ORDER BY id"
+        )
+        while rows := cur.fetchmany(50_000):
+            cols = list(zip(*rows))
+            types = [self._type_code(t) for t in cols[1]]
+            ets = [NAT if v is None else v for v in cols[2]]
+            self._events.append_rows(
+                {
+                    "id": cols[0],
+                    "event_type": types,
+                    "event_timestamp": ets,
+                    "received_at": cols[3],
+                    "conversation_id": cols[4],
+                    "agent_id": cols[5],
+                    "request_id": cols[6],
+                    "voice_id": cols[7],
+                    "status": [_intern(v) for v in cols[8]],
+                    "duration_s": [np.nan if v is None else v for v in cols[9]],
+                    "call_started_at": [NAT if v is None else v for v in cols[10]],
+                    "failure_reason": [_intern(v) for v in cols[11]],
+                    "delivery_lag_s": [_lag(e, r) for e, r in zip(ets, cols[3])],
+                    "deliveries": cols[12],
+                    "last_received_at": cols[13],
+                    "body_bytes": cols[14],
+                    "payload": [StoredPayload(self, i, t) for i, t in zip(cols[0], cols[1])],
+                }
+            )
+            self._deliveries += sum(cols[12])
+        for reason, n in self._db.execute("SELECT reason, n FROM failure_counts"):
+            self._failure_counts[reason] = n
+        rows = self._db.execute(
+            "SELECT id, received_ns, reason, status, explanation, headers, body_preview,"
+            " body_bytes, remote, path FROM failures ORDER BY id DESC LIMIT ?",
+            (self.max_failures,),
+        ).fetchall()
+        for row in reversed(rows):
+            self._failures.append(
+                {
+                    "id": row[0],
+                    "received_at": row[1],
+                    "reason": self._reason_code(row[2]),
+                    "status": row[3],
+                    "explanation": row[4],
+                    "headers": json.loads(row[5]),
+                    "body_preview": row[6],
+                    "body_bytes": row[7],
+                    "remote": row[8],
+                    "path": row[9],
+                }
+            )
+
+    def _type_code(self, name: str | None) -> int:
+        if name is None:
+            return -1
+        code = self._type_codes.get(name)
+        if code is None:
+            code = self._type_codes[name] = len(self._types)
+            self._types.append(name)
+            self._dtype_cache.pop("event_type", None)
+        return code
+
+    def _reason_code(self, name: str) -> int:
+        code = self._reason_codes.get(name)
+        if code is None:
+            code = self._reason_codes[name] = len(self._reasons)
+            self._reasons.append(name)
+            self._dtype_cache.pop("reason", None)
+        return code
+
+    # -- writing -----------------------------------------------------------------------
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the event store is closed")
+
+    def append(
+        self,
+        body: Body,
+        event: Mapping[str, Any] | None = None,
+        *,
+        received_at: datetime | float | None = None,
+    ) -> Appended:
+        """Store a verified delivery; a body seen before only counts up its ``deliveries``.
+
+        ``event`` is the parsed body (parsed here when left out). Returns once the event
+        is committed; raises :class:`StoreError` if the file cannot be written.
+        """
+        return self.append_many([(body, event)], received_at=received_at)[0]
+
+    def append_many(
+        self,
+        deliveries: Iterable[Body | tuple[Body, Mapping[str, Any] | None]],
+        *,
+        received_at: datetime | float | None = None,
+    ) -> list[Appended]:
+        """Store many deliveries in one transaction (bulk imports, replays, benchmarks)."""
+        prepared = []
+        for item in deliveries:
+            body, event = item if isinstance(item, tuple) else (item, None)
+            raw = body_bytes(body)
+            parsed = parse_event(raw) if event is None else event
+            prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed)))
+        now = _ns(received_at) if received_at is not None else _now_ns()
+        with self._lock:
+            self._check_open()
+            try:
+                results, new_rows, repeats = self._write(prepared, now)
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not write to the event store {self._where()}: {exc}") from exc
+            # Memory follows the file only after the commit succeeded.
+            for row in new_rows:
+                self._events.append(row)
+            for position, deliveries_now in repeats:
+                self._events.update(position, {"deliveries": deliveries_now, "last_received_at": now})
+            self._deliveries += len(prepared)
+            self._changes += 1
+            return results
+
+    def _write(
+        self, prepared: list[tuple[bytes, bytes, dict[str, Any]]], now: int
+    ) -> tuple[list[Appended], list[dict[str, Any]], list[tuple[int, int]]]:
+        db = self._db
+        results: list[Appended] = []
+        new_rows: list[dict[str, Any]] = []
+        repeats: list[tuple[int, int]] = []
+        pending: dict[bytes, int] = {}  # repeats inside this batch
+        ids = self._events.column("id") if prepared else None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for raw, digest, rec in prepared:
+                found = db.execute(
+                    "SELECT id, deliveries FROM events WHERE body_sha256=?", (digest,)
+                ).fetchone()
+                if found is not None:
+                    event_id, count = found[0], found[1] + 1
+                    db.execute(
+                        "UPDATE events SET deliveries=?, last_received_ns=? WHERE id=?",
+                        (count, now, event_id),
+                    )
+                    results.append(Appended(event_id, True, count))
+                    if digest in pending:
+                        new_rows[pending[digest]]["deliveries"] = count
+                        new_rows[pending[digest]]["last_received_at"] = now
+                    else:
+                        assert ids is not None
+                        position = int(np.searchsorted(ids, event_id))
+                        if position < len(ids) and ids[position] == event_id:
+                            repeats.append((position, count))
+                    continue
+                ets = _ns(rec["event_timestamp"])
+                cur = db.execute(
+                    "INSERT INTO events (body_sha256, received_ns, last_received_ns, deliveries,"
+                    " event_type, event_timestamp_ns, conversation_id, agent_id, request_id,"
+                    " voice_id, status, duration_s, call_started_ns, failure_reason, body_bytes,"
+                    " body) VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        digest,
+                        now,
+                        now,
+                        rec["event_type"],
+                        None if ets == NAT else ets,
+                        rec["conversation_id"],
+                        rec["agent_id"],
+                        rec["request_id"],
+                        rec["voice_id"],
+                        rec["status"],
+                        rec["duration_s"],
+                        None if rec["call_started_at"] is None else _ns(rec["call_started_at"]),
+                        rec["failure_reason"],
+                        len(raw),
+                        raw,
+                    ),
+                )
+                event_id = int(cur.lastrowid or 0)
+                results.append(Appended(event_id, False, 1))
+                pending[digest] = len(new_rows)
+                new_rows.append(self._memory_row(event_id, rec, ets, now, len(raw)))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            # Categories registered for rows that were rolled back are harmless.
+            raise
+        return results, new_rows, repeats
+
+    def _memory_row(self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int) -> dict[str, Any]:
+        started = rec["call_started_at"]
+        return {
+            "id": event_id,
+            "event_type": self._type_code(rec["event_type"]),
+            "event_timestamp": ets,
+            "received_at": now,
+            "conversation_id": rec["conversation_id"],
+            "agent_id": rec["agent_id"],
+            "request_id": rec["request_id"],
+            "voice_id": rec["voice_id"],
+            "status": _intern(rec["status"]),
+            "duration_s": np.nan if rec["duration_s"] is None else rec["duration_s"],
+            "call_started_at": NAT if started is None else _ns(started),
+            "failure_reason": _intern(rec["failure_reason"]),
+            "delivery_lag_s": _lag(ets, now),
+            "deliveries": 1,
+            "last_received_at": now,
+            "body_bytes": size,
+            "payload": StoredPayload(self, event_id, rec["event_type"]),
+        }
+
+    def add_failure(
+        self,
+        reason: str,
+        *,
+        status: int,
+        explanation: str = "",
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        body: Body = b"",
+        remote: str | None = None,
+        path: str | None = None,
+        received_at: datetime | float | None = None,
+    ) -> int:
+        """Record a rejected delivery (headers are redacted, the body shortened); returns its id."""
+        raw = body_bytes(body)
+        clean = redact_headers(headers)
+        preview = body_preview(raw)
+        now = _ns(received_at) if received_at is not None else _now_ns()
+        with self._lock:
+            self._check_open()
+            db = self._db
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                cur = db.execute(
+                    "INSERT INTO failures (received_ns, reason, status, explanation, headers,"
+                    " body_preview, body_bytes, remote, path) VALUES (?,?,?,?,?,?,?,?,?)",
+                    (now, reason, int(status), explanation, json.dumps(clean), preview, len(raw), remote, path),
+                )
+                failure_id = int(cur.lastrowid or 0)
+                db.execute(
+                    "INSERT INTO failure_counts VALUES (?, 1)"
+                    " ON CONFLICT(reason) DO UPDATE SET n = n + 1",
+                    (reason,),
+                )
+                if failure_id % 256 == 0:  # trim the file's table now and then, not every time
+                    db.execute("DELETE FROM failures WHERE id <= ?", (failure_id - self.max_failures,))
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StoreError(f"could not record a failure in the event store {self._where()}: {exc}") from exc
+            self._failures.append(
+                {
+                    "id": failure_id,
+                    "received_at": now,
+                    "reason": self._reason_code(reason),
+                    "status": int(status),
+                    "explanation": explanation,
+                    "headers": clean,
+                    "body_preview": preview,
+                    "body_bytes": len(raw),
+                    "remote": remote,
+                    "path": path,
+                }
+            )
+            self._failure_counts[reason] = self._failure_counts.get(reason, 0) + 1
+            self._changes += 1
+            return failure_id
+
+    # -- reading -----------------------------------------------------------------------
+    def _categories(self, key: str, names: list[str]) -> pd.CategoricalDtype:
+        dtype = self._dtype_cache.get(key)
+        if dtype is None:
+            dtype = self._dtype_cache[key] = pd.CategoricalDtype(list(names))
+        return dtype
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every accepted event, oldest first, indexed by ``id`` (a read-only snapshot; O(1) to get)."""
+        with self._lock:
+            views = self._events.snapshot()
+            types = self._categories("event_type", self._types)
+        return _frame(views, {"event_type": types}, _TIME_COLUMNS)
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """The newest ``max_failures`` rejected deliveries, oldest first, indexed by ``id``."""
+        with self._lock:
+            views = self._failures.snapshot()
+            reasons = self._categories("reason", self._reasons)
+        return _frame(views, {"reason": reasons}, ("received_at",))
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    @property
+    def changes(self) -> int:
+        """A counter that moves whenever something is stored (for views that refresh)."""
+        return self._changes
+
+    @property
+    def failure_counts(self) -> dict[str, int]:
+        """Rejected deliveries by reason since the file was created (not capped)."""
+        with self._lock:
+            return dict(self._failure_counts)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """``events`` (distinct), ``deliveries`` (accepted, repeats included), ``duplicates``, ``failures``."""
+        with self._lock:
+            n = len(self._events)
+            return {
+                "events": n,
+                "deliveries": self._deliveries,
+                "duplicates": self._deliveries - n,
+                "failures": sum(self._failure_counts.values()),
+            }
+
+    def raw_body(self, event_id: int) -> bytes:
+        """The exact bytes of an event's body, as delivered."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute("SELECT body FROM events WHERE id=?", (int(event_id),)).fetchone()
+        if row is None:
+            raise KeyError(f"no event with id {event_id}")
+        return bytes(row[0])
+
+    def payload(self, event_id: int) -> dict[str, Any]:
+        """An event's parsed body, as a new dict each time."""
+        parsed: dict[str, Any] = json.loads(self.raw_body(event_id))
+        return parsed
+
+    def close(self) -> None:
+        """Close the file; the DataFrames already handed out stay usable."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        c = self.counts
+        return (
+            f"<EventStore {self._where()}: {c['events']} events, "
+            f"{c['duplicates']} duplicates, {c['failures']} failures>"
+        )
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
+def _lag(event_ns: int, received_ns: int) -> float:
+    return np.nan if event_ns == NAT else (received_ns - event_ns) / 1e9
+
+
+_UTC = pd.DatetimeTZDtype("ns", "UTC")
+
+
+def _frame(
+    views: dict[str, np.ndarray[Any, Any]],
+    categories: Mapping[str, pd.CategoricalDtype],
+    times: tuple[str, ...],
+) -> pd.DataFrame:
+    """Wrap read-only views in a DataFrame without copying them."""
+    index = pd.Index(views.pop("id"), name="id", copy=False)
+    columns: dict[str, Any] = {}
+    for name, view in views.items():
+        if name in categories:
+            columns[name] = pd.Categorical.from_codes(view, dtype=categories[name], validate=False)
+        elif name in times:
+            columns[name] = pd.Series(view, dtype=_UTC, copy=False, index=index)
+        elif view.dtype == object:
+            # dtype=object keeps pandas 3 from converting to its string dtype (an O(n) copy).
+            columns[name] = pd.Series(view, dtype=object, copy=False, index=index)
+        else:
+            columns[name] = pd.Series(view, copy=False, index=index)
+    return pd.DataFrame(columns, index=index, copy=False)
