@@ -10,12 +10,18 @@ newest rows are kept (compaction to a fresh buffer keeps appends amortised O(1))
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 NAT = np.iinfo(np.int64).min  # how a missing datetime is stored (pandas' NaT)
+_OBJECT = np.dtype(object)
+# pandas 2.x's Cython code (memory_usage(deep=True), df.info) cannot read read-only object
+# arrays; there, object views stay writable (an edit to a snapshot's text cell shows in
+# later snapshots until reload, never in the file).
+READ_ONLY_OBJECTS = int(pd.__version__.split(".")[0]) >= 3
 
 
 class Columns:
@@ -35,7 +41,7 @@ class Columns:
 
     @staticmethod
     def _empty(dtype: np.dtype[Any], n: int) -> np.ndarray[Any, Any]:
-        return np.full(n, None, dtype=object) if dtype == object else np.zeros(n, dtype=dtype)
+        return np.full(n, None, dtype=object) if dtype == np.dtype(object) else np.zeros(n, dtype=dtype)
 
     def __len__(self) -> int:
         return self._hi - self._lo if self._max_rows is None else min(self._hi - self._lo, self._max_rows)
@@ -61,7 +67,7 @@ class Columns:
         self._lo, self._hi = 0, keep
         self._shared.clear()
 
-    def append_rows(self, rows: Mapping[str, list[Any] | np.ndarray[Any, Any]]) -> int:
+    def append_rows(self, rows: Mapping[str, Sequence[Any] | np.ndarray[Any, Any]]) -> int:
         """Append columns of equal length; returns the position of the first new row."""
         k = len(next(iter(rows.values())))
         with self._lock:
@@ -94,6 +100,20 @@ class Columns:
                     self._shared.discard(name)
                 self._arrays[name][index] = value
 
+    def position(self, name: str, value: Any) -> int | None:
+        """Where ``value`` is in a sorted column (ids), without sharing the buffers."""
+        with self._lock:
+            live = self._arrays[name][self._lo : self._hi]
+            index = int(np.searchsorted(live, value))
+            return index if index < len(live) and live[index] == value else None
+
+    def retype(self, name: str, dtype: Any) -> None:
+        """Give a column a wider dtype (a copy; snapshots keep the old array)."""
+        with self._lock:
+            self._dtypes[name] = np.dtype(dtype)
+            self._arrays[name] = self._arrays[name].astype(dtype)
+            self._shared.discard(name)
+
     def snapshot(self) -> dict[str, np.ndarray[Any, Any]]:
         """Read-only views of the live rows, one per column."""
         with self._lock:
@@ -101,7 +121,7 @@ class Columns:
             views = {}
             for name, arr in self._arrays.items():
                 view = arr[lo : self._hi]
-                view.flags.writeable = False
+                view.flags.writeable = arr.dtype == _OBJECT and not READ_ONLY_OBJECTS
                 views[name] = view
             self._shared = set(self._arrays)
             return views

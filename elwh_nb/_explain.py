@@ -96,9 +96,7 @@ def _reserialisations(raw: bytes) -> list[tuple[str, bytes]]:
         "json.dumps(event)": json.dumps(obj),
         "json.dumps(event, separators=(',', ':'))": json.dumps(obj, separators=(",", ":")),
         "json.dumps(event, ensure_ascii=False)": json.dumps(obj, ensure_ascii=False),
-        "compact JSON with ensure_ascii=False": json.dumps(
-            obj, separators=(",", ":"), ensure_ascii=False
-        ),
+        "compact JSON with ensure_ascii=False": json.dumps(obj, separators=(",", ":"), ensure_ascii=False),
         "json.dumps(event, sort_keys=True)": json.dumps(obj, sort_keys=True),
         "json.dumps(event, indent=2)": json.dumps(obj, indent=2),
     }
@@ -122,6 +120,12 @@ def _body_variants(raw: bytes) -> list[tuple[str, str, bytes]]:
                     original,
                 )
             )
+    newline_fix = "verify the raw body exactly as received; do not strip or add newlines"
+    if raw.endswith(b"\n"):
+        out.append(("a trailing newline was added to the body", newline_fix, raw.rstrip(b"\r\n")))
+    else:
+        out.append(("a trailing newline was stripped from the body", newline_fix, raw + b"\n"))
+        out.append(("a trailing CRLF was stripped from the body", newline_fix, raw + b"\r\n"))
     for form, data in _reserialisations(raw):
         out.append(
             (
@@ -131,12 +135,6 @@ def _body_variants(raw: bytes) -> list[tuple[str, str, bytes]]:
                 data,
             )
         )
-    newline_fix = "verify the raw body exactly as received; do not strip or add newlines"
-    if raw.endswith(b"\n"):
-        out.append(("a trailing newline was added to the body", newline_fix, raw.rstrip(b"\r\n")))
-    else:
-        out.append(("a trailing newline was stripped from the body", newline_fix, raw + b"\n"))
-        out.append(("a trailing CRLF was stripped from the body", newline_fix, raw + b"\r\n"))
     return out
 
 
@@ -206,9 +204,7 @@ def explain(
     """
     now_s = _now_seconds(now)
     try:
-        verify(
-            body, header, secret, tolerance=tolerance, future_tolerance=future_tolerance, now=now_s
-        )
+        verify(body, header, secret, tolerance=tolerance, future_tolerance=future_tolerance, now=now_s)
         reason: str | None = None
         message = "The delivery verifies: the signature matches and the body is a JSON object."
     except SignatureError as exc:
@@ -275,9 +271,7 @@ def explain(
     received = tuple(parts.signatures)
     if t_ok and t is not None and keys:
         expected = digest(keys[0], t, raw)
-        matches = [
-            i for i, k in enumerate(keys, 1) if digest(k, t, raw) in {s for s in parts.signatures}
-        ]
+        matches = [i for i, k in enumerate(keys, 1) if digest(k, t, raw) in {s for s in parts.signatures}]
         sig_detail = f"expected v0={expected[:16]}... (secret #1); received " + (
             ", ".join(f"v0={s[:16]}..." for s in received) or "none"
         )
@@ -285,8 +279,7 @@ def explain(
             sig_detail += f"; matches secret #{matches[0]} of {len(keys)}"
             if matches[0] > 1:
                 cause = cause or (
-                    f"only secret #{matches[0]} matches: secret #1 is not the one this "
-                    "webhook signs with"
+                    f"only secret #{matches[0]} matches: secret #1 is not the one this webhook signs with"
                 )
                 fix = fix or "after the rotation is finished, drop the outdated secret"
         checks.append(Check("signature", bool(matches), sig_detail))
@@ -315,9 +308,7 @@ def explain(
     )
 
 
-def _find_cause(
-    t: str, raw: bytes, keys: list[bytes], received: tuple[str, ...]
-) -> tuple[str | None, str]:
+def _find_cause(t: str, raw: bytes, keys: list[bytes], received: tuple[str, ...]) -> tuple[str | None, str]:
     got = set(received)
     got_lower = {s.lower() for s in received}
     for cause, fix, variant in _body_variants(raw):

@@ -8,6 +8,7 @@ event sent (``event_timestamp``). The same seed and ``now`` give the same events
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import random
 import string
@@ -174,7 +175,11 @@ class PayloadFactory:
                 ),
                 "rag_retrieval_info": None,
                 "llm_usage": (
-                    {"model_usage": {"gpt-4o-mini": {"input": {"tokens": rng.randint(800, 4000), "price": 0.0}}}}
+                    {
+                        "model_usage": {
+                            "gpt-4o-mini": {"input": {"tokens": rng.randint(800, 4000), "price": 0.0}}
+                        }
+                    }
                     if agent
                     else None
                 ),
@@ -242,7 +247,7 @@ class PayloadFactory:
             "metadata": {
                 "start_time_unix_secs": start,
                 "accepted_time_unix_secs": accepted,
-                "call_duration_secs": int(round(duration)),
+                "call_duration_secs": round(duration),
                 "cost": int(duration * rng.uniform(8, 12)),
                 "deletion_settings": {
                     "deletion_time_unix_secs": None,
@@ -320,16 +325,14 @@ class PayloadFactory:
                     "system__agent_id": agent_id,
                     "system__conversation_id": conversation_id,
                     "system__caller_id": self._phone() if phone else None,
-                    "system__call_duration_secs": int(round(duration)),
+                    "system__call_duration_secs": round(duration),
                     "system__time_utc": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(),
                 },
             },
         }
         return self._envelope("post_call_transcription", sent, data)
 
-    def post_call_audio(
-        self, *, at: float | None = None, audio_bytes: int | None = None
-    ) -> dict[str, Any]:
+    def post_call_audio(self, *, at: float | None = None, audio_bytes: int | None = None) -> dict[str, Any]:
         """A call's full audio as base64 MP3; ``audio_bytes`` is the MP3's size (default: by duration)."""
         rng = self._rng
         sent = self._at(at)
@@ -427,7 +430,14 @@ class PayloadFactory:
         for i, word in enumerate(text.split(" ")):
             if i:
                 words.append(
-                    {"text": " ", "start": round(clock, 3), "end": round(clock + 0.05, 3), "type": "spacing", "speaker_id": "speaker_0", "logprob": 0.0}
+                    {
+                        "text": " ",
+                        "start": round(clock, 3),
+                        "end": round(clock + 0.05, 3),
+                        "type": "spacing",
+                        "speaker_id": "speaker_0",
+                        "logprob": 0.0,
+                    }
                 )
                 clock += 0.05
             length = 0.08 * len(word) + rng.uniform(0.05, 0.2)
@@ -445,10 +455,14 @@ class PayloadFactory:
         french = text.startswith("Bonjour")
         if submitted_at is None:
             submitted_at = sent - clock * rng.uniform(0.3, 1.5) - rng.uniform(1, 8)
-        metadata = dict(webhook_metadata) if webhook_metadata is not None else {
-            "source": "notebook",
-            "submitted_at_unix": round(submitted_at, 3),
-        }
+        metadata = (
+            dict(webhook_metadata)
+            if webhook_metadata is not None
+            else {
+                "source": "notebook",
+                "submitted_at_unix": round(submitted_at, 3),
+            }
+        )
         return self._envelope(
             "speech_to_text_transcription",
             sent,
@@ -466,7 +480,10 @@ class PayloadFactory:
 
     def _voice(self, event_type: str, at: float | None, extra: dict[str, Any]) -> dict[str, Any]:
         sent = self._at(at)
-        data: dict[str, Any] = {"voice_id": self._rng.choice(self._voices), "voice_name": self._rng.choice(_NAMES) + " (shared)"}
+        data: dict[str, Any] = {
+            "voice_id": self._rng.choice(self._voices),
+            "voice_name": self._rng.choice(_NAMES) + " (shared)",
+        }
         data.update(extra)
         return self._envelope(event_type, sent, data)
 
@@ -548,7 +565,9 @@ class PayloadFactory:
             self._maker(name)
         last = self._at(end)
         stamps = sorted(last - self._rng.uniform(0, span_s) for _ in range(n))
-        for sent, event_type in zip(stamps, self._rng.choices(names, weights=list(weights.values()), k=n)):
+        for sent, event_type in zip(
+            stamps, self._rng.choices(names, weights=list(weights.values()), k=n), strict=True
+        ):
             yield self.make(event_type, at=sent, **_accepted(self._maker(event_type), options))
 
     def batch(self, n: int, **kwargs: Any) -> list[dict[str, Any]]:
@@ -559,8 +578,6 @@ class PayloadFactory:
 
 
 def _accepted(method: Callable[..., Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    import inspect
-
     params = inspect.signature(method).parameters
     return {k: v for k, v in options.items() if k in params}
 

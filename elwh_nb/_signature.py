@@ -16,12 +16,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Union
+from typing import Any
 
 from ._exceptions import SignatureError
 
-Secret = Union[str, bytes, Iterable[str], None]
-Body = Union[bytes, bytearray, memoryview, str]
+Secret = str | bytes | Iterable[str] | None
+Body = bytes | bytearray | memoryview | str
 
 DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK
 DEFAULT_FUTURE_TOLERANCE = 300  # seconds of clock skew into the future
@@ -42,10 +42,7 @@ class HeaderParts:
 
 def parse_header(header: str | bytes) -> HeaderParts:
     """Split a header into its ``t=``, ``v0=`` and other parts, as the SDK reads them."""
-    if isinstance(header, (bytes, bytearray)):
-        text = bytes(header).decode("latin-1")
-    else:
-        text = str(header)
+    text = bytes(header).decode("latin-1") if isinstance(header, (bytes, bytearray)) else str(header)
     stamps: list[str] = []
     sigs: list[str] = []
     ignored: list[str] = []

@@ -73,11 +73,37 @@ CREATE TABLE IF NOT EXISTS failure_counts (
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 _SCHEMA_VERSION = "1"
+_INSERT = (
+    "INSERT INTO events (body_sha256, received_ns, last_received_ns, deliveries, event_type,"
+    " event_timestamp_ns, conversation_id, agent_id, request_id, voice_id, status, duration_s,"
+    " call_started_ns, failure_reason, body_bytes, body) VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: bytes) -> tuple[Any, ...]:
+    started = rec["call_started_at"]
+    return (
+        digest,
+        now,
+        now,
+        rec["event_type"],
+        None if ets == NAT else ets,
+        rec["conversation_id"],
+        rec["agent_id"],
+        rec["request_id"],
+        rec["voice_id"],
+        rec["status"],
+        rec["duration_s"],
+        None if started is None else _ns(started),
+        rec["failure_reason"],
+        len(raw),
+        raw,
+    )
 
 # Columns of store.events, in order, with their storage dtype in memory.
 _EVENT_DTYPES: dict[str, Any] = {
     "id": np.int64,
-    "event_type": np.int32,  # category codes
+    "event_type": np.int8,  # category codes, widened as categories grow (see _code_dtype)
     "event_timestamp": np.int64,  # ns since epoch, UTC
     "received_at": np.int64,
     "conversation_id": object,
@@ -100,7 +126,7 @@ _INTERNED = ("status", "failure_reason")
 _FAILURE_DTYPES: dict[str, Any] = {
     "id": np.int64,
     "received_at": np.int64,
-    "reason": np.int32,
+    "reason": np.int8,
     "status": np.int64,
     "explanation": object,
     "headers": object,
@@ -163,8 +189,8 @@ class StoredPayload:
     """An event's parsed body, read from the store file when used (keeps DataFrames small).
 
     Reads like a dict (``p["data"]``, ``p.get``, ``p.keys()``, ``dict(p)``); ``to_dict()``
-    gives the whole event. It deliberately has no ``__contains__`` (``in`` still works
-    through ``__iter__``): pandas then prints its short repr instead of loading every
+    gives the whole event. It deliberately has no ``__contains__`` or ``__len__`` (``in``
+    still works through ``__iter__``): pandas then prints its short repr instead of loading every
     displayed body, which for audio events is megabytes.
     """
 
@@ -194,15 +220,13 @@ class StoredPayload:
     def __iter__(self) -> Iterator[str]:
         return iter(self.to_dict())
 
-    def __len__(self) -> int:
-        return len(self.to_dict())
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, StoredPayload):
             return self._store is other._store and self.id == other.id
         return isinstance(other, Mapping) and self.to_dict() == dict(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        return hash((id(self._store), self.id))
 
     def __repr__(self) -> str:
         return f"<{self.event_type or 'event'} #{self.id}>"
@@ -278,7 +302,7 @@ class EventStore:
             " deliveries, last_received_ns, body_bytes FROM events ORDER BY id"
         )
         while rows := cur.fetchmany(50_000):
-            cols = list(zip(*rows))
+            cols = list(zip(*rows, strict=True))
             types = [self._type_code(t) for t in cols[1]]
             ets = [NAT if v is None else v for v in cols[2]]
             self._events.append_rows(
@@ -295,11 +319,11 @@ class EventStore:
                     "duration_s": [np.nan if v is None else v for v in cols[9]],
                     "call_started_at": [NAT if v is None else v for v in cols[10]],
                     "failure_reason": [_intern(v) for v in cols[11]],
-                    "delivery_lag_s": [_lag(e, r) for e, r in zip(ets, cols[3])],
+                    "delivery_lag_s": [_lag(e, r) for e, r in zip(ets, cols[3], strict=True)],
                     "deliveries": cols[12],
                     "last_received_at": cols[13],
                     "body_bytes": cols[14],
-                    "payload": [StoredPayload(self, i, t) for i, t in zip(cols[0], cols[1])],
+                    "payload": [StoredPayload(self, i, t) for i, t in zip(cols[0], cols[1], strict=True)],
                 }
             )
             self._deliveries += sum(cols[12])
@@ -334,6 +358,7 @@ class EventStore:
             code = self._type_codes[name] = len(self._types)
             self._types.append(name)
             self._dtype_cache.pop("event_type", None)
+            _widen_codes(self._events, "event_type", len(self._types))
         return code
 
     def _reason_code(self, name: str) -> int:
@@ -342,6 +367,7 @@ class EventStore:
             code = self._reason_codes[name] = len(self._reasons)
             self._reasons.append(name)
             self._dtype_cache.pop("reason", None)
+            _widen_codes(self._failures, "reason", len(self._reasons))
         return code
 
     # -- writing -----------------------------------------------------------------------
@@ -400,66 +426,50 @@ class EventStore:
         new_rows: list[dict[str, Any]] = []
         repeats: list[tuple[int, int]] = []
         pending: dict[bytes, int] = {}  # repeats inside this batch
-        ids = self._events.column("id") if prepared else None
-        db.execute("BEGIN IMMEDIATE")
+        # One statement commits by itself; a batch is one transaction.
+        batch = len(prepared) > 1
+        if batch:
+            db.execute("BEGIN IMMEDIATE")
         try:
             for raw, digest, rec in prepared:
-                found = db.execute(
-                    "SELECT id, deliveries FROM events WHERE body_sha256=?", (digest,)
-                ).fetchone()
-                if found is not None:
-                    event_id, count = found[0], found[1] + 1
-                    db.execute(
-                        "UPDATE events SET deliveries=?, last_received_ns=? WHERE id=?",
-                        (count, now, event_id),
+                ets = _ns(rec["event_timestamp"])
+                try:
+                    cur = db.execute(_INSERT, _insert_params(digest, now, rec, ets, raw))
+                except sqlite3.IntegrityError:  # the same body again: count a delivery
+                    updated = db.execute(
+                        "UPDATE events SET deliveries = deliveries + 1, last_received_ns = ?"
+                        " WHERE body_sha256 = ?",
+                        (now, digest),
                     )
+                    if updated.rowcount != 1:  # some other constraint failed
+                        raise
+                    event_id, count = db.execute(
+                        "SELECT id, deliveries FROM events WHERE body_sha256 = ?", (digest,)
+                    ).fetchone()
                     results.append(Appended(event_id, True, count))
                     if digest in pending:
                         new_rows[pending[digest]]["deliveries"] = count
                         new_rows[pending[digest]]["last_received_at"] = now
                     else:
-                        assert ids is not None
-                        position = int(np.searchsorted(ids, event_id))
-                        if position < len(ids) and ids[position] == event_id:
+                        position = self._events.position("id", event_id)
+                        if position is not None:
                             repeats.append((position, count))
                     continue
-                ets = _ns(rec["event_timestamp"])
-                cur = db.execute(
-                    "INSERT INTO events (body_sha256, received_ns, last_received_ns, deliveries,"
-                    " event_type, event_timestamp_ns, conversation_id, agent_id, request_id,"
-                    " voice_id, status, duration_s, call_started_ns, failure_reason, body_bytes,"
-                    " body) VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        digest,
-                        now,
-                        now,
-                        rec["event_type"],
-                        None if ets == NAT else ets,
-                        rec["conversation_id"],
-                        rec["agent_id"],
-                        rec["request_id"],
-                        rec["voice_id"],
-                        rec["status"],
-                        rec["duration_s"],
-                        None if rec["call_started_at"] is None else _ns(rec["call_started_at"]),
-                        rec["failure_reason"],
-                        len(raw),
-                        raw,
-                    ),
-                )
                 event_id = int(cur.lastrowid or 0)
                 results.append(Appended(event_id, False, 1))
                 pending[digest] = len(new_rows)
                 new_rows.append(self._memory_row(event_id, rec, ets, now, len(raw)))
-            db.execute("COMMIT")
+            if batch:
+                db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            # Categories registered for rows that were rolled back are harmless.
             raise
         return results, new_rows, repeats
 
-    def _memory_row(self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int) -> dict[str, Any]:
+    def _memory_row(
+        self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int
+    ) -> dict[str, Any]:
         started = rec["call_started_at"]
         return {
             "id": event_id,
@@ -506,12 +516,21 @@ class EventStore:
                 cur = db.execute(
                     "INSERT INTO failures (received_ns, reason, status, explanation, headers,"
                     " body_preview, body_bytes, remote, path) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (now, reason, int(status), explanation, json.dumps(clean), preview, len(raw), remote, path),
+                    (
+                        now,
+                        reason,
+                        int(status),
+                        explanation,
+                        json.dumps(clean),
+                        preview,
+                        len(raw),
+                        remote,
+                        path,
+                    ),
                 )
                 failure_id = int(cur.lastrowid or 0)
                 db.execute(
-                    "INSERT INTO failure_counts VALUES (?, 1)"
-                    " ON CONFLICT(reason) DO UPDATE SET n = n + 1",
+                    "INSERT INTO failure_counts VALUES (?, 1) ON CONFLICT(reason) DO UPDATE SET n = n + 1",
                     (reason,),
                 )
                 if failure_id % 256 == 0:  # trim the file's table now and then, not every time
@@ -520,7 +539,9 @@ class EventStore:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                raise StoreError(f"could not record a failure in the event store {self._where()}: {exc}") from exc
+                raise StoreError(
+                    f"could not record a failure in the event store {self._where()}: {exc}"
+                ) from exc
             self._failures.append(
                 {
                     "id": failure_id,
@@ -578,7 +599,7 @@ class EventStore:
 
     @property
     def counts(self) -> dict[str, int]:
-        """``events`` (distinct), ``deliveries`` (accepted, repeats included), ``duplicates``, ``failures``."""
+        """Counters: ``events`` (distinct), ``deliveries`` (repeats too), ``duplicates``, ``failures``."""
         with self._lock:
             n = len(self._events)
             return {
@@ -603,7 +624,7 @@ class EventStore:
         return parsed
 
     def close(self) -> None:
-        """Close the file; the DataFrames already handed out stay usable."""
+        """Close the file; DataFrames handed out stay usable, their payloads no longer load."""
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -621,6 +642,20 @@ class EventStore:
             f"<EventStore {self._where()}: {c['events']} events, "
             f"{c['duplicates']} duplicates, {c['failures']} failures>"
         )
+
+
+def _code_dtype(n_categories: int) -> type[np.signedinteger[Any]]:
+    """The codes dtype pandas itself picks, so that from_codes need not copy."""
+    if n_categories < 127:
+        return np.int8
+    if n_categories < 32767:
+        return np.int16
+    return np.int32
+
+
+def _widen_codes(columns: Columns, name: str, n_categories: int) -> None:
+    if n_categories in (127, 32767):
+        columns.retype(name, _code_dtype(n_categories))
 
 
 def _intern(value: str | None) -> str | None:

@@ -10,7 +10,9 @@ from hypothesis import HealthCheck, settings
 # CI runs the property tests harder than a quick local run; HYPOTHESIS_PROFILE overrides.
 settings.register_profile("ci", max_examples=3000, deadline=None, print_blob=True)
 settings.register_profile("dev", max_examples=300, deadline=None)
-settings.register_profile("thorough", max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "thorough", max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
 
 SECRET = "wsec_test_" + "0123456789abcdef" * 4

@@ -169,7 +169,7 @@ def test_wrong_argument_types_are_type_errors() -> None:
 def test_environment_style_secret_with_escaped_bytes() -> None:
     raw_key = b"wsec_test_\xff\xfe"
     secret = raw_key.decode("utf-8", "surrogateescape")  # how os.environ hands it over
-    header = "t=%d,v0=%s" % (NOW, hmac.new(raw_key, b"%d." % NOW + BODY, "sha256").hexdigest())
+    header = f"t={NOW},v0={hmac.new(raw_key, f'{NOW}.'.encode() + BODY, 'sha256').hexdigest()}"
     assert verify(BODY, header, secret, now=NOW)
 
 

@@ -1,0 +1,153 @@
+"""normalize(): one flat record per event, real and tutorial shapes alike, never an error."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from elwh_nb import FIELDS, normalize, payloads
+
+NOW = 1_739_537_297.0
+UTC = timezone.utc
+
+
+def test_record_has_every_field_and_the_payload() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    record = normalize(event)
+    assert list(record) == [*FIELDS, "payload"]
+    assert record["payload"] is event
+
+
+def test_post_call_transcription() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    r = normalize(event)
+    data = event["data"]
+    assert r["event_type"] == "post_call_transcription"
+    assert r["event_timestamp"] == datetime.fromtimestamp(int(NOW), tz=UTC)
+    assert (r["conversation_id"], r["agent_id"], r["status"]) == (
+        data["conversation_id"],
+        data["agent_id"],
+        "done",
+    )
+    assert r["duration_s"] == float(data["metadata"]["call_duration_secs"])
+    assert r["call_started_at"] == datetime.fromtimestamp(data["metadata"]["start_time_unix_secs"], tz=UTC)
+
+
+@pytest.mark.parametrize(
+    ("event_type", "field"),
+    [
+        ("post_call_audio", "conversation_id"),
+        ("call_initiation_failure", "failure_reason"),
+        ("speech_to_text_transcription", "request_id"),
+        ("voice_removal_notice", "voice_id"),
+        ("voice_removal_notice_withdrawn", "voice_id"),
+        ("voice_removed", "voice_id"),
+        ("speech.completed", "request_id"),
+        ("voice.created", "voice_id"),
+    ],
+)
+def test_each_type_fills_its_id(event_type: str, field: str) -> None:
+    event = payloads(2, now=NOW).make(event_type)
+    r = normalize(event)
+    assert r["event_type"] == event_type
+    assert r[field]
+    assert r["event_timestamp"] == datetime.fromtimestamp(int(NOW), tz=UTC)
+
+
+def test_tutorial_event_from_the_chapter() -> None:
+    r = normalize(
+        {
+            "event_type": "speech.completed",
+            "id": "abc123",
+            "project_id": "proj456",
+            "status": "completed",
+            "timestamp": 1632145260,
+        }
+    )
+    assert r["event_type"] == "speech.completed"
+    assert r["request_id"] == "abc123"
+    assert r["status"] == "completed"
+    assert r["event_timestamp"] == datetime(2021, 9, 20, 13, 41, tzinfo=UTC)
+    assert r["payload"]["project_id"] == "proj456"
+
+
+def test_unknown_types_and_missing_fields_are_kept() -> None:
+    r = normalize({"type": "dubbing_ready", "data": {"dubbing_id": "d1"}})
+    assert r["event_type"] == "dubbing_ready"
+    assert r["event_timestamp"] is None and r["duration_s"] is None
+    assert r["payload"]["data"]["dubbing_id"] == "d1"
+    assert normalize({})["event_type"] is None
+
+
+@pytest.mark.parametrize(
+    ("stamp", "expected"),
+    [
+        (1632145260, datetime(2021, 9, 20, 13, 41, tzinfo=UTC)),
+        ("1632145260", datetime(2021, 9, 20, 13, 41, tzinfo=UTC)),
+        (1632145260.5, datetime(2021, 9, 20, 13, 41, 0, 500000, tzinfo=UTC)),
+        ("2021-09-20T13:41:00Z", datetime(2021, 9, 20, 13, 41, tzinfo=UTC)),
+        (10**20, None),
+        (float("nan"), None),
+        (True, None),
+        ("soon", None),
+        ([1], None),
+    ],
+)
+def test_timestamps(stamp: object, expected: datetime | None) -> None:
+    assert normalize({"type": "x", "event_timestamp": stamp})["event_timestamp"] == expected
+
+
+def test_odd_field_types_do_not_break_it() -> None:
+    r = normalize(
+        {
+            "type": 5,
+            "data": {"conversation_id": 12, "agent_id": {"x": 1}, "metadata": {"call_duration_secs": "7.5"}},
+        }
+    )
+    assert r["event_type"] == "5"
+    assert r["conversation_id"] == "12" and r["agent_id"] is None and r["duration_s"] == 7.5
+    assert normalize({"type": "x", "data": "nope"})["conversation_id"] is None
+
+
+def test_non_objects_are_type_errors() -> None:
+    with pytest.raises(TypeError, match="JSON object"):
+        normalize([1, 2])  # type: ignore[arg-type]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=20), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": json_values,
+            "event_type": json_values,
+            "event_timestamp": json_values,
+            "timestamp": json_values,
+            "id": json_values,
+            "data": st.dictionaries(
+                st.sampled_from(
+                    ["conversation_id", "agent_id", "request_id", "voice_id", "status", "metadata"]
+                ),
+                json_values
+                | st.fixed_dictionaries(
+                    {}, optional={"call_duration_secs": json_values, "start_time_unix_secs": json_values}
+                ),
+            ),
+        },
+    )
+)
+def test_any_object_normalises(event: dict[str, object]) -> None:
+    r = normalize(event)
+    assert r["payload"] is event
+    assert r["duration_s"] is None or isinstance(r["duration_s"], float)
+    for name in ("conversation_id", "agent_id", "request_id", "voice_id", "status"):
+        assert r[name] is None or isinstance(r[name], str)

@@ -1,0 +1,121 @@
+"""The payload factory: every type, realistic sizes, consistent times, deterministic by seed."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from elwh_nb import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, normalize, payloads, sign, verify
+
+from .conftest import SECRET
+
+NOW = 1_739_537_297.0
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_every_type_is_made_signed_and_verified(event_type: str) -> None:
+    factory = payloads(3, now=NOW)
+    event = factory.make(event_type)
+    body = factory.body(event)
+    assert verify(body, sign(body, SECRET, NOW), SECRET, now=NOW) == event
+    assert normalize(event)["event_type"] == event_type
+
+
+def test_real_types_use_the_real_envelope() -> None:
+    factory = payloads(4, now=NOW)
+    for event_type in REAL_TYPES:
+        event = factory.make(event_type)
+        assert set(event) == {"type", "event_timestamp", "data"}
+        assert isinstance(event["event_timestamp"], int)
+    for event_type in TUTORIAL_TYPES:
+        event = factory.make(event_type)
+        assert {"event_type", "id", "timestamp", "status", "project_id"} <= set(event)
+
+
+def test_same_seed_same_events_other_seed_other_events() -> None:
+    a = [payloads(7, now=NOW).body(e) for e in payloads(7, now=NOW).batch(30)]
+    b = [payloads(7, now=NOW).body(e) for e in payloads(7, now=NOW).batch(30)]
+    c = [payloads(8, now=NOW).body(e) for e in payloads(8, now=NOW).batch(30)]
+    assert a == b and a != c
+
+
+def test_call_times_are_consistent() -> None:
+    factory = payloads(5, now=NOW)
+    for _ in range(50):
+        event = factory.post_call_transcription()
+        meta = event["data"]["metadata"]
+        start, duration = meta["start_time_unix_secs"], meta["call_duration_secs"]
+        assert start <= meta["accepted_time_unix_secs"] <= start + duration
+        assert start + duration <= event["event_timestamp"]  # analysed, then sent
+        turns = event["data"]["transcript"]
+        times = [t["time_in_call_secs"] for t in turns]
+        assert times == sorted(times) and times[-1] <= duration
+        assert [t["role"] for t in turns[:2]] == ["agent", "user"]
+
+
+def test_transcriptions_are_realistically_large() -> None:
+    factory = payloads(6, now=NOW)
+    sizes = [len(factory.body(factory.post_call_transcription())) for _ in range(30)]
+    assert min(sizes) > 3_000
+    assert 10_000 < sum(sizes) / len(sizes) < 100_000  # "often tens of KB"
+    assert len(factory.body(factory.post_call_transcription(turns=120))) > 60_000
+
+
+@pytest.mark.parametrize("size", [0, 10, 1000, 3 * 1024 * 1024])
+def test_audio_has_the_chosen_size(size: int) -> None:
+    event = payloads(1, now=NOW).post_call_audio(audio_bytes=size)
+    mp3 = base64.b64decode(event["data"]["full_audio"], validate=True)
+    assert len(mp3) == size
+    if size >= 14:
+        assert mp3.startswith(b"ID3")
+
+
+def test_call_initiation_failure_in_both_forms() -> None:
+    factory = payloads(1, now=NOW)
+    sip = factory.call_initiation_failure(provider="sip", failure_reason="busy")["data"]
+    assert sip["metadata"]["type"] == "sip"
+    assert sip["metadata"]["body"]["sip_status_code"] == 486 and sip["failure_reason"] == "busy"
+    twilio = factory.call_initiation_failure(provider="twilio", failure_reason="no-answer")["data"]
+    assert twilio["metadata"]["type"] == "twilio"
+    assert twilio["metadata"]["body"]["CallStatus"] == "no-answer"
+    assert twilio["metadata"]["body"]["CallSid"].startswith("CA")
+    with pytest.raises(ValueError, match="provider"):
+        factory.call_initiation_failure(provider="pigeon")
+
+
+def test_speech_to_text_words_in_order_and_metadata_kept() -> None:
+    event = payloads(1, now=NOW).speech_to_text_transcription(request_id="req1", webhook_metadata={"job": 7})
+    data = event["data"]
+    assert data["request_id"] == "req1" and data["webhook_metadata"] == {"job": 7}
+    words = data["transcription"]["words"]
+    assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+    assert "".join(w["text"] for w in words) == data["transcription"]["text"]
+    default = payloads(2, now=NOW).speech_to_text_transcription()["data"]["webhook_metadata"]
+    assert default["submitted_at_unix"] < NOW
+
+
+def test_batch_is_time_ordered_within_its_span_and_mix() -> None:
+    events = payloads(9, now=NOW).batch(200, span_s=600)
+    stamps = [e["event_timestamp"] for e in events]
+    assert stamps == sorted(stamps)
+    assert stamps[0] >= NOW - 601 and stamps[-1] <= NOW
+    kinds = {e["type"] for e in events}
+    assert {"post_call_transcription", "speech_to_text_transcription"} <= kinds
+    tutorial = payloads(9, now=NOW).batch(20, types=list(TUTORIAL_TYPES))
+    assert {e["event_type"] for e in tutorial} == set(TUTORIAL_TYPES)
+    only_audio = payloads(9, now=NOW).batch(3, types={"post_call_audio": 1}, audio_bytes=100)
+    assert all(len(base64.b64decode(e["data"]["full_audio"])) == 100 for e in only_audio)
+
+
+def test_unknown_type_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown event type 'nope'"):
+        payloads().make("nope")
+
+
+def test_bodies_are_compact_utf8_json() -> None:
+    factory = payloads(1, now=NOW)
+    event = {"type": "x", "data": {"name": "José"}}
+    assert factory.body(event) == '{"type":"x","data":{"name":"José"}}'.encode()
+    assert json.loads(factory.body(factory.post_call_transcription())) is not None
