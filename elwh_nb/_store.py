@@ -100,6 +100,7 @@ def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: 
         raw,
     )
 
+
 # Columns of store.events, in order, with their storage dtype in memory.
 _EVENT_DTYPES: dict[str, Any] = {
     "id": np.int64,
