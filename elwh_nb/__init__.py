@@ -1,15 +1,19 @@
 """elwh_nb: receive, verify, keep and analyse ElevenLabs webhooks from a Jupyter notebook.
 
-The pure core (no network, no widgets): :func:`sign`, :func:`verify`, :func:`explain`,
-:func:`normalize`, :func:`payloads` and :class:`EventStore`.
+``rx = elwh_nb.start(secret=...)`` starts a receiver in the kernel; give ElevenLabs
+``rx.url`` and read ``rx.events``; :func:`send` plays ElevenLabs. Underneath, a pure core
+(no network, no widgets): :func:`sign`, :func:`verify`, :func:`explain`, :func:`normalize`,
+:func:`payloads` and :class:`EventStore`.
 """
 
 from __future__ import annotations
 
-from ._exceptions import REASONS, ElwhError, SignatureError, StoreError
+from ._exceptions import REASONS, ElwhError, ReceiverError, SignatureError, StoreError
 from ._explain import Check, Diagnosis, explain
 from ._normalize import FIELDS, normalize
 from ._payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
+from ._receiver import Receiver, start
+from ._sender import FAULTS, send
 from ._signature import construct_event, sign, verify
 from ._store import Appended, EventStore, StoredPayload
 
@@ -17,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_TYPES",
+    "FAULTS",
     "FIELDS",
     "REAL_TYPES",
     "REASONS",
@@ -27,6 +32,8 @@ __all__ = [
     "ElwhError",
     "EventStore",
     "PayloadFactory",
+    "Receiver",
+    "ReceiverError",
     "SignatureError",
     "StoreError",
     "StoredPayload",
@@ -35,6 +42,13 @@ __all__ = [
     "explain",
     "normalize",
     "payloads",
+    "send",
     "sign",
+    "start",
     "verify",
 ]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Where Jupyter finds the public hook route (enabled on install)."""
+    return [{"module": "elwh_nb._serverext"}]

@@ -3,8 +3,10 @@
     ElwhError                 base class: ``except elwh_nb.ElwhError`` catches all of them
      ├── SignatureError       (also a ValueError) a delivery failed verification;
      │                        ``.reason`` says which check, ``str()`` says what to do
-     └── StoreError           the event store could not read or write its file; a receiver
-                              answers 500 for it so that ElevenLabs retries the delivery
+     ├── StoreError           the event store could not read or write its file; a receiver
+     │                        answers 500 for it so that ElevenLabs retries the delivery
+     └── ReceiverError        a receiver could not start (port in use, bad address) or
+                              was used after stop()
 
 Reasons of ``SignatureError`` (``elwh_nb.REASONS``), in the order the checks run:
 ``missing_secret``, ``missing_header``, ``malformed_header``, ``timestamp_expired``,
@@ -44,3 +46,7 @@ class SignatureError(ElwhError, ValueError):
 
 class StoreError(ElwhError):
     """The event store could not write or read its SQLite file."""
+
+
+class ReceiverError(ElwhError):
+    """A receiver could not start, or was used after ``stop()``."""

@@ -129,8 +129,8 @@ def _body_variants(raw: bytes) -> list[tuple[str, str, bytes]]:
     for form, data in _reserialisations(raw):
         out.append(
             (
-                f"the body was re-serialised after it arrived: the signature matches "
-                f"the same event written as {form}, not the bytes you passed",
+                f"the body was re-serialised after it was signed: the signature matches "
+                f"the same event written as {form}, not these bytes",
                 "verify the raw request body exactly as received, before json.loads",
                 data,
             )

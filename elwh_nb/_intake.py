@@ -1,0 +1,215 @@
+"""What a receiver does with one delivery, apart from HTTP: verify, store, or record why not.
+
+The answer follows ElevenLabs' delivery rules: 200 once the event is verified and
+committed (a repeat too), 4xx for what a retry cannot fix, 500 only when this side
+failed (so ElevenLabs retries). Every rejection is recorded in the store's failures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._exceptions import SignatureError, StoreError
+from ._explain import explain
+from ._signature import Secret, secret_keys, verify
+from ._store import EventStore
+
+#: Reasons a receiver records besides the SignatureError ones.
+HTTP_REASONS = {
+    "body_too_large": 413,
+    "method_not_allowed": 405,
+    "not_found": 404,
+    "store_error": 500,
+}
+SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
+_BAD_REQUEST = {"malformed_header", "invalid_json"}
+
+EventCallback = Callable[[dict[str, Any]], Any]
+
+
+def status_for(reason: str) -> int:
+    """The HTTP status a receiver answers for a failure reason."""
+    if reason in HTTP_REASONS:
+        return HTTP_REASONS[reason]
+    return 400 if reason in _BAD_REQUEST else 401
+
+
+def signature_header(headers: Mapping[str, str]) -> str | None:
+    """The real header, else the tutorial's (HTTP header names are case-insensitive)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in SIGNATURE_HEADERS:
+        if name.lower() in lowered:
+            return lowered[name.lower()]
+    return None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The HTTP answer to one delivery."""
+
+    status: int
+    body: dict[str, Any]
+
+
+class _Budget:
+    """At most ``rate`` full explanations a second, so a flood of bad requests stays cheap."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.last = time.monotonic()
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 1:
+                self.tokens -= 1
+                return True
+            return False
+
+
+class Intake:
+    """Verifies and stores deliveries for one receiver; runs on the receiver's thread."""
+
+    def __init__(
+        self,
+        secret: Secret,
+        store: EventStore,
+        *,
+        tolerance: float | None,
+        future_tolerance: float | None,
+    ) -> None:
+        key = secret_keys(secret)[0]  # fail now (missing_secret), not on the first delivery
+        self._secret = secret
+        # What the kit's own sender signs with: the first secret of a rotation list.
+        self.signing_secret = key.decode("utf-8", "surrogateescape")
+        self.store = store
+        self.tolerance = tolerance
+        self.future_tolerance = future_tolerance
+        self.unrecorded_failures = 0  # failures the store could not write either
+        self._explain_budget = _Budget(20)
+        self._callbacks: list[EventCallback] = []
+        self.callback_errors: deque[dict[str, Any]] = deque(maxlen=1000)
+        self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue(maxsize=10_000)
+        self._worker: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return f"<Intake store={self.store!r}>"
+
+    # -- deliveries --------------------------------------------------------------------
+    def deliver(
+        self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
+    ) -> Answer:
+        """Verify and store one POSTed delivery; returns the answer to send."""
+        header = signature_header(headers)
+        try:
+            event = verify(
+                body,
+                header,
+                self._secret,
+                tolerance=self.tolerance,
+                future_tolerance=self.future_tolerance,
+            )
+        except SignatureError as exc:
+            explanation = str(exc)
+            if exc.reason == "signature_mismatch" and self._explain_budget.take():
+                explanation = explain(
+                    body,
+                    header,
+                    self._secret,
+                    tolerance=self.tolerance,
+                    future_tolerance=self.future_tolerance,
+                ).summary
+            return self.reject(exc.reason, explanation, headers=headers, body=body, remote=remote, path=path)
+        try:
+            result = self.store.append(body, event)
+        except StoreError as exc:
+            return self.reject(
+                "store_error",
+                f"The delivery verified but could not be stored ({exc}); answered 500 so "
+                "that ElevenLabs retries it. Free disk space or fix the store file.",
+                headers=headers,
+                body=body,
+                remote=remote,
+                path=path,
+            )
+        if not result.duplicate:
+            self._notify(result.id, event)
+        return Answer(200, {"ok": True, "id": result.id, "duplicate": result.duplicate})
+
+    def reject(
+        self,
+        reason: str,
+        explanation: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        remote: str | None = None,
+        path: str | None = None,
+    ) -> Answer:
+        """Record a rejected delivery and build its answer (which never echoes details)."""
+        status = status_for(reason)
+        try:
+            self.store.add_failure(
+                reason,
+                status=status,
+                explanation=explanation,
+                headers=headers,
+                body=body,
+                remote=remote,
+                path=path,
+            )
+        except StoreError:
+            self.unrecorded_failures += 1
+        return Answer(status, {"ok": False, "reason": reason})
+
+    # -- callbacks, off the request path -----------------------------------------------
+    def add_callback(self, fn: EventCallback) -> None:
+        self._callbacks.append(fn)
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run_callbacks, name="elwh-callbacks", daemon=True)
+            self._worker.start()
+
+    def _notify(self, event_id: int, event: dict[str, Any]) -> None:
+        if not self._callbacks:
+            return
+        try:
+            self._queue.put_nowait((event_id, event))
+        except queue.Full:
+            self.callback_errors.append(
+                {"time": time.time(), "event_id": event_id, "callback": None, "error": "callback queue full"}
+            )
+
+    def _run_callbacks(self) -> None:
+        while (item := self._queue.get()) is not None:
+            event_id, event = item
+            for fn in list(self._callbacks):
+                try:
+                    fn(event)
+                except Exception as exc:
+                    self.callback_errors.append(
+                        {
+                            "time": time.time(),
+                            "event_id": event_id,
+                            "callback": getattr(fn, "__name__", repr(fn)),
+                            "error": f"{type(exc).__name__}: {exc}",
+                            "traceback": traceback.format_exc(limit=5),
+                        }
+                    )
+
+    def close(self) -> None:
+        if self._worker is not None:
+            # When the queue is full the worker, a daemon thread, ends with the process.
+            with contextlib.suppress(queue.Full):
+                self._queue.put_nowait(None)

@@ -1,0 +1,429 @@
+"""The in-kernel receiver: a Tornado server on its own thread and IOLoop.
+
+Cells can run (and block) on the kernel's main thread while this thread keeps answering
+ElevenLabs. Handlers are thin: they read the request and hand it to an :class:`Intake`;
+the main thread only reads the store's DataFrames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import ipaddress
+import json
+import logging
+import os
+import threading
+import time
+import warnings
+import weakref
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tornado import httputil, netutil, web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
+
+from . import _routes, _urls
+from ._exceptions import ReceiverError
+from ._intake import EventCallback, Intake
+from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
+from ._store import EventStore
+
+DEFAULT_MAX_BODY = 64 * 1024 * 1024  # post_call_audio bodies are megabytes; refuse only the absurd
+log = logging.getLogger("elwh_nb")
+
+
+TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # set by the server extension, trusted from loopback only
+
+
+def _is_loopback(ip: str | None) -> bool:
+    try:
+        return ip is not None and ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+def _remote(request: httputil.HTTPServerRequest) -> str | None:
+    """The peer, plus the hop our own proxy added (the last X-Forwarded-For entry)."""
+    peer = request.remote_ip
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded and _is_loopback(peer):
+        return f"{forwarded.split(',')[-1].strip()[:64]} (via {peer})"
+    return peer
+
+
+class _Base(web.RequestHandler):
+    def initialize(self, intake: Intake) -> None:
+        self.intake = intake
+
+    def answer(self, status: int, body: dict[str, Any]) -> None:
+        if self._finished:
+            return
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps(body))
+
+    def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
+        answer = self.intake.reject(
+            reason,
+            explanation,
+            headers=dict(self.request.headers.get_all()),
+            body=body,
+            remote=_remote(self.request),
+            path=self.request.path,
+        )
+        self.answer(answer.status, answer.body)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.answer(status_code, {"ok": False, "status": status_code})
+
+
+@web.stream_request_body
+class HookHandler(_Base):
+    """POST a delivery; GET a health record with no event data."""
+
+    def initialize(self, intake: Intake, max_body: int) -> None:  # type: ignore[override]
+        super().initialize(intake)
+        self.max_body = max_body
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def prepare(self) -> None:
+        method = self.request.method
+        if method in ("GET", "HEAD"):
+            return
+        if method != "POST":
+            self.reject(
+                "method_not_allowed",
+                f"{method} on the hook path; ElevenLabs delivers with POST.",
+            )
+            return
+        self.request.connection.set_max_body_size(self.max_body + 1)  # type: ignore[union-attr]
+        noticed = self.request.headers.get(TOO_LARGE_HEADER, "")
+        if noticed.isdigit() and _is_loopback(self.request.remote_ip):
+            self.too_large(int(noticed))  # the public route refused it unread and tells us
+            return
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > self.max_body:
+            self.too_large(int(length))
+
+    def too_large(self, size: int) -> None:
+        self.reject(
+            "body_too_large",
+            f"The body is {size} bytes or more, over this receiver's max_body of "
+            f"{self.max_body}; it was refused without being read.",
+        )
+        self.request.connection.close()  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self.size += len(chunk)
+        if self.size > self.max_body:
+            self.chunks.clear()
+            self.too_large(self.size)
+            return
+        self.chunks.append(chunk)
+
+    def post(self) -> None:
+        if self._finished:
+            return
+        answer = self.intake.deliver(
+            b"".join(self.chunks),
+            dict(self.request.headers.get_all()),
+            remote=_remote(self.request),
+            path=self.request.path,
+        )
+        self.answer(answer.status, answer.body)
+
+    def get(self) -> None:
+        self.answer(200, {"ok": True, "service": "elwh-nb", "accepts": "POST"})
+
+    def head(self) -> None:
+        self.set_status(200)
+        self.finish()
+
+
+@web.stream_request_body
+class NotFoundHandler(_Base):
+    """Anything else: a short 404; deliveries sent to a wrong path are recorded."""
+
+    def prepare(self) -> None:
+        if self.request.method in ("GET", "HEAD", "OPTIONS"):
+            self.answer(404, {"ok": False, "status": 404})
+        else:
+            self.reject(
+                "not_found",
+                f"{self.request.method} to {self.request.path[:200]!r}, which is not the hook "
+                "path. Check the URL in the ElevenLabs webhook settings.",
+            )
+        self.request.connection.close()  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        return
+
+
+def make_app(intake: Intake, *, path: str, max_body: int) -> web.Application:
+    """The receiver's Tornado application."""
+    return web.Application(
+        [(rf"{path.rstrip('/') or ''}/?", HookHandler, {"intake": intake, "max_body": max_body})],
+        default_handler_class=NotFoundHandler,
+        default_handler_args={"intake": intake},
+        log_function=lambda handler: log.debug(
+            "%s %s %s %.1fms",
+            handler.get_status(),
+            handler.request.method,
+            handler.request.path,
+            1000 * handler.request.request_time(),
+        ),
+    )
+
+
+_LIVE: weakref.WeakSet[Receiver] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for receiver in list(_LIVE):
+        receiver.stop()
+
+
+class Receiver:
+    """A running receiver. Give out :attr:`url`; read :attr:`events` and :attr:`failures`."""
+
+    def __init__(
+        self,
+        secret: Secret,
+        *,
+        port: int,
+        host: str,
+        path: str,
+        store: EventStore | str | Path | None,
+        tolerance: float | None,
+        future_tolerance: float | None,
+        max_body: int,
+        public_url: str | None,
+    ) -> None:
+        if not path.startswith("/"):
+            raise ValueError(f"path must start with '/', not {path!r}")
+        self._own_store = not isinstance(store, EventStore)
+        self.store = store if isinstance(store, EventStore) else EventStore(store)
+        try:
+            self._intake = Intake(secret, self.store, tolerance=tolerance, future_tolerance=future_tolerance)
+        except BaseException:
+            if self._own_store:
+                self.store.close()
+            raise
+        self.host, self.path, self.max_body = host, path, max_body
+        self.started_at = time.time()
+        self._stopped = False
+        try:
+            sockets = netutil.bind_sockets(port, address=host)
+        except OSError as exc:
+            if self._own_store:
+                self.store.close()
+            raise ReceiverError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
+                + (
+                    "Another receiver (or program) uses this port: stop it, or pass port=0 for a free one."
+                    if port
+                    else ""
+                )
+            ) from exc
+        self.port = int(sockets[0].getsockname()[1])
+        if not ipaddress.ip_address(sockets[0].getsockname()[0]).is_loopback:
+            warnings.warn(
+                f"The receiver listens on {host}, reachable from other machines, not only through "
+                "Jupyter. Anyone who can reach it can send requests; only signed ones are stored.",
+                stacklevel=3,
+            )
+        shown_host = f"[{host}]" if ":" in host else host
+        self.local_url = f"http://{shown_host}:{self.port}{path}"
+        self._ready = threading.Event()
+        self._loop: IOLoop | None = None
+        self._server: HTTPServer | None = None
+        app = make_app(self._intake, path=path, max_body=max_body)
+        self._thread = threading.Thread(
+            target=self._serve, args=(app, sockets), name=f"elwh-receiver-{self.port}", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise ReceiverError("the receiver thread did not start")
+        self._ctx = _urls.detect(public_url=public_url)
+        self.route_id: str | None = None
+        if self._ctx is not None and self._ctx.server_pid and _routes.server_has_route(self._ctx.server_pid):
+            self.route_id = _routes.new_route_id()
+            _routes.register(
+                self.route_id,
+                _routes.Route(
+                    host=_connectable(host), port=self.port, path=path, max_body=max_body, pid=os.getpid()
+                ),
+            )
+        self._urls = _urls.hook_urls(
+            self._ctx, local_url=self.local_url, port=self.port, path=path, route_id=self.route_id
+        )
+        _LIVE.add(self)
+
+    # -- the thread --------------------------------------------------------------------
+    def _serve(self, app: web.Application, sockets: list[Any]) -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        self._loop = IOLoop.current()
+        self._server = HTTPServer(
+            app, max_body_size=self.max_body + 1, idle_connection_timeout=75, body_timeout=120
+        )
+        self._server.add_sockets(sockets)
+        self._ready.set()
+        try:
+            self._loop.start()
+        finally:
+            self._loop.close(all_fds=True)
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None and self._loop is not None
+        self._server.stop()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._server.close_all_connections(), 5)
+        self._loop.stop()
+
+    def stop(self) -> None:
+        """Stop listening, remove the public route, close the store if the receiver opened it."""
+        if self._stopped:
+            return
+        self._stopped = True
+        _LIVE.discard(self)
+        if self.route_id:
+            _routes.unregister(self.route_id)
+        if self._loop is not None:
+            self._loop.add_callback(self._shutdown)
+        self._thread.join(10)
+        self._intake.close()
+        if self._own_store:
+            self.store.close()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- what a notebook reads ---------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """The URL to give ElevenLabs: the public hook route, else the proxy URL, else local."""
+        return self._urls.url
+
+    @property
+    def proxy_url(self) -> str | None:
+        """``<origin><base_url>proxy/<port><path>``: needs a Jupyter login; None outside Jupyter."""
+        return self._urls.proxy_url
+
+    @property
+    def public_url(self) -> str | None:
+        """The token-free public hook route, when the Jupyter server serves it."""
+        return self._urls.public_url
+
+    @property
+    def url_note(self) -> str | None:
+        """What to check about :attr:`url` (a local host, no public route), if anything."""
+        return self._urls.note
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """Every verified event (see :attr:`EventStore.events`)."""
+        return self.store.events
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Rejected deliveries, newest last, with reason and explanation."""
+        return self.store.failures
+
+    @property
+    def callback_errors(self) -> pd.DataFrame:
+        """Exceptions raised by ``on_event`` callbacks (recorded, never raised here)."""
+        return pd.DataFrame(
+            list(self._intake.callback_errors), columns=["time", "event_id", "callback", "error", "traceback"]
+        )
+
+    def on_event(self, fn: EventCallback) -> EventCallback:
+        """Call ``fn(event)`` for each new event, on a worker thread; usable as a decorator."""
+        self._intake.add_callback(fn)
+        return fn
+
+    @property
+    def running(self) -> bool:
+        return not self._stopped and self._thread.is_alive()
+
+    def simulate(self, n: int = 20, *, faults: Any = None, via: str = "auto", **options: Any) -> pd.DataFrame:
+        """Play ElevenLabs: send ``n`` realistic signed deliveries (and ``faults``) to this receiver.
+
+        ``via`` is ``"public"`` (the public hook route), ``"proxy"`` (with this kernel's
+        Jupyter credentials), ``"direct"`` (the local URL), or ``"auto"``: the route an
+        outside sender would use. Returns what :func:`elwh_nb.send` returns.
+        """
+        from ._sender import send
+
+        target, headers = self._target(via)
+        options.setdefault("max_body", self.max_body)
+        return send(target, self._intake.signing_secret, n, faults=faults, headers=headers, **options)
+
+    def _target(self, via: str) -> tuple[str, dict[str, str]]:
+        ctx = self._ctx
+        local = ctx.local_origin if ctx is not None else None
+        if via == "auto":
+            via = "public" if self.route_id and local else "proxy" if ctx is not None and local else "direct"
+        if via == "public" and self.route_id and ctx is not None and local:
+            return f"{local}{ctx.base_url}elwh/hook/{self.route_id}", {}
+        if via == "proxy" and ctx is not None and local:
+            headers = {"Authorization": f"token {ctx.token}"} if ctx.token else {}
+            return f"{local}{ctx.base_url}proxy/{self.port}{self.path}", headers
+        if via == "direct":
+            return self.local_url, {}
+        raise ValueError(f"cannot send via {via!r} here; use 'direct'")
+
+    def __repr__(self) -> str:
+        c = self.store.counts
+        state = "listening" if self.running else "stopped"
+        return (
+            f"<Receiver {state} on {self.local_url}: {c['events']} events, {c['duplicates']} "
+            f"duplicates, {c['failures']} failures; url={self.url}>"
+        )
+
+
+def _connectable(host: str) -> str:
+    """An address the server extension can connect to for a listening host."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+
+
+def start(
+    secret: Secret,
+    *,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    path: str = "/webhook",
+    store: EventStore | str | Path | None = None,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    future_tolerance: float | None = DEFAULT_FUTURE_TOLERANCE,
+    max_body: int = DEFAULT_MAX_BODY,
+    public_url: str | None = None,
+) -> Receiver:
+    """Start a receiver on its own thread and return it; give ElevenLabs ``rx.url``.
+
+    ``store`` is an :class:`EventStore`, a file path, or None for ``elwh_events.sqlite``
+    in the working directory. ``port=0`` picks a free port. ``public_url`` (or the
+    ``ELWH_PUBLIC_URL`` environment variable) is the origin ElevenLabs can reach.
+    """
+    return Receiver(
+        secret,
+        port=port,
+        host=host,
+        path=path,
+        store=store,
+        tolerance=tolerance,
+        future_tolerance=future_tolerance,
+        max_body=max_body,
+        public_url=public_url,
+    )

@@ -1,0 +1,128 @@
+"""Which URL to give out: the Jupyter server (or JupyterHub) this kernel runs under, and its origin.
+
+Order for the public origin: an explicit ``public_url`` argument, ``ELWH_PUBLIC_URL``,
+``JUPYTERHUB_PUBLIC_URL``, ``JUPYTERHUB_HOST``, else the Jupyter server's own (local)
+URL with a note that its host may need replacing. URLs given out never contain a token;
+the token is kept only so that the kit's own sender can use the authenticated proxy.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+
+@dataclass(frozen=True)
+class JupyterContext:
+    """The Jupyter server behind this kernel, as far as it can be known from inside."""
+
+    base_url: str
+    origin: str
+    origin_is_local: bool
+    local_origin: str | None
+    server_pid: int | None
+    hub: bool
+    token: str | None = field(default=None, repr=False)
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url.strip())
+    if parts.scheme in ("http", "https") and parts.netloc:
+        return f"{parts.scheme}://{parts.netloc}"
+    return None
+
+
+def _slashed(base_url: str) -> str:
+    base = "/" + base_url.strip("/") + "/"
+    return "/" if base == "//" else base
+
+
+def running_servers() -> list[dict[str, Any]]:
+    """Jupyter servers of this user, from their runtime files."""
+    try:
+        from jupyter_server.serverapp import list_running_servers
+    except ImportError:
+        return []
+    try:
+        return list(list_running_servers())
+    except OSError:
+        return []
+
+
+def detect(
+    env: Mapping[str, str] | None = None,
+    servers: Iterable[Mapping[str, Any]] | None = None,
+    public_url: str | None = None,
+) -> JupyterContext | None:
+    """Describe the Jupyter server of this kernel, or None outside Jupyter."""
+    env = os.environ if env is None else env
+    parent = env.get("JPY_PARENT_PID", "")
+    server: Mapping[str, Any] | None = None
+    if parent.isdigit():
+        candidates = running_servers() if servers is None else servers
+        server = next((s for s in candidates if str(s.get("pid")) == parent), None)
+    hub_prefix = env.get("JUPYTERHUB_SERVICE_PREFIX")
+    if server is None and not hub_prefix:
+        return None
+    base_url = _slashed(hub_prefix or str(server.get("base_url", "/") if server else "/"))
+    local = _origin(str(server["url"])) if server and server.get("url") else None
+    explicit = [public_url, env.get("ELWH_PUBLIC_URL"), env.get("JUPYTERHUB_PUBLIC_URL")]
+    host = env.get("JUPYTERHUB_HOST", "")
+    explicit.append(host if host.startswith(("http://", "https://")) else None)
+    origin = next((o for o in (_origin(u) for u in explicit if u) if o), None)
+    token = env.get("JUPYTERHUB_API_TOKEN") or (
+        str(server.get("token")) if server and server.get("token") else None
+    )
+    return JupyterContext(
+        base_url=base_url,
+        origin=origin or local or "http://127.0.0.1",
+        origin_is_local=origin is None,
+        local_origin=local,
+        server_pid=int(parent) if server is not None else None,
+        hub=bool(hub_prefix),
+        token=token,
+    )
+
+
+@dataclass(frozen=True)
+class HookUrls:
+    """The URLs of one receiver. ``url`` is the one to give out."""
+
+    local_url: str
+    url: str
+    proxy_url: str | None
+    public_url: str | None
+    note: str | None
+
+
+def hook_urls(
+    ctx: JupyterContext | None,
+    *,
+    local_url: str,
+    port: int,
+    path: str,
+    route_id: str | None,
+) -> HookUrls:
+    """The receiver's URLs; ``route_id`` is None when the server has no public route."""
+    if ctx is None:
+        return HookUrls(local_url, local_url, None, None, None)
+    prefix = ctx.origin + ctx.base_url
+    proxy_url = f"{prefix}proxy/{port}{path}"
+    public_url = f"{prefix}elwh/hook/{route_id}" if route_id else None
+    notes = []
+    if route_id is None:
+        notes.append(
+            "This Jupyter server has not loaded the elwh_nb extension (installed after it "
+            "started?), so rx.url is the proxy URL, which needs a Jupyter login: restart "
+            "the Jupyter server to get the token-free public hook route."
+        )
+    if ctx.origin_is_local:
+        notes.append(
+            f"The host in rx.url is the Jupyter server's local address ({ctx.origin}); "
+            "ElevenLabs needs one it can reach: set ELWH_PUBLIC_URL=https://your.host "
+            "or pass public_url= to start()."
+        )
+    return HookUrls(local_url, public_url or proxy_url, proxy_url, public_url, " ".join(notes) or None)
