@@ -33,6 +33,7 @@ from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from ._store import EventStore
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # post_call_audio bodies are megabytes; refuse only the absurd
+_SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
 log = logging.getLogger("elwh_nb")
 
 
@@ -102,7 +103,8 @@ class HookHandler(_Base):
                 f"{method} on the hook path; ElevenLabs delivers with POST.",
             )
             return
-        self.request.connection.set_max_body_size(self.max_body + 1)  # type: ignore[union-attr]
+        # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
+        self.request.connection.set_max_body_size(self.max_body + _SLACK)  # type: ignore[union-attr]
         noticed = self.request.headers.get(TOO_LARGE_HEADER, "")
         if noticed.isdigit() and _is_loopback(self.request.remote_ip):
             self.too_large(int(noticed))  # the public route refused it unread and tells us
@@ -273,7 +275,7 @@ class Receiver:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._loop = IOLoop.current()
         self._server = HTTPServer(
-            app, max_body_size=self.max_body + 1, idle_connection_timeout=75, body_timeout=120
+            app, max_body_size=self.max_body + _SLACK, idle_connection_timeout=75, body_timeout=120
         )
         self._server.add_sockets(sockets)
         self._ready.set()

@@ -105,7 +105,7 @@ class PublicHookHandler(JupyterHandler):
             self.short(404)
             self.request.connection.close()  # type: ignore[union-attr]
             return
-        self.request.connection.set_max_body_size(self.route.max_body + 1)  # type: ignore[union-attr]
+        self.request.connection.set_max_body_size(self.route.max_body + 1024 * 1024)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.route.max_body:
             self.too_large = True
