@@ -1,0 +1,106 @@
+"""A real `jupyter server` subprocess for tests, with its own runtime and config directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from .helpers import wait_for
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class JupyterServer:
+    proc: subprocess.Popen[bytes]
+    port: int
+    token: str
+    base_url: str
+    runtime: Path
+    log: Path
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def env(self) -> dict[str, str]:
+        """What a kernel of this server would have in its environment."""
+        return {"JUPYTER_RUNTIME_DIR": str(self.runtime), "JPY_PARENT_PID": str(self.proc.pid)}
+
+
+@contextmanager
+def jupyter_server(root: Path, *, base_url: str = "/jbase/", elwh_extension: bool = True) -> Iterator[JupyterServer]:
+    root.mkdir(parents=True, exist_ok=True)
+    runtime, config = root / "runtime", root / "config"
+    config.mkdir(exist_ok=True)
+    if not elwh_extension:  # a user-level setting that turns the installed extension off
+        (config / "jupyter_server_config.json").write_text(
+            json.dumps({"ServerApp": {"jpserver_extensions": {"elwh_nb": False}}})
+        )
+    port = free_port()
+    token = "jt_test_" + secrets.token_hex(16)
+    log = root / "server.log"
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTER_DATA_DIR": str(root / "data"),
+    }
+    env.pop("JPY_PARENT_PID", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.base_url={base_url}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+    ]
+    if os.geteuid() == 0:  # CI containers run as root
+        cmd.append("--allow-root")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    server = JupyterServer(proc, port, token, base_url, runtime, log)
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError(f"jupyter server exited:\n{log.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{server.origin}{base_url}api/status", headers=server.auth, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=60, what="jupyter server")
+        if elwh_extension:
+            marker = runtime / "elwh_nb" / "servers" / f"{proc.pid}.json"
+            wait_for(marker.exists, timeout=10, what="the elwh_nb extension to load")
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

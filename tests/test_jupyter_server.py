@@ -1,0 +1,145 @@
+"""Through a real `jupyter server` with jupyter-server-proxy and the elwh_nb extension.
+
+The receiver runs in this test process with the environment a kernel of that server has
+(JPY_PARENT_PID, the runtime directory), so it finds the server as it would in a kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import elwh_nb
+from elwh_nb import sign
+
+from .conftest import OTHER_SECRET, SECRET
+from .helpers import signed, wait_for
+from .jupyter_servers import JupyterServer, jupyter_server
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:
+    with jupyter_server(tmp_path_factory.mktemp("jupyter")) as s:
+        yield s
+
+
+@pytest.fixture
+def rx(server: JupyterServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[elwh_nb.Receiver]:
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ELWH_PUBLIC_URL", raising=False)
+    with elwh_nb.start(SECRET, store=":memory:", max_body=3_000_000) as receiver:
+        yield receiver
+
+
+def test_the_extension_is_enabled_by_installing_the_package(server: JupyterServer) -> None:
+    # No config was passed: the server loaded elwh_nb from the installed config file.
+    assert "elwh_nb" in server.log.read_text()
+
+
+def test_urls_point_at_the_public_route_and_the_proxy(rx: elwh_nb.Receiver, server: JupyterServer) -> None:
+    assert rx.public_url is not None and rx.url == rx.public_url
+    assert rx.url.startswith(f"{server.origin.replace('127.0.0.1', '127.0.0.1')}/jbase/elwh/hook/")
+    assert rx.proxy_url == f"{server.origin}/jbase/proxy/{rx.port}/webhook"
+    assert rx.url_note is not None and "ELWH_PUBLIC_URL" in rx.url_note  # local host in the URL
+    for text in (rx.url, rx.proxy_url, repr(rx), rx.url_note):
+        assert server.token not in text
+
+
+def test_public_route_needs_no_token(rx: elwh_nb.Receiver) -> None:
+    body, headers = signed(seed=1)
+    r = httpx.post(rx.url, content=body, headers=headers)
+    assert r.status_code == 200 and r.json()["id"] == 1
+    assert rx.store.raw_body(1) == body  # byte for byte through the route
+
+
+def test_public_route_passes_rejections_through_and_they_are_recorded(rx: elwh_nb.Receiver) -> None:
+    body, _ = signed(seed=2)
+    r = httpx.post(rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, OTHER_SECRET), "Cookie": "x=1"})
+    assert r.status_code == 401 and r.json()["reason"] == "signature_mismatch"
+    f = rx.failures.iloc[-1]
+    assert f.reason == "signature_mismatch" and f.remote == "127.0.0.1 (via 127.0.0.1)"
+    assert "Cookie" not in f.headers  # credentials are not forwarded at all
+
+
+def test_public_route_refuses_big_bodies_unread_and_the_receiver_records_it(rx: elwh_nb.Receiver) -> None:
+    big = b'{"type":"x","pad":"' + b"A" * 3_100_000 + b'"}'
+    r = httpx.post(rx.url, content=big, headers={"ElevenLabs-Signature": sign(big, SECRET)})
+    assert r.status_code == 413
+    assert rx.failures.reason.iloc[-1] == "body_too_large"
+
+
+def test_proxy_url_needs_the_jupyter_token(rx: elwh_nb.Receiver, server: JupyterServer) -> None:
+    assert rx.proxy_url is not None
+    body, headers = signed(seed=3)
+    assert httpx.post(rx.proxy_url, content=body, headers=headers).status_code == 403
+    r = httpx.post(rx.proxy_url, content=body, headers={**headers, **server.auth})
+    assert r.status_code == 200
+    assert len(rx.events) == 1
+
+
+def test_unknown_ids_and_other_methods_reveal_nothing(rx: elwh_nb.Receiver, server: JupyterServer) -> None:
+    base = f"{server.origin}/jbase/elwh/hook/"
+    body, headers = signed(seed=4)
+    answers = [
+        httpx.post(base + "B" * 32, content=body, headers=headers),
+        httpx.post(base + "short", content=body, headers=headers),
+        httpx.post(base + "..%2F..%2Fapi%2Fstatus", content=body, headers=headers),
+        httpx.post(base, content=body, headers=headers),
+    ]
+    assert [a.status_code for a in answers] == [404, 404, 404, 404]
+    assert len({a.text for a in answers}) == 1
+    route = rx.url.rsplit("/", 1)[1]
+    gets = [httpx.get(base + route), httpx.get(base + "B" * 32), httpx.put(base + route, content=b"{}")]
+    assert [g.status_code for g in gets] == [405, 405, 405]
+    assert len({g.text for g in gets}) == 1  # a real id and a made-up one look the same
+    assert len(rx.events) == 0 and len(rx.failures) == 0
+
+
+def test_a_stopped_receiver_is_gone_from_the_route(server: JupyterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    rx = elwh_nb.start(SECRET, store=":memory:")
+    route_file = server.runtime / "elwh_nb" / "routes" / f"{rx.route_id}.json"
+    assert route_file.exists() and oct(route_file.stat().st_mode & 0o777) == "0o600"
+    url = rx.url
+    rx.stop()
+    assert not route_file.exists()
+    body, headers = signed(seed=5)
+    assert httpx.post(url, content=body, headers=headers).status_code == 404
+
+
+def test_simulate_goes_the_way_an_outside_sender_would(rx: elwh_nb.Receiver) -> None:
+    public = rx.simulate(12, faults={"tampered": 1, "duplicate": 1}, seed=6)
+    assert public.ok.all()
+    proxied = rx.simulate(5, via="proxy", seed=7)  # with this kernel's Jupyter credentials
+    assert proxied.ok.all()
+    assert len(rx.events) == 11 + 5
+
+
+def test_many_deliveries_through_the_public_route(rx: elwh_nb.Receiver) -> None:
+    sent = elwh_nb.send(rx.url, SECRET, 200, concurrency=16, seed=8, types=["speech_to_text_transcription"], progress=False)
+    assert (sent.status == 200).all()
+    wait_for(lambda: len(rx.events) == 200)
+
+
+def test_without_the_extension_url_falls_back_to_the_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with jupyter_server(tmp_path / "plain", elwh_extension=False) as plain:
+        for key, value in plain.env().items():
+            monkeypatch.setenv(key, value)
+        monkeypatch.setenv("ELWH_PUBLIC_URL", "https://notebooks.example.org")
+        with elwh_nb.start(SECRET, store=":memory:") as rx:
+            assert rx.public_url is None and rx.route_id is None
+            assert rx.url == f"https://notebooks.example.org/jbase/proxy/{rx.port}/webhook"
+            assert rx.url_note is not None and "restart the Jupyter server" in rx.url_note
+            assert "ELWH_PUBLIC_URL" not in rx.url_note  # the origin was set explicitly
+            body, headers = signed(seed=9)
+            local_proxy = rx.url.replace("https://notebooks.example.org", plain.origin)
+            assert httpx.post(local_proxy, content=body, headers={**headers, **plain.auth}).status_code == 200
+            missing = httpx.post(f"{plain.origin}/jbase/elwh/hook/{'C' * 32}", content=body, headers=headers)
+            assert missing.status_code in (403, 404)  # no such route on this server
+        assert json.loads(json.dumps(rx.events.shape)) == [1, 16]
