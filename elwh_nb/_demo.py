@@ -1,12 +1,12 @@
-"""The headless demo: realistic deliveries, signed, verified and stored, then summarised.
+"""The headless main job: a real receiver, a realistic burst over real HTTP, then a summary.
 
-It goes through the same core a receiver uses (sign, verify, explain, store), so it shows
-what the kit keeps and how failures read, without a network or an ElevenLabs account.
+It starts a receiver on the embedded default store, plays ElevenLabs with the kit's own
+sender (a mixed burst with the faults people meet in practice), and prints the events
+table, the failures by reason with their explanations, and a short timing summary.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from collections.abc import Callable
@@ -15,29 +15,24 @@ from typing import Any
 
 import pandas as pd
 
-from ._exceptions import SignatureError
-from ._explain import explain
-from ._payloads import PayloadFactory
-from ._signature import sign, verify
+from ._receiver import start
+from ._sender import send
 from ._store import EventStore
 
-_STATUS = {"malformed_header": 400, "invalid_json": 400}
+FAULT_MIX = {
+    "wrong_secret": 2,
+    "expired": 2,
+    "tampered": 2,
+    "reserialised": 2,
+    "malformed_header": 1,
+    "oversized": 1,
+    "duplicate": 4,
+}
+DEMO_MAX_BODY = 16 * 1024 * 1024
 
 
-def _faults(factory: PayloadFactory, secret: str, now: float) -> list[tuple[str, bytes, str | None]]:
-    """Deliveries that must be rejected, each with what went wrong."""
-    good = factory.body(factory.post_call_transcription(at=now - 5))
-    tampered = good.replace(b'"status":"done"', b'"status":"failed"')
-    reserialised = json.dumps(json.loads(good)).encode()  # what request.json round-trips to
-    other = "wsec_test_" + secrets.token_hex(16)
-    return [
-        ("tampered body", tampered, sign(good, secret, now)),
-        ("re-serialised JSON", reserialised, sign(good, secret, now)),
-        ("wrong secret", good, sign(good, other, now)),
-        ("signed an hour ago", good, sign(good, secret, now - 3600)),
-        ("no signature header", good, None),
-        ("not JSON", b"hello", sign(b"hello", secret, now)),
-    ]
+def _ms(series: pd.Series, q: float) -> str:
+    return f"{series.quantile(q):,.1f}" if len(series.dropna()) else "-"
 
 
 def run(
@@ -45,65 +40,67 @@ def run(
     *,
     store: str | Path | None = None,
     seed: int | None = None,
-    audio_bytes: int = 64_000,
     out: Callable[[str], Any] = print,
 ) -> EventStore:
-    """Sign, verify and store ``events`` realistic deliveries plus a few bad ones; print a summary."""
+    """Receive ``events`` realistic deliveries plus faults over HTTP; print what happened."""
     secret = "wsec_test_" + secrets.token_hex(32)  # fake, made for this run, never shown
-    factory = PayloadFactory(seed if seed is not None else secrets.randbits(32))
     db = EventStore(store)
-    now = time.time()
-    t0 = time.perf_counter()
-    accepted = duplicates = 0
-    batch = factory.batch(events, span_s=1200, end=now - 2, audio_bytes=audio_bytes)
-    for i, event in enumerate(batch):
-        body = factory.body(event)
-        result = db.append(body, verify(body, sign(body, secret), secret))
-        accepted += 1
-        if i % 25 == 0:  # ElevenLabs retries: the same body again is a duplicate, not a new row
-            db.append(body, verify(body, sign(body, secret), secret))
-            duplicates += 1
-        assert not result.duplicate or i > 0
-    for label, body, header in _faults(factory, secret, now):
-        try:
-            verify(body, header, secret)
-        except SignatureError as exc:
-            diagnosis = explain(body, header, secret)
-            db.add_failure(
-                exc.reason,
-                status=_STATUS.get(exc.reason, 401),
-                explanation=diagnosis.summary,
-                headers={"Content-Type": "application/json"}
-                | ({"ElevenLabs-Signature": header} if header else {}),
-                body=body,
-                remote="demo",
-                path=f"/demo ({label})",
-            )
-    elapsed = time.perf_counter() - t0
+    before = db.counts
+    with start(secret, store=db, max_body=DEMO_MAX_BODY) as rx:
+        out(f"receiver listening on {rx.local_url}, storing in {db.path or 'memory'}")
+        t0 = time.perf_counter()
+        # ``events`` clean deliveries (a duplicate's first copy counts as one) plus the faults.
+        total = events + sum(n for name, n in FAULT_MIX.items() if name != "duplicate")
+        sent = send(
+            rx.local_url, secret, total, faults=FAULT_MIX, seed=seed, max_body=DEMO_MAX_BODY, progress=False
+        )
+        elapsed = time.perf_counter() - t0
+        frame = rx.events
+        failures = rx.failures
 
-    frame = db.events
-    counts = db.counts
-    out(f"elwh-nb demo: {accepted} deliveries signed, verified and stored in {elapsed:.2f} s")
-    out(f"store: {db.path or 'in memory'}")
+    after = db.counts
+    new_events = after["events"] - before["events"]
     out(
-        f"  {counts['events']} events in the store ({counts['duplicates']} repeat deliveries "
-        f"folded into their first), {counts['failures']} rejected deliveries"
+        f"sent {len(sent)} deliveries over HTTP in {elapsed:.2f} s ({len(sent) / elapsed:,.0f}/s); "
+        f"answers: {', '.join(f'{k} x{v}' for k, v in sent.status.value_counts().sort_index().items())}"
     )
-    out("\nLatest events (rx.events in a notebook):")
-    cols = ["event_type", "event_timestamp", "conversation_id", "request_id", "status", "duration_s"]
-    with pd.option_context("display.width", 140, "display.max_columns", 10, "display.max_colwidth", 32):
-        out(frame[cols].tail(8).to_string())
+    out(f"every answer as expected: {bool(sent.ok.all())}")
+    out(
+        f"store now holds {after['events']} events ({new_events} new, "
+        f"{after['duplicates'] - before['duplicates']} repeat deliveries folded in) and "
+        f"{after['failures']} rejected deliveries"
+    )
+    recent = frame.tail(new_events)
+    with pd.option_context("display.width", 150, "display.max_columns", 12, "display.max_colwidth", 30):
+        out("\nLatest events (rx.events in a notebook):")
+        cols = ["event_type", "event_timestamp", "conversation_id", "request_id", "status", "duration_s"]
+        out(recent[cols].tail(8).to_string())
         out("\nEvents by type:")
-        out(frame["event_type"].value_counts().to_string())
-        calls = frame[frame["duration_s"].notna()]
+        out(recent["event_type"].value_counts().to_string())
+        out("\nRejected deliveries by reason (rx.failures):")
+        new_failures = failures.tail(after["failures"] - before["failures"])
+        out(
+            new_failures.groupby("reason", observed=True)
+            .status.agg(["count", "first"])
+            .rename(columns={"first": "status"})
+            .to_string()
+        )
+        out("\nWhat each kind of failure says:")
+        for _, row in new_failures.drop_duplicates("reason").iterrows():
+            out(f"  {row.status} {row.reason}: {row.explanation}")
+        out("\nTimings:")
+        answered = sent[sent.status == 200]
+        p50, p99 = _ms(answered.latency_ms, 0.5), _ms(answered.latency_ms, 0.99)
+        out(f"  round trip of an accepted delivery: p50 {p50} ms, p99 {p99} ms")
+        lag = recent.delivery_lag_s
+        out(
+            f"  event_timestamp to stored (delivery lag): p50 {lag.median():.1f} s, p99 "
+            f"{lag.quantile(0.99):.1f} s (event_timestamp is whole seconds)"
+        )
+        calls = recent[recent.duration_s.notna()]
         if len(calls):
-            out("\nCall duration (s) by type:")
             out(
-                calls.groupby("event_type", observed=True)["duration_s"]
-                .describe()[["count", "50%", "max"]]
-                .to_string()
+                f"  call durations ({len(calls)} calls): p50 {calls.duration_s.median():.0f} s, "
+                f"p90 {calls.duration_s.quantile(0.9):.0f} s, max {calls.duration_s.max():.0f} s"
             )
-        out("\nRejected deliveries (rx.failures), with the plain-words explanation:")
-        for row in db.failures.tail(6).itertuples():
-            out(f"  {row.status} {row.reason:<20} {row.path}\n      {row.explanation}")
     return db

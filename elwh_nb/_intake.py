@@ -28,6 +28,7 @@ HTTP_REASONS = {
     "method_not_allowed": 405,
     "not_found": 404,
     "store_error": 500,
+    "receiver_error": 500,
 }
 SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
 _BAD_REQUEST = {"malformed_header", "invalid_json"}

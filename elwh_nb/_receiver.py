@@ -90,56 +90,73 @@ class HookHandler(_Base):
     def initialize(self, intake: Intake, max_body: int) -> None:  # type: ignore[override]
         super().initialize(intake)
         self.max_body = max_body
+        # A body a little over the cap is read and thrown away, so that a sender that
+        # does not wait for "100 Continue" still gets a clean 413 instead of a reset
+        # connection; anything bigger is refused unread and the connection closed.
+        self.drain_limit = 2 * max_body + _SLACK
         self.chunks: list[bytes] = []
         self.size = 0
+        self.over: int | None = None  # the size that put the body over the cap
 
     def prepare(self) -> None:
         method = self.request.method
         if method in ("GET", "HEAD"):
             return
         if method != "POST":
-            self.reject(
-                "method_not_allowed",
-                f"{method} on the hook path; ElevenLabs delivers with POST.",
-            )
+            self.reject("method_not_allowed", f"{method} on the hook path; ElevenLabs delivers with POST.")
             return
         # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
-        self.request.connection.set_max_body_size(self.max_body + _SLACK)  # type: ignore[union-attr]
+        self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
         noticed = self.request.headers.get(TOO_LARGE_HEADER, "")
         if noticed.isdigit() and _is_loopback(self.request.remote_ip):
-            self.too_large(int(noticed))  # the public route refused it unread and tells us
+            self.refuse(int(noticed), read=False)  # the public route refused it unread and tells us
             return
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.max_body:
-            self.too_large(int(length))
+            self.over = int(length)
+            if self.over > self.drain_limit:
+                self.refuse(self.over, read=False)
+                self.request.connection.close()  # type: ignore[union-attr]
 
-    def too_large(self, size: int) -> None:
+    def refuse(self, size: int, *, read: bool) -> None:
+        how = "read and discarded" if read else "refused without being read"
         self.reject(
             "body_too_large",
             f"The body is {size} bytes or more, over this receiver's max_body of "
-            f"{self.max_body}; it was refused without being read.",
+            f"{self.max_body}; it was {how}.",
         )
-        self.request.connection.close()  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return
         self.size += len(chunk)
         if self.size > self.max_body:
+            self.over = max(self.over or 0, self.size)
             self.chunks.clear()
-            self.too_large(self.size)
+            if self.size > self.drain_limit:
+                self.refuse(self.size, read=False)
+                self.request.connection.close()  # type: ignore[union-attr]
             return
         self.chunks.append(chunk)
 
     def post(self) -> None:
         if self._finished:
             return
-        answer = self.intake.deliver(
-            b"".join(self.chunks),
-            dict(self.request.headers.get_all()),
-            remote=_remote(self.request),
-            path=self.request.path,
-        )
+        if self.over is not None:
+            self.refuse(self.over, read=True)
+            return
+        body = b"".join(self.chunks)
+        try:
+            answer = self.intake.deliver(
+                body,
+                dict(self.request.headers.get_all()),
+                remote=_remote(self.request),
+                path=self.request.path,
+            )
+        except Exception as exc:  # a bug here must still be answered 500 (ElevenLabs retries) and recorded
+            log.exception("elwh_nb receiver failed on a delivery")
+            self.reject("receiver_error", f"The receiver failed: {type(exc).__name__}. Answered 500.", body)
+            return
         self.answer(answer.status, answer.body)
 
     def get(self) -> None:
@@ -275,7 +292,7 @@ class Receiver:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._loop = IOLoop.current()
         self._server = HTTPServer(
-            app, max_body_size=self.max_body + _SLACK, idle_connection_timeout=75, body_timeout=120
+            app, max_body_size=2 * self.max_body + 2 * _SLACK, idle_connection_timeout=75, body_timeout=120
         )
         self._server.add_sockets(sockets)
         self._ready.set()

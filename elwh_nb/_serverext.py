@@ -23,7 +23,7 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from . import _routes
-from ._receiver import TOO_LARGE_HEADER
+from ._receiver import _SLACK, TOO_LARGE_HEADER
 
 # Hop-by-hop headers (RFC 9110 7.6.1) and credentials never go to the receiver.
 _DROP = {
@@ -73,8 +73,10 @@ class PublicHookHandler(JupyterHandler):
         self.forwarder = forwarder
         self.route: _routes.Route | None = None
         self.chunks: list[bytes] = []
-        self.size = 0
+        self.size = 0  # declared or received, for the notice to the receiver
+        self.received = 0
         self.too_large = False
+        self.drain_limit = 0
 
     def check_xsrf_cookie(self) -> None:
         # No cookie authenticates this route; the receiver checks the HMAC signature.
@@ -105,22 +107,30 @@ class PublicHookHandler(JupyterHandler):
             self.short(404)
             self.request.connection.close()  # type: ignore[union-attr]
             return
-        self.request.connection.set_max_body_size(self.route.max_body + 1024 * 1024)  # type: ignore[union-attr]
+        # As the receiver does: read and discard a body a little over the cap (a clean 413
+        # for senders that do not wait for "100 Continue"), refuse a bigger one unread.
+        self.drain_limit = 2 * self.route.max_body + _SLACK
+        self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.route.max_body:
             self.too_large = True
             self.size = int(length)
-            await self.forward(b"")
-            self.request.connection.close()  # type: ignore[union-attr]
+            if self.size > self.drain_limit:
+                await self.forward(b"")
+                self.request.connection.close()  # type: ignore[union-attr]
 
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished or self.too_large:
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished:
             return
-        self.size += len(chunk)
+        self.received += len(chunk)
         assert self.route is not None
-        if self.size > self.route.max_body:
+        if self.received > self.route.max_body:
             self.too_large = True
+            self.size = max(self.size, self.received)
             self.chunks.clear()
+            if self.received > self.drain_limit:
+                await self.forward(b"")
+                self.request.connection.close()  # type: ignore[union-attr]
             return
         self.chunks.append(chunk)
 
@@ -152,11 +162,7 @@ class PublicHookHandler(JupyterHandler):
     async def post(self, route_id: str) -> None:
         if self._finished:
             return
-        if self.too_large:
-            await self.forward(b"")
-            self.request.connection.close()  # type: ignore[union-attr]
-            return
-        await self.forward(b"".join(self.chunks))
+        await self.forward(b"" if self.too_large else b"".join(self.chunks))
 
     @allow_unauthenticated
     def get(self, route_id: str) -> None:

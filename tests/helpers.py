@@ -19,7 +19,9 @@ def wait_for(condition: Callable[[], object], timeout: float = 10.0, what: str =
         time.sleep(0.01)
 
 
-def signed(event_type: str = "post_call_transcription", seed: int = 0, secret: str = SECRET, **kw: object) -> tuple[bytes, dict[str, str]]:
+def signed(
+    event_type: str = "post_call_transcription", seed: int = 0, secret: str = SECRET, **kw: object
+) -> tuple[bytes, dict[str, str]]:
     """A realistic body and the headers ElevenLabs would send with it."""
     factory = payloads(seed)
     body = factory.body(factory.make(event_type, **kw))

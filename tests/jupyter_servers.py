@@ -47,7 +47,9 @@ class JupyterServer:
 
 
 @contextmanager
-def jupyter_server(root: Path, *, base_url: str = "/jbase/", elwh_extension: bool = True) -> Iterator[JupyterServer]:
+def jupyter_server(
+    root: Path, *, base_url: str = "/jbase/", elwh_extension: bool = True
+) -> Iterator[JupyterServer]:
     root.mkdir(parents=True, exist_ok=True)
     runtime, config = root / "runtime", root / "config"
     config.mkdir(exist_ok=True)
@@ -87,7 +89,10 @@ def jupyter_server(root: Path, *, base_url: str = "/jbase/", elwh_extension: boo
         if proc.poll() is not None:
             raise AssertionError(f"jupyter server exited:\n{log.read_text()[-3000:]}")
         try:
-            return httpx.get(f"{server.origin}{base_url}api/status", headers=server.auth, timeout=2).status_code == 200
+            return (
+                httpx.get(f"{server.origin}{base_url}api/status", headers=server.auth, timeout=2).status_code
+                == 200
+            )
         except httpx.HTTPError:
             return False
 

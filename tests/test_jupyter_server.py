@@ -59,7 +59,9 @@ def test_public_route_needs_no_token(rx: elwh_nb.Receiver) -> None:
 
 def test_public_route_passes_rejections_through_and_they_are_recorded(rx: elwh_nb.Receiver) -> None:
     body, _ = signed(seed=2)
-    r = httpx.post(rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, OTHER_SECRET), "Cookie": "x=1"})
+    r = httpx.post(
+        rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, OTHER_SECRET), "Cookie": "x=1"}
+    )
     assert r.status_code == 401 and r.json()["reason"] == "signature_mismatch"
     f = rx.failures.iloc[-1]
     assert f.reason == "signature_mismatch" and f.remote == "127.0.0.1 (via 127.0.0.1)"
@@ -100,7 +102,9 @@ def test_unknown_ids_and_other_methods_reveal_nothing(rx: elwh_nb.Receiver, serv
     assert len(rx.events) == 0 and len(rx.failures) == 0
 
 
-def test_a_stopped_receiver_is_gone_from_the_route(server: JupyterServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_stopped_receiver_is_gone_from_the_route(
+    server: JupyterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for key, value in server.env().items():
         monkeypatch.setenv(key, value)
     rx = elwh_nb.start(SECRET, store=":memory:")
@@ -122,12 +126,16 @@ def test_simulate_goes_the_way_an_outside_sender_would(rx: elwh_nb.Receiver) -> 
 
 
 def test_many_deliveries_through_the_public_route(rx: elwh_nb.Receiver) -> None:
-    sent = elwh_nb.send(rx.url, SECRET, 200, concurrency=16, seed=8, types=["speech_to_text_transcription"], progress=False)
+    sent = elwh_nb.send(
+        rx.url, SECRET, 200, concurrency=16, seed=8, types=["speech_to_text_transcription"], progress=False
+    )
     assert (sent.status == 200).all()
     wait_for(lambda: len(rx.events) == 200)
 
 
-def test_without_the_extension_url_falls_back_to_the_proxy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_the_extension_url_falls_back_to_the_proxy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with jupyter_server(tmp_path / "plain", elwh_extension=False) as plain:
         for key, value in plain.env().items():
             monkeypatch.setenv(key, value)

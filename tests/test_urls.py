@@ -4,22 +4,37 @@ from __future__ import annotations
 
 from elwh_nb._urls import detect, hook_urls
 
-SERVER = {"pid": 4242, "url": "http://localhost:8888/lab-base/", "base_url": "/lab-base/", "token": "jt_secret_token", "port": 8888}
+SERVER = {
+    "pid": 4242,
+    "url": "http://localhost:8888/lab-base/",
+    "base_url": "/lab-base/",
+    "token": "jt_secret_token",
+    "port": 8888,
+}
 ROUTE = "A" * 32
 
 
 def test_outside_jupyter_there_is_no_context() -> None:
     assert detect(env={}, servers=[SERVER]) is None
     assert detect(env={"JPY_PARENT_PID": "999"}, servers=[SERVER]) is None
-    urls = hook_urls(None, local_url="http://127.0.0.1:5000/webhook", port=5000, path="/webhook", route_id=None)
+    urls = hook_urls(
+        None, local_url="http://127.0.0.1:5000/webhook", port=5000, path="/webhook", route_id=None
+    )
     assert urls.url == urls.local_url and urls.proxy_url is None and urls.note is None
 
 
 def test_plain_jupyter_server_found_by_parent_pid() -> None:
     ctx = detect(env={"JPY_PARENT_PID": "4242"}, servers=[{"pid": 1}, SERVER])
     assert ctx is not None
-    assert (ctx.base_url, ctx.origin, ctx.origin_is_local, ctx.server_pid) == ("/lab-base/", "http://localhost:8888", True, 4242)
-    urls = hook_urls(ctx, local_url="http://127.0.0.1:5000/webhook", port=5000, path="/webhook", route_id=ROUTE)
+    assert (ctx.base_url, ctx.origin, ctx.origin_is_local, ctx.server_pid) == (
+        "/lab-base/",
+        "http://localhost:8888",
+        True,
+        4242,
+    )
+    urls = hook_urls(
+        ctx, local_url="http://127.0.0.1:5000/webhook", port=5000, path="/webhook", route_id=ROUTE
+    )
     assert urls.url == f"http://localhost:8888/lab-base/elwh/hook/{ROUTE}"
     assert urls.proxy_url == "http://localhost:8888/lab-base/proxy/5000/webhook"
     assert urls.note is not None and "ELWH_PUBLIC_URL" in urls.note
@@ -30,7 +45,10 @@ def test_explicit_public_origin_wins() -> None:
     ctx = detect(env=env, servers=[SERVER])
     assert ctx is not None and ctx.origin == "https://notebooks.example.org" and not ctx.origin_is_local
     assert detect(env=env, servers=[SERVER], public_url="https://arg.example.org")
-    assert detect(env=env, servers=[SERVER], public_url="https://arg.example.org").origin == "https://arg.example.org"  # type: ignore[union-attr]
+    assert (
+        detect(env=env, servers=[SERVER], public_url="https://arg.example.org").origin
+        == "https://arg.example.org"
+    )  # type: ignore[union-attr]
     urls = hook_urls(ctx, local_url="x", port=1, path="/webhook", route_id=ROUTE)
     assert urls.note is None
 
