@@ -285,6 +285,9 @@ class Receiver:
         self._urls = _urls.hook_urls(
             self._ctx, local_url=self.local_url, port=self.port, path=path, route_id=self.route_id
         )
+        if self._ctx is not None and self.route_id is None:
+            # The one thing to act on: no public route on this server yet.
+            warnings.warn(self._urls.note or "", stacklevel=3)
         _LIVE.add(self)
 
     # -- the thread --------------------------------------------------------------------

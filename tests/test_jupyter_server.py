@@ -140,7 +140,10 @@ def test_without_the_extension_url_falls_back_to_the_proxy(
         for key, value in plain.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("ELWH_PUBLIC_URL", "https://notebooks.example.org")
-        with elwh_nb.start(SECRET, store=":memory:") as rx:
+        with (
+            pytest.warns(UserWarning, match="restart the Jupyter server"),
+            elwh_nb.start(SECRET, store=":memory:") as rx,
+        ):
             assert rx.public_url is None and rx.route_id is None
             assert rx.url == f"https://notebooks.example.org/jbase/proxy/{rx.port}/webhook"
             assert rx.url_note is not None and "restart the Jupyter server" in rx.url_note
