@@ -6,7 +6,6 @@ The receiver runs in this test process with the environment a kernel of that ser
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -140,10 +139,9 @@ def test_without_the_extension_url_falls_back_to_the_proxy(
         for key, value in plain.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("ELWH_PUBLIC_URL", "https://notebooks.example.org")
-        with (
-            pytest.warns(UserWarning, match="restart the Jupyter server"),
-            elwh_nb.start(SECRET, store=":memory:") as rx,
-        ):
+        with pytest.warns(UserWarning, match="restart the Jupyter server"):
+            rx = elwh_nb.start(SECRET, store=":memory:")
+        with rx:
             assert rx.public_url is None and rx.route_id is None
             assert rx.url == f"https://notebooks.example.org/jbase/proxy/{rx.port}/webhook"
             assert rx.url_note is not None and "restart the Jupyter server" in rx.url_note
@@ -153,4 +151,4 @@ def test_without_the_extension_url_falls_back_to_the_proxy(
             assert httpx.post(local_proxy, content=body, headers={**headers, **plain.auth}).status_code == 200
             missing = httpx.post(f"{plain.origin}/jbase/elwh/hook/{'C' * 32}", content=body, headers=headers)
             assert missing.status_code in (403, 404)  # no such route on this server
-        assert json.loads(json.dumps(rx.events.shape)) == [1, 16]
+        assert len(rx.events) == 1
