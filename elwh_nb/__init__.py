@@ -16,6 +16,14 @@ from ._receiver import Receiver, start
 from ._sender import FAULTS, send
 from ._signature import construct_event, sign, verify
 from ._store import Appended, EventStore, StoredPayload
+from ._timings import (
+    plot_delivery_lag,
+    plot_durations,
+    plot_events_over_time,
+    plot_failures,
+    plot_processing,
+    timings,
+)
 
 __version__ = "0.1.0"
 
@@ -42,9 +50,15 @@ __all__ = [
     "explain",
     "normalize",
     "payloads",
+    "plot_delivery_lag",
+    "plot_durations",
+    "plot_events_over_time",
+    "plot_failures",
+    "plot_processing",
     "send",
     "sign",
     "start",
+    "timings",
     "verify",
 ]
 

@@ -107,6 +107,11 @@ class Columns:
             index = int(np.searchsorted(live, value))
             return index if index < len(live) and live[index] == value else None
 
+    def position_value(self, name: str, position: int) -> Any:
+        """One cell, read without sharing the buffers."""
+        with self._lock:
+            return self._arrays[name][self._lo + position]
+
     def retype(self, name: str, dtype: Any) -> None:
         """Give a column a wider dtype (a copy; snapshots keep the old array)."""
         with self._lock:

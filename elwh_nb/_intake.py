@@ -123,16 +123,15 @@ class Intake:
                 future_tolerance=self.future_tolerance,
             )
         except SignatureError as exc:
-            explanation = str(exc)
-            if exc.reason == "signature_mismatch" and self._explain_budget.take():
-                explanation = explain(
-                    body,
-                    header,
-                    self._secret,
-                    tolerance=self.tolerance,
-                    future_tolerance=self.future_tolerance,
-                ).summary
-            return self.reject(exc.reason, explanation, headers=headers, body=body, remote=remote, path=path)
+            explanation, details = str(exc), None
+            if self._explain_budget.take():  # the full account, unless bad requests flood in
+                diagnosis = explain(
+                    body, header, self._secret, tolerance=self.tolerance, future_tolerance=self.future_tolerance
+                )
+                explanation, details = diagnosis.summary, str(diagnosis)
+            return self.reject(
+                exc.reason, explanation, headers=headers, body=body, remote=remote, path=path, details=details
+            )
         try:
             result = self.store.append(body, event)
         except StoreError as exc:
@@ -158,6 +157,7 @@ class Intake:
         body: bytes = b"",
         remote: str | None = None,
         path: str | None = None,
+        details: str | None = None,
     ) -> Answer:
         """Record a rejected delivery and build its answer (which never echoes details)."""
         status = status_for(reason)
@@ -170,6 +170,7 @@ class Intake:
                 body=body,
                 remote=remote,
                 path=path,
+                details=details,
             )
         except StoreError:
             self.unrecorded_failures += 1

@@ -392,6 +392,33 @@ class Receiver:
         options.setdefault("max_body", self.max_body)
         return send(target, self._intake.signing_secret, n, faults=faults, headers=headers, **options)
 
+    def replay(self, event_id: int, *, via: str = "auto") -> pd.DataFrame:
+        """Deliver a stored event again, signed anew, as an ElevenLabs retry would (a duplicate)."""
+        from ._sender import send
+
+        target, headers = self._target(via)
+        body = self.store.raw_body(event_id)
+        return send(target, self._intake.signing_secret, [body], headers=headers, progress=False)
+
+    def expect(self, job_id: str, *, submitted_at: Any = None, kind: str | None = None) -> None:
+        """Announce a submitted job; its webhook's row gets ``turnaround_s`` (see :attr:`jobs`)."""
+        self.store.expect(job_id, submitted_at=submitted_at, kind=kind)
+
+    @property
+    def jobs(self) -> pd.DataFrame:
+        """Jobs announced with :meth:`expect`: still waiting, or arrived with their turnaround."""
+        return self.store.jobs
+
+    def dashboard(self, **options: Any) -> Any:
+        """A live ipywidgets panel over this receiver (several may be open)."""
+        from ._dashboard import Dashboard
+
+        return Dashboard(self, **options)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # In a notebook, the receiver shows as its dashboard.
+        return self.dashboard()._repr_mimebundle_(**kwargs)
+
     def _target(self, via: str) -> tuple[str, dict[str, str]]:
         ctx = self._ctx
         local = ctx.local_origin if ctx is not None else None

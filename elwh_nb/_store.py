@@ -9,6 +9,7 @@ Raw bodies stay in the file; the DataFrames hold small columns and a lazy ``payl
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -64,11 +65,18 @@ CREATE TABLE IF NOT EXISTS failures (
     body_preview TEXT NOT NULL,
     body_bytes INTEGER NOT NULL,
     remote TEXT,
-    path TEXT
+    path TEXT,
+    details TEXT
 );
 CREATE TABLE IF NOT EXISTS failure_counts (
     reason TEXT PRIMARY KEY,
     n INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    kind TEXT,
+    submitted_ns INTEGER NOT NULL,
+    event_id INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -116,6 +124,7 @@ _EVENT_DTYPES: dict[str, Any] = {
     "call_started_at": np.int64,
     "failure_reason": object,
     "delivery_lag_s": np.float64,
+    "turnaround_s": np.float64,  # for jobs announced with expect()
     "deliveries": np.int64,
     "last_received_at": np.int64,
     "body_bytes": np.int64,
@@ -135,6 +144,7 @@ _FAILURE_DTYPES: dict[str, Any] = {
     "body_bytes": np.int64,
     "remote": object,
     "path": object,
+    "details": object,
 }
 
 _SENSITIVE_WORDS = ("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session")
@@ -175,6 +185,14 @@ def _ns(value: datetime | float | None) -> int:
 
 def _now_ns() -> int:
     return time.time_ns()
+
+
+@dataclass
+class _Job:
+    job_id: str
+    kind: str | None
+    submitted_ns: int
+    event_id: int | None
 
 
 @dataclass(frozen=True)
@@ -270,6 +288,7 @@ class EventStore:
         self._dtype_cache: dict[str, pd.CategoricalDtype] = {}
         self._failure_counts: dict[str, int] = {}
         self._deliveries = 0
+        self._jobs: dict[str, _Job] = {}
         try:
             self._db = self._connect(durability)
             self._load()
@@ -289,6 +308,9 @@ class EventStore:
         # process; FULL also waits for the disk.
         db.execute(f"PRAGMA synchronous={'FULL' if durability == 'power' else 'NORMAL'}")
         db.executescript(_SCHEMA)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(failures)")}
+        if "details" not in columns:  # files from before the failure inspector
+            db.execute("ALTER TABLE failures ADD COLUMN details TEXT")
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
@@ -321,6 +343,7 @@ class EventStore:
                     "call_started_at": [NAT if v is None else v for v in cols[10]],
                     "failure_reason": [_intern(v) for v in cols[11]],
                     "delivery_lag_s": [_lag(e, r) for e, r in zip(ets, cols[3], strict=True)],
+                    "turnaround_s": [np.nan] * len(rows),
                     "deliveries": cols[12],
                     "last_received_at": cols[13],
                     "body_bytes": cols[14],
@@ -328,11 +351,15 @@ class EventStore:
                 }
             )
             self._deliveries += sum(cols[12])
+        for job_id, kind, submitted, event_id in self._db.execute("SELECT * FROM jobs ORDER BY rowid"):
+            self._jobs[job_id] = _Job(job_id, kind, submitted, event_id)
+            if event_id is not None:
+                self._set_turnaround(event_id, submitted)
         for reason, n in self._db.execute("SELECT reason, n FROM failure_counts"):
             self._failure_counts[reason] = n
         rows = self._db.execute(
             "SELECT id, received_ns, reason, status, explanation, headers, body_preview,"
-            " body_bytes, remote, path FROM failures ORDER BY id DESC LIMIT ?",
+            " body_bytes, remote, path, details FROM failures ORDER BY id DESC LIMIT ?",
             (self.max_failures,),
         ).fetchall()
         for row in reversed(rows):
@@ -348,6 +375,7 @@ class EventStore:
                     "body_bytes": row[7],
                     "remote": row[8],
                     "path": row[9],
+                    "details": row[10],
                 }
             )
 
@@ -413,6 +441,8 @@ class EventStore:
             # Memory follows the file only after the commit succeeded.
             for row in new_rows:
                 self._events.append(row)
+                if self._jobs:
+                    self._match_job(row)
             for position, deliveries_now in repeats:
                 self._events.update(position, {"deliveries": deliveries_now, "last_received_at": now})
             self._deliveries += len(prepared)
@@ -486,6 +516,7 @@ class EventStore:
             "call_started_at": NAT if started is None else _ns(started),
             "failure_reason": _intern(rec["failure_reason"]),
             "delivery_lag_s": _lag(ets, now),
+            "turnaround_s": np.nan,
             "deliveries": 1,
             "last_received_at": now,
             "body_bytes": size,
@@ -503,8 +534,12 @@ class EventStore:
         remote: str | None = None,
         path: str | None = None,
         received_at: datetime | float | None = None,
+        details: str | None = None,
     ) -> int:
-        """Record a rejected delivery (headers are redacted, the body shortened); returns its id."""
+        """Record a rejected delivery (headers are redacted, the body shortened); returns its id.
+
+        ``explanation`` is one line; ``details`` may hold a whole :func:`explain` report.
+        """
         raw = body_bytes(body)
         clean = redact_headers(headers)
         preview = body_preview(raw)
@@ -516,18 +551,8 @@ class EventStore:
                 db.execute("BEGIN IMMEDIATE")
                 cur = db.execute(
                     "INSERT INTO failures (received_ns, reason, status, explanation, headers,"
-                    " body_preview, body_bytes, remote, path) VALUES (?,?,?,?,?,?,?,?,?)",
-                    (
-                        now,
-                        reason,
-                        int(status),
-                        explanation,
-                        json.dumps(clean),
-                        preview,
-                        len(raw),
-                        remote,
-                        path,
-                    ),
+                    " body_preview, body_bytes, remote, path, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (now, reason, int(status), explanation, json.dumps(clean), preview, len(raw), remote, path, details),
                 )
                 failure_id = int(cur.lastrowid or 0)
                 db.execute(
@@ -555,11 +580,82 @@ class EventStore:
                     "body_bytes": len(raw),
                     "remote": remote,
                     "path": path,
+                    "details": details,
                 }
             )
             self._failure_counts[reason] = self._failure_counts.get(reason, 0) + 1
             self._changes += 1
             return failure_id
+
+    # -- jobs: asynchronous work whose webhook is awaited -----------------------------------
+    def expect(self, job_id: str, *, submitted_at: datetime | float | None = None, kind: str | None = None) -> None:
+        """Announce a submitted job (a speech-to-text ``request_id``, a conversation id, ...).
+
+        When its webhook arrives (an event whose ``request_id`` or ``conversation_id`` is
+        ``job_id``), the event's ``turnaround_s`` is the time from ``submitted_at`` (default
+        now) to its arrival; it works whichever comes first.
+        """
+        submitted = _ns(submitted_at) if submitted_at is not None else _now_ns()
+        with self._lock:
+            self._check_open()
+            event_id = self._find_event(job_id)
+            try:
+                self._db.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
+                    " kind = excluded.kind, submitted_ns = excluded.submitted_ns, event_id = excluded.event_id",
+                    (job_id, kind, submitted, event_id),
+                )
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not record a job in the event store {self._where()}: {exc}") from exc
+            self._jobs[job_id] = _Job(job_id, kind, submitted, event_id)
+            if event_id is not None:
+                self._set_turnaround(event_id, submitted)
+            self._changes += 1
+
+    def _find_event(self, job_id: str) -> int | None:
+        row = self._db.execute(
+            "SELECT id FROM events WHERE request_id = ? OR conversation_id = ? ORDER BY id LIMIT 1", (job_id, job_id)
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def _match_job(self, row: dict[str, Any]) -> None:
+        for key in (row["request_id"], row["conversation_id"]):
+            job = self._jobs.get(key) if key else None
+            if job is not None and job.event_id is None:
+                job.event_id = row["id"]
+                with contextlib.suppress(sqlite3.Error):  # the turnaround is derived; the event is safe
+                    self._db.execute("UPDATE jobs SET event_id = ? WHERE job_id = ?", (row["id"], job.job_id))
+                self._set_turnaround(row["id"], job.submitted_ns)
+
+    def _set_turnaround(self, event_id: int, submitted_ns: int) -> None:
+        position = self._events.position("id", event_id)
+        if position is not None:
+            received = int(self._events.position_value("received_at", position))
+            self._events.update(position, {"turnaround_s": (received - submitted_ns) / 1e9})
+
+    @property
+    def jobs(self) -> pd.DataFrame:
+        """Jobs announced with :meth:`expect`: waiting, or arrived with their turnaround."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+            received = {
+                job.job_id: self._events.position_value("received_at", pos)
+                for job in jobs
+                if job.event_id is not None and (pos := self._events.position("id", job.event_id)) is not None
+            }
+        frame = pd.DataFrame(
+            {
+                "job_id": [j.job_id for j in jobs],
+                "kind": [j.kind for j in jobs],
+                "submitted_at": pd.to_datetime([j.submitted_ns for j in jobs], unit="ns", utc=True),
+                "status": ["arrived" if j.event_id is not None else "waiting" for j in jobs],
+                "event_id": pd.array([j.event_id for j in jobs], dtype="Int64"),
+                "turnaround_s": [
+                    (received[j.job_id] - j.submitted_ns) / 1e9 if j.job_id in received else np.nan for j in jobs
+                ],
+            }
+        )
+        return frame
 
     # -- reading -----------------------------------------------------------------------
     def _categories(self, key: str, names: list[str]) -> pd.CategoricalDtype:

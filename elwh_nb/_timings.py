@@ -1,0 +1,134 @@
+"""How long things take: delivery lag, call duration, post-call processing, job turnaround.
+
+:func:`timings` gives a tidy table (one row per event type and measure) that can be
+grouped further; the ``plot_*`` helpers return matplotlib figures without showing them,
+as pandas and matplotlib conventions go (a notebook displays a returned figure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+#: The measures :func:`timings` reports, in seconds.
+MEASURES: dict[str, str] = {
+    "delivery_lag_s": "received minus event_timestamp",
+    "duration_s": "call duration",
+    "processing_s": "event time minus (call start + duration): post-call analysis",
+    "turnaround_s": "webhook received minus job submitted (rx.expect)",
+}
+QUANTILES = (0.5, 0.9, 0.99)
+
+
+def with_measures(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` plus a ``processing_s`` column (and ``turnaround_s`` if missing)."""
+    out = events.copy(deep=False)
+    if {"event_timestamp", "call_started_at", "duration_s"} <= set(out.columns):
+        ended = out["call_started_at"] + pd.to_timedelta(out["duration_s"], unit="s")
+        out["processing_s"] = (out["event_timestamp"] - ended).dt.total_seconds()
+    if "turnaround_s" not in out.columns:
+        out["turnaround_s"] = np.nan
+    return out
+
+
+def timings(events: pd.DataFrame, *, by: str | Sequence[str] = "event_type") -> pd.DataFrame:
+    """Per event type (or ``by``) and measure: count, p50, p90, p99 and max, in seconds.
+
+    Tidy: one row per group and measure, so ``.query("measure == 'duration_s'")`` or a
+    further ``groupby`` works. Measures without data for a group are left out.
+    """
+    frame = with_measures(events)
+    keys = [by] if isinstance(by, str) else list(by)
+    measures = [m for m in MEASURES if m in frame.columns]
+    long = frame[keys + measures].melt(id_vars=keys, var_name="measure", value_name="seconds").dropna(subset=["seconds"])
+    if long.empty:
+        return pd.DataFrame(columns=[*keys, "measure", "count", "p50", "p90", "p99", "max"])
+    grouped = long.groupby([*keys, "measure"], observed=True)["seconds"]
+    table = grouped.quantile(list(QUANTILES)).unstack()
+    table.columns = [f"p{round(q * 100)}" for q in QUANTILES]
+    table.insert(0, "count", grouped.size())
+    table["max"] = grouped.max()
+    table = table.reset_index()
+    table["measure"] = pd.Categorical(table["measure"], categories=list(MEASURES), ordered=True)
+    return table.sort_values([*keys, "measure"], ignore_index=True)
+
+
+def _figure(width: float = 7.0, height: float = 3.5) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
+def _by_type(events: pd.DataFrame, column: str) -> list[tuple[str, np.ndarray]]:
+    frame = with_measures(events)
+    if column not in frame.columns:
+        return []
+    groups = frame.dropna(subset=[column]).groupby("event_type", observed=True)[column]
+    return [(str(name), values.to_numpy(dtype=float)) for name, values in groups if len(values)]
+
+
+def _distribution(events: pd.DataFrame, column: str, title: str) -> Figure:
+    fig = _figure()
+    ax = fig.subplots()
+    data = _by_type(events, column)
+    if data:
+        ax.boxplot([v for _, v in data], orientation="horizontal", tick_labels=[n for n, _ in data])
+        ax.set_xlabel("seconds")
+    else:
+        ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(title)
+    return fig
+
+
+def plot_delivery_lag(events: pd.DataFrame) -> Figure:
+    """Distribution of delivery lag (received minus event_timestamp) by event type."""
+    return _distribution(events, "delivery_lag_s", "Delivery lag by event type")
+
+
+def plot_durations(events: pd.DataFrame) -> Figure:
+    """Distribution of call durations by event type (calls only)."""
+    return _distribution(events, "duration_s", "Call duration by event type")
+
+
+def plot_processing(events: pd.DataFrame) -> Figure:
+    """Distribution of post-call processing time (call end to webhook) by event type."""
+    return _distribution(events, "processing_s", "Post-call processing by event type")
+
+
+def plot_events_over_time(events: pd.DataFrame, freq: str = "1min", *, column: str = "received_at") -> Figure:
+    """Events per ``freq`` interval, stacked by event type."""
+    fig = _figure()
+    ax = fig.subplots()
+    if len(events):
+        counts = (
+            events.groupby([pd.Grouper(key=column, freq=freq), "event_type"], observed=True).size().unstack(fill_value=0)
+        )
+        if len(counts) > 1:
+            counts.plot.area(ax=ax, linewidth=0)
+        else:  # one interval: an area needs two points
+            counts.plot.bar(ax=ax, stacked=True, rot=0)
+        ax.set_ylabel(f"events per {freq}")
+        ax.legend(fontsize="small", loc="upper left")
+    else:
+        ax.text(0.5, 0.5, "no events yet", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title("Events over time")
+    return fig
+
+
+def plot_failures(failures: pd.DataFrame) -> Figure:
+    """Rejected deliveries by reason."""
+    fig = _figure()
+    ax = fig.subplots()
+    if len(failures):
+        failures["reason"].value_counts().sort_values().plot.barh(ax=ax)
+        ax.set_xlabel("deliveries")
+    else:
+        ax.text(0.5, 0.5, "no failures", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title("Failures by reason")
+    return fig
