@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import ipywidgets as w
+import ipywidgets as w  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 
@@ -64,8 +64,11 @@ def json_view(value: Any, key: str = "", depth: int = 0) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table style='border-collapse:collapse;font-size:90%'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    body = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px'>{c}</td>" for c in row) + "</tr>" for row in rows
+    )
+    style = "border-collapse:collapse;font-size:90%"
+    return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _png(fig: Any) -> bytes:
@@ -103,7 +106,11 @@ class Dashboard:
         self.counters = w.HTML()
         self.types = w.SelectMultiple(options=[], rows=5, description="types")
         self.outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
-        self.search = w.Text(placeholder="conversation, request, voice or agent id", description="search", continuous_update=False)
+        self.search = w.Text(
+            placeholder="conversation, request, voice or agent id",
+            description="search",
+            continuous_update=False,
+        )
         self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
         self.table = w.HTML()
         self.page_label = w.Label()
@@ -111,11 +118,17 @@ class Dashboard:
         self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
         self.pick = w.Dropdown(options=[], description="inspect")
         self.detail = w.HTML()
-        self.send_count = w.BoundedIntText(value=20, min=1, max=10_000, description="send", layout=w.Layout(width="160px"))
-        self.fault_mix = w.Dropdown(options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px"))
+        self.send_count = w.BoundedIntText(
+            value=20, min=1, max=10_000, description="send", layout=w.Layout(width="160px")
+        )
+        self.fault_mix = w.Dropdown(
+            options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px")
+        )
         self.send_button = w.Button(description="Send test events", icon="paper-plane")
         self.replay_button = w.Button(description="Replay selected", icon="redo")
-        self.export_format = w.Dropdown(options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px"))
+        self.export_format = w.Dropdown(
+            options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px")
+        )
         self.export_button = w.Button(description="Export filtered", icon="download")
         self.message = w.HTML()
         self.timing_table = w.HTML()
@@ -125,7 +138,14 @@ class Dashboard:
         filters = w.HBox([self.types, w.VBox([self.outcome, self.search, self.window])])
         pager = w.HBox([self.prev_button, self.next_button, self.page_label])
         actions = w.HBox(
-            [self.send_count, self.fault_mix, self.send_button, self.replay_button, self.export_format, self.export_button]
+            [
+                self.send_count,
+                self.fault_mix,
+                self.send_button,
+                self.replay_button,
+                self.export_format,
+                self.export_button,
+            ]
         )
         table_tab = w.VBox([filters, self.table, pager, self.pick, self.detail])
         timing_tab = w.VBox([self.plot_button, self.timing_table, self.plots])
@@ -143,7 +163,9 @@ class Dashboard:
         self.replay_button.on_click(lambda _: self.replay_selected())
         self.export_button.on_click(lambda _: self.export())
         self.plot_button.on_click(lambda _: self.update_plots())
-        self.tabs.observe(lambda change: self.update_plots() if change["new"] == 1 else None, names="selected_index")
+        self.tabs.observe(
+            lambda change: self.update_plots() if change["new"] == 1 else None, names="selected_index"
+        )
 
         self.refresh(force=True)
         if autorefresh:
@@ -165,8 +187,11 @@ class Dashboard:
             asyncio.get_running_loop()  # the kernel's loop; none in a plain script
         except RuntimeError:
             return
-        self._callback = PeriodicCallback(self.tick, 250)
+        self._callback = PeriodicCallback(self._on_timer, 250)
         IOLoop.current().add_callback(self._callback.start)
+
+    def _on_timer(self) -> None:
+        self.tick()
 
     def close(self) -> None:
         """Stop refreshing and close the widgets."""
@@ -202,7 +227,8 @@ class Dashboard:
         state = "🟢 listening" if rx.running else "⚪ stopped"
         uptime = int(time.time() - rx.started_at)
         lines = [
-            f"<b>elwh-nb receiver</b> {state} on <code>{_esc(rx.local_url)}</code>, up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
+            f"<b>elwh-nb receiver</b> {state} on <code>{_esc(rx.local_url)}</code>, "
+            f"up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
             f"Give ElevenLabs: <code>{_esc(rx.url)}</code>",
         ]
         if rx.public_url:
@@ -218,10 +244,13 @@ class Dashboard:
         by_reason = self.rx.store.failure_counts
         received = events["received_at"].array.asi8
         per_minute = len(received) - int(np.searchsorted(received, time.time_ns() - 60 * 10**9))
-        reasons = ", ".join(f"{_esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1])) or "none"
+        reasons = (
+            ", ".join(f"{_esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1])) or "none"
+        )
         self.counters.value = (
             f"<b>{counts['events']}</b> accepted · <b>{counts['duplicates']}</b> duplicates · "
-            f"<b>{counts['failures']}</b> failures ({reasons}) · <b>{per_minute}</b> events in the last minute"
+            f"<b>{counts['failures']}</b> failures ({reasons}) · "
+            f"<b>{per_minute}</b> events in the last minute"
         )
 
     def _update_type_options(self, events: pd.DataFrame) -> None:
@@ -239,7 +268,7 @@ class Dashboard:
         self.refresh(force=True)
 
     def _turn(self, step: int) -> None:
-        if step < 0 and self._page == 0 or step > 0 and not self._more:
+        if (step < 0 and self._page == 0) or (step > 0 and not self._more):
             return
         self._page += step
         self.refresh(force=True)
@@ -267,9 +296,15 @@ class Dashboard:
         header = ["id", "received", "type", "event time", "id of", "status", "duration", "lag", "deliveries"]
         self.table.value = _table(header, shown) if shown else "<i>no events match</i>"
         first = self._page * self.page_size
-        of = f"of {total:,}" if total is not None else ("and older ones" if self._more else f"of {first + len(rows):,}")
-        self.page_label.value = f"newest first · rows {first + 1 if len(rows) else 0}-{first + len(rows)} {of}"
-        options = [(f"#{i} {r.event_type}", int(i)) for i, r in rows.iterrows()]
+        of = (
+            f"of {total:,}"
+            if total is not None
+            else ("and older ones" if self._more else f"of {first + len(rows):,}")
+        )
+        self.page_label.value = (
+            f"newest first · rows {first + 1 if len(rows) else 0}-{first + len(rows)} {of}"
+        )
+        options = [(f"#{i} {t}", int(i)) for i, t in zip(rows.index, rows["event_type"], strict=True)]
         self._set_pick(options)
 
     def _set_pick(self, options: list[tuple[str, int]]) -> None:
@@ -290,7 +325,14 @@ class Dashboard:
         if text:
             hit = np.zeros(len(frame), dtype=bool)
             for column in ID_COLUMNS:
-                hit |= frame[column].astype("string").str.lower().str.contains(text, regex=False).fillna(False).to_numpy(bool)
+                hit |= (
+                    frame[column]
+                    .astype("string")
+                    .str.lower()
+                    .str.contains(text, regex=False)
+                    .fillna(False)
+                    .to_numpy(bool)
+                )
             mask &= hit
         return mask
 
@@ -305,7 +347,7 @@ class Dashboard:
         if not self.types.value and not self.search.value.strip():
             start = max(lo, n - want)
             end = n - self._page * self.page_size
-            page = events.iloc[start:max(start, end)].iloc[::-1]
+            page = events.iloc[start : max(start, end)].iloc[::-1]
             return page, start > lo, n - lo
         found: list[np.ndarray[Any, Any]] = []
         count, end = 0, n
@@ -318,26 +360,45 @@ class Dashboard:
             end = start
         hits = np.concatenate(found) if found else np.array([], dtype=int)
         page_positions = hits[self._page * self.page_size : want]
-        return events.iloc[page_positions], len(hits) > want or end > lo and count >= want, None
+        # The scan stops at want + 1 matches or at the window's start, so this is exact.
+        return events.iloc[page_positions], len(hits) > want, None
 
     def _render_failures(self) -> None:
         failures = self.rx.failures.iloc[::-1]
         text = self.search.value.strip().lower()
         if text:
-            failures = failures[failures["reason"].astype(str).str.contains(text) | failures["explanation"].str.lower().str.contains(text, regex=False)]
+            failures = failures[
+                failures["reason"].astype(str).str.contains(text)
+                | failures["explanation"].str.lower().str.contains(text, regex=False)
+            ]
         seconds = WINDOWS[self.window.value]
         if seconds is not None:
-            failures = failures[failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)]
+            failures = failures[
+                failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
+            ]
         start = self._page * self.page_size
         page = failures.iloc[start : start + self.page_size]
         self._more = len(failures) > start + self.page_size
         self.rows_rendered = len(page)
         shown = [
-            [str(i), f"{r.received_at:%H:%M:%S}", str(r.status), _esc(r.reason), _esc(r.explanation[:120]), _esc(r.remote)]
+            [
+                str(i),
+                f"{r.received_at:%H:%M:%S}",
+                str(r.status),
+                _esc(r.reason),
+                _esc(r.explanation[:120]),
+                _esc(r.remote),
+            ]
             for i, r in page.iterrows()
         ]
-        self.table.value = _table(["id", "received", "status", "reason", "explanation", "from"], shown) if shown else "<i>no failures</i>"
-        self.page_label.value = f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
+        self.table.value = (
+            _table(["id", "received", "status", "reason", "explanation", "from"], shown)
+            if shown
+            else "<i>no failures</i>"
+        )
+        self.page_label.value = (
+            f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
+        )
         self._set_pick([(f"#{i} {r.reason}", -int(i)) for i, r in page.iterrows()])  # negative: a failure
 
     def _show_detail(self) -> None:
@@ -368,12 +429,15 @@ class Dashboard:
             return "<i>that failure is no longer kept</i>"
         f = failures.loc[failure_id]
         headers = _table(["header", "value"], [[_esc(k), _esc(v)] for k, v in f.headers.items()])
-        details = f"<pre style='white-space:pre-wrap'>{_esc(f.details)}</pre>" if isinstance(f.details, str) else ""
+        details = (
+            f"<pre style='white-space:pre-wrap'>{_esc(f.details)}</pre>" if isinstance(f.details, str) else ""
+        )
         return (
             f"<b>failure #{failure_id}: {_esc(f.reason)}</b>, answered {f.status}, from {_esc(f.remote)} "
             f"to {_esc(f.path)} at {f.received_at:%Y-%m-%d %H:%M:%S} UTC"
             f"<p>{_esc(f.explanation)}</p>{details}<b>headers</b> (credentials redacted){headers}"
-            f"<b>body</b> ({f.body_bytes:,} bytes)<pre style='white-space:pre-wrap'>{_esc(f.body_preview)}</pre>"
+            f"<b>body</b> ({f.body_bytes:,} bytes)"
+            f"<pre style='white-space:pre-wrap'>{_esc(f.body_preview)}</pre>"
         )
 
     # -- actions -----------------------------------------------------------------------
@@ -412,7 +476,9 @@ class Dashboard:
         keep = self._mask(events)
         seconds = WINDOWS[self.window.value]
         if seconds is not None:
-            keep &= (events["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)).to_numpy()
+            keep &= (
+                events["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
+            ).to_numpy()
         return events[keep].drop(columns=["payload"])
 
     def export(self, directory: str | Path = ".") -> Path | None:
@@ -437,6 +503,15 @@ class Dashboard:
         """Redraw the timing table and plots (on demand: plotting is not cheap)."""
         events = self.rx.events
         table = timings(events)
-        self.timing_table.value = table.to_html(index=False, float_format=lambda v: f"{v:,.2f}") if len(table) else "<i>no timings yet</i>"
-        figures = [plot_delivery_lag(events), plot_durations(events), plot_events_over_time(events), plot_failures(self.rx.failures)]
+        self.timing_table.value = (
+            table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
+            if len(table)
+            else "<i>no timings yet</i>"
+        )
+        figures = [
+            plot_delivery_lag(events),
+            plot_durations(events),
+            plot_events_over_time(events),
+            plot_failures(self.rx.failures),
+        ]
         self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]

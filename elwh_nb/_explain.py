@@ -60,7 +60,7 @@ class Diagnosis:
 
     def __str__(self) -> str:
         mark = {True: "ok ", False: "FAIL", None: " -- "}
-        lines = [self.summary, ""]
+        lines = [f"{self.reason or 'ok'}: {self.summary}", ""]
         lines += [f"  [{mark[c.ok]}] {c.name}: {c.detail}" for c in self.checks]
         if self.fix:
             lines += ["", f"Fix: {self.fix}"]

@@ -29,6 +29,7 @@ HTTP_REASONS = {
     "not_found": 404,
     "store_error": 500,
     "receiver_error": 500,
+    "outage": 503,
 }
 SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
 _BAD_REQUEST = {"malformed_header", "invalid_json"}
@@ -99,6 +100,7 @@ class Intake:
         self.tolerance = tolerance
         self.future_tolerance = future_tolerance
         self.unrecorded_failures = 0  # failures the store could not write either
+        self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
         self._callbacks: list[EventCallback] = []
         self.callback_errors: deque[dict[str, Any]] = deque(maxlen=1000)
@@ -113,6 +115,16 @@ class Intake:
         self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
     ) -> Answer:
         """Verify and store one POSTed delivery; returns the answer to send."""
+        if self.outage_left > 0:
+            self.outage_left -= 1
+            return self.reject(
+                "outage",
+                "A simulated outage (rx.simulate_outage): answered 503, which ElevenLabs retries.",
+                headers=headers,
+                body=body,
+                remote=remote,
+                path=path,
+            )
         header = signature_header(headers)
         try:
             event = verify(
@@ -126,7 +138,11 @@ class Intake:
             explanation, details = str(exc), None
             if self._explain_budget.take():  # the full account, unless bad requests flood in
                 diagnosis = explain(
-                    body, header, self._secret, tolerance=self.tolerance, future_tolerance=self.future_tolerance
+                    body,
+                    header,
+                    self._secret,
+                    tolerance=self.tolerance,
+                    future_tolerance=self.future_tolerance,
                 )
                 explanation, details = diagnosis.summary, str(diagnosis)
             return self.reject(

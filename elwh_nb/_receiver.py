@@ -400,6 +400,10 @@ class Receiver:
         body = self.store.raw_body(event_id)
         return send(target, self._intake.signing_secret, [body], headers=headers, progress=False)
 
+    def simulate_outage(self, deliveries: int = 3) -> None:
+        """Answer 503 to the next ``deliveries`` POSTs, as if the receiver were down (to see retries)."""
+        self._intake.outage_left = deliveries
+
     def expect(self, job_id: str, *, submitted_at: Any = None, kind: str | None = None) -> None:
         """Announce a submitted job; its webhook's row gets ``turnaround_s`` (see :attr:`jobs`)."""
         self.store.expect(job_id, submitted_at=submitted_at, kind=kind)

@@ -34,7 +34,7 @@ FAULTS: dict[str, int] = {
 # ElevenLabs retries (today only post_call_transcription) after 5xx, 429 or 408:
 # immediately, then after 30 s, 2 min, 8 min and 30 min, with +-10% jitter.
 RETRY_DELAYS_S = (0.0, 30.0, 120.0, 480.0, 1800.0)
-RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+RETRY_STATUSES = {408, 429}  # and any 5xx
 RETRIED_TYPES = ("post_call_transcription",)
 _OTHER_SECRET = "wsec_test_" + "0" * 64  # signs the wrong_secret fault; obviously not anyone's
 
@@ -188,7 +188,12 @@ async def _send_all(
                         row["error"] = f"{type(exc).__name__}: {exc}"[:200]
                     row["latency_ms"] = (time.perf_counter() - t0) * 1000
                 rows.append(row)
-                retryable = row["status"] in RETRY_STATUSES and d.event_type in RETRIED_TYPES
+                status = row["status"]
+                retryable = (
+                    status is not None
+                    and (status >= 500 or status in RETRY_STATUSES)
+                    and d.event_type in RETRIED_TYPES
+                )
                 if not (retry and retryable and attempt <= len(RETRY_DELAYS_S)):
                     break
                 delay = RETRY_DELAYS_S[attempt - 1] * retry_scale

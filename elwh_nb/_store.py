@@ -552,7 +552,18 @@ class EventStore:
                 cur = db.execute(
                     "INSERT INTO failures (received_ns, reason, status, explanation, headers,"
                     " body_preview, body_bytes, remote, path, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                    (now, reason, int(status), explanation, json.dumps(clean), preview, len(raw), remote, path, details),
+                    (
+                        now,
+                        reason,
+                        int(status),
+                        explanation,
+                        json.dumps(clean),
+                        preview,
+                        len(raw),
+                        remote,
+                        path,
+                        details,
+                    ),
                 )
                 failure_id = int(cur.lastrowid or 0)
                 db.execute(
@@ -588,7 +599,9 @@ class EventStore:
             return failure_id
 
     # -- jobs: asynchronous work whose webhook is awaited -----------------------------------
-    def expect(self, job_id: str, *, submitted_at: datetime | float | None = None, kind: str | None = None) -> None:
+    def expect(
+        self, job_id: str, *, submitted_at: datetime | float | None = None, kind: str | None = None
+    ) -> None:
         """Announce a submitted job (a speech-to-text ``request_id``, a conversation id, ...).
 
         When its webhook arrives (an event whose ``request_id`` or ``conversation_id`` is
@@ -602,7 +615,8 @@ class EventStore:
             try:
                 self._db.execute(
                     "INSERT INTO jobs VALUES (?, ?, ?, ?) ON CONFLICT(job_id) DO UPDATE SET"
-                    " kind = excluded.kind, submitted_ns = excluded.submitted_ns, event_id = excluded.event_id",
+                    " kind = excluded.kind, submitted_ns = excluded.submitted_ns,"
+                    " event_id = excluded.event_id",
                     (job_id, kind, submitted, event_id),
                 )
             except sqlite3.Error as exc:
@@ -614,7 +628,8 @@ class EventStore:
 
     def _find_event(self, job_id: str) -> int | None:
         row = self._db.execute(
-            "SELECT id FROM events WHERE request_id = ? OR conversation_id = ? ORDER BY id LIMIT 1", (job_id, job_id)
+            "SELECT id FROM events WHERE request_id = ? OR conversation_id = ? ORDER BY id LIMIT 1",
+            (job_id, job_id),
         ).fetchone()
         return None if row is None else int(row[0])
 
@@ -651,7 +666,8 @@ class EventStore:
                 "status": ["arrived" if j.event_id is not None else "waiting" for j in jobs],
                 "event_id": pd.array([j.event_id for j in jobs], dtype="Int64"),
                 "turnaround_s": [
-                    (received[j.job_id] - j.submitted_ns) / 1e9 if j.job_id in received else np.nan for j in jobs
+                    (received[j.job_id] - j.submitted_ns) / 1e9 if j.job_id in received else np.nan
+                    for j in jobs
                 ],
             }
         )

@@ -46,7 +46,11 @@ def timings(events: pd.DataFrame, *, by: str | Sequence[str] = "event_type") -> 
     frame = with_measures(events)
     keys = [by] if isinstance(by, str) else list(by)
     measures = [m for m in MEASURES if m in frame.columns]
-    long = frame[keys + measures].melt(id_vars=keys, var_name="measure", value_name="seconds").dropna(subset=["seconds"])
+    long = (
+        frame[keys + measures]
+        .melt(id_vars=keys, var_name="measure", value_name="seconds")
+        .dropna(subset=["seconds"])
+    )
     if long.empty:
         return pd.DataFrame(columns=[*keys, "measure", "count", "p50", "p90", "p99", "max"])
     grouped = long.groupby([*keys, "measure"], observed=True)["seconds"]
@@ -107,7 +111,9 @@ def plot_events_over_time(events: pd.DataFrame, freq: str = "1min", *, column: s
     ax = fig.subplots()
     if len(events):
         counts = (
-            events.groupby([pd.Grouper(key=column, freq=freq), "event_type"], observed=True).size().unstack(fill_value=0)
+            events.groupby([pd.Grouper(key=column, freq=freq), "event_type"], observed=True)
+            .size()
+            .unstack(fill_value=0)
         )
         if len(counts) > 1:
             counts.plot.area(ax=ax, linewidth=0)

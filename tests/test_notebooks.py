@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nbformat
@@ -12,11 +13,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 # What each notebook must show, beyond running without an error.
 EXPECTED = {
-    "00_core_tour.ipynb": [
-        "signature_mismatch",
-        "Likely cause: the body was re-serialised",
-        "<EventStore in memory: 300 events, 1 duplicates",
+    "01_quickstart.ipynb": [
+        "Give ElevenLabs this URL: http://127.0.0.1:",
+        "application/vnd.jupyter.widget-view+json",
     ],
+    "02_signatures.ipynb": ["re-serialised", "timestamp_expired", "only secret #2 matches"],
+    "03_conversion_timings.ipynb": ["processing_s", "image/png", "turnaround_s"],
+    "04_failures_and_retries.ipynb": ["body_too_large", "job ", "voice "],
 }
 
 
@@ -31,7 +34,7 @@ def test_notebook_runs_clean(path: Path, tmp_path: Path) -> None:
     client.execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
-    text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    text = "".join(o.get("text", "") + json.dumps(o.get("data", {})) for o in outputs)
     for expected in EXPECTED.get(path.name, []):
         assert expected in text
     assert "wsec_test_" not in text  # the notebook's secret never shows
@@ -40,3 +43,9 @@ def test_notebook_runs_clean(path: Path, tmp_path: Path) -> None:
 def test_every_notebook_has_expectations() -> None:
     assert NOTEBOOKS
     assert {p.name for p in NOTEBOOKS} == set(EXPECTED)
+
+
+def test_notebooks_are_committed_without_outputs() -> None:
+    for path in NOTEBOOKS:
+        nb = nbformat.read(path, as_version=4)
+        assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), path.name
