@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint typecheck pytest bench-core clean
+.PHONY: demo test lint typecheck pytest bench-core bench-dashboard clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "elwh-nb needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -37,6 +37,9 @@ test: lint typecheck pytest
 
 bench-core: $(VENV)/.dev
 	$(PY) -m bench.core
+
+bench-dashboard: $(VENV)/.dev
+	$(PY) -m bench.dashboard
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
