@@ -22,16 +22,24 @@ import pandas as pd
 import elwh_nb
 from elwh_nb._dashboard import Dashboard
 
-TYPES = [b"post_call_transcription", b"speech_to_text_transcription", b"call_initiation_failure", b"voice_removed"]
+TYPES = [
+    b"post_call_transcription",
+    b"speech_to_text_transcription",
+    b"call_initiation_failure",
+    b"voice_removed",
+]
 
 
 def body(i: int) -> bytes:
     kind = TYPES[0] if i % 20 else TYPES[3 if i % 100 == 0 else 1 + i % 2]
-    return b'{"type":"%s","event_timestamp":%d,"data":{"request_id":"req_%09d","conversation_id":"conv_%09d"}}' % (
-        kind,
-        1_700_000_000 + i,
-        i,
-        i,
+    return (
+        b'{"type":"%s","event_timestamp":%d,"data":{"request_id":"req_%09d","conversation_id":"conv_%09d"}}'
+        % (
+            kind,
+            1_700_000_000 + i,
+            i,
+            i,
+        )
     )
 
 
@@ -52,10 +60,14 @@ def by_hand(rx: elwh_nb.Receiver, types: tuple[str, ...]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
     args = parser.parse_args(argv)
-    print(f"elwh_nb {elwh_nb.__version__}, Python {platform.python_version()}, pandas {pd.__version__}, {os.cpu_count()} cores")
+    print(
+        f"elwh_nb {elwh_nb.__version__}, Python {platform.python_version()}, pandas {pd.__version__}, {os.cpu_count()} cores"
+    )
     print(f"command: python -m bench.dashboard --sizes {' '.join(map(str, args.sizes))}\n")
     print("Dashboard refresh (header, counters, type options, one page of 20 rows), median ms:\n")
     print("| stored events | filter | dashboard refresh | by hand (mask, sort, head, to_html) | ratio |")
@@ -71,7 +83,9 @@ def main(argv: list[str] | None = None) -> None:
                 ours = median_ms(lambda: dash.refresh(force=True), 15)
                 assert dash.rows_rendered == min(dash.page_size, size if not types else size // 100)
                 ref = median_ms(lambda t=types: by_hand(rx, t), 3)
-                print(f"| {size:,} | {label} | {ours:.1f} ms | {ref:.1f} ms | {ref / ours:,.1f}x |", flush=True)
+                print(
+                    f"| {size:,} | {label} | {ours:.1f} ms | {ref:.1f} ms | {ref / ours:,.1f}x |", flush=True
+                )
             dash.types.value = ()
 
 
