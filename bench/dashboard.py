@@ -65,9 +65,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 100_000, 1_000_000])
     args = parser.parse_args(argv)
-    print(
-        f"elwh_nb {elwh_nb.__version__}, Python {platform.python_version()}, pandas {pd.__version__}, {os.cpu_count()} cores"
-    )
+    versions = f"elwh_nb {elwh_nb.__version__}, Python {platform.python_version()}, pandas {pd.__version__}"
+    print(f"{versions}, {os.cpu_count()} cores")
     print(f"command: python -m bench.dashboard --sizes {' '.join(map(str, args.sizes))}\n")
     print("Dashboard refresh (header, counters, type options, one page of 20 rows), median ms:\n")
     print("| stored events | filter | dashboard refresh | by hand (mask, sort, head, to_html) | ratio |")

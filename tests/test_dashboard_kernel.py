@@ -1,4 +1,4 @@
-"""The dashboard in a real kernel: refreshes run on the kernel's loop, wait while a cell runs, lose nothing."""
+"""The dashboard in a real kernel: refreshes run on its loop, wait while a cell runs, miss nothing."""
 
 from __future__ import annotations
 
