@@ -10,6 +10,7 @@ secret: sending and replaying go through the receiver.
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import json
@@ -33,6 +34,7 @@ FAULT_MIXES = {"no faults": None, "some faults (20%)": 0.2, "many faults (50%)":
 ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
 _SCAN = 4096  # rows looked at per step when a filter is on
 _LONG = 160  # strings longer than this are shortened in the JSON view
+_DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
 
 
 def _esc(value: Any) -> str:
@@ -413,12 +415,17 @@ class Dashboard:
     def event_detail(self, event_id: int) -> str:
         """The whole payload as collapsible JSON, and where to get the raw body."""
         try:
-            payload = self.rx.store.payload(event_id)
-            size = len(self.rx.store.raw_body(event_id))
+            raw = self.rx.store.raw_body(event_id)
+            payload = json.loads(raw)
         except (KeyError, ValueError) as exc:
             return f"<i>cannot load event {event_id}: {_esc(exc)}</i>"
+        link = ""
+        if len(raw) <= _DOWNLOAD_MAX:  # bigger ones would weigh down the widget state
+            data = base64.b64encode(raw).decode("ascii")
+            link = f"<a download='event-{event_id}.json' href='data:application/json;base64,{data}'>download</a> or "
         return (
-            f"<b>event #{event_id}</b> ({size:,} bytes). Raw body: <code>rx.store.raw_body({event_id})</code>"
+            f"<b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
+            f"<code>rx.store.raw_body({event_id})</code>"
             f"<div style='max-height:400px;overflow:auto'>{json_view(payload)}</div>"
         )
 

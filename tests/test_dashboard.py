@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -102,12 +103,22 @@ def test_failure_inspector_shows_the_explanation(rx: elwh_nb.Receiver) -> None:
 
 
 def test_selecting_an_event_shows_its_payload_with_long_strings_shortened(rx: elwh_nb.Receiver) -> None:
-    rx.simulate(1, types=["post_call_audio"], via="direct", seed=5)
+    factory = elwh_nb.payloads(5)
+    rx.store.append(factory.body(factory.post_call_audio(audio_bytes=1_000_000)))
     dash = rx.dashboard(autorefresh=False)
     dash.pick.value = dash.pick.options[0][1]
     assert "full_audio" in dash.detail.value and "characters)" in dash.detail.value
     assert len(dash.detail.value) < 20_000  # not megabytes of base64
     assert "rx.store.raw_body(1)" in dash.detail.value
+    assert "download=" not in dash.detail.value  # a megabyte body gets no inline link
+
+
+def test_small_raw_bodies_can_be_downloaded(rx: elwh_nb.Receiver) -> None:
+    rx.simulate(1, types=["speech_to_text_transcription"], via="direct", seed=5)
+    dash = rx.dashboard(autorefresh=False)
+    dash.pick.value = dash.pick.options[0][1]
+    encoded = dash.detail.value.split("base64,")[1].split("'")[0]
+    assert base64.b64decode(encoded) == rx.store.raw_body(1)
 
 
 def test_refresh_is_throttled_and_only_when_something_changed(rx: elwh_nb.Receiver) -> None:
