@@ -422,7 +422,8 @@ class Dashboard:
         link = ""
         if len(raw) <= _DOWNLOAD_MAX:  # bigger ones would weigh down the widget state
             data = base64.b64encode(raw).decode("ascii")
-            link = f"<a download='event-{event_id}.json' href='data:application/json;base64,{data}'>download</a> or "
+            href = f"data:application/json;base64,{data}"
+            link = f"<a download='event-{event_id}.json' href='{href}'>download</a> or "
         return (
             f"<b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
             f"<code>rx.store.raw_body({event_id})</code>"
