@@ -66,9 +66,8 @@ def json_view(value: Any, key: str = "", depth: int = 0) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td style='padding:2px 8px'>{c}</td>" for c in row) + "</tr>" for row in rows
-    )
+    cell = "<td style='padding:2px 8px;white-space:nowrap'>"
+    body = "".join("<tr>" + "".join(f"{cell}{c}</td>" for c in row) + "</tr>" for row in rows)
     style = "border-collapse:collapse;font-size:90%"
     return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -226,7 +225,7 @@ class Dashboard:
 
     def _render_header(self) -> None:
         rx = self.rx
-        state = "🟢 listening" if rx.running else "⚪ stopped"
+        state = "<span style='color:#2a7'>listening</span>" if rx.running else "<b>stopped</b>"
         uptime = int(time.time() - rx.started_at)
         lines = [
             f"<b>elwh-nb receiver</b> {state} on <code>{_esc(rx.local_url)}</code>, "
@@ -295,7 +294,17 @@ class Dashboard:
             ]
             for i, r in rows.iterrows()
         ]
-        header = ["id", "received", "type", "event time", "id of", "status", "duration", "lag", "deliveries"]
+        header = [
+            "id",
+            "received",
+            "type",
+            "event time",
+            "conversation / request / voice",
+            "status",
+            "duration",
+            "lag",
+            "deliveries",
+        ]
         self.table.value = _table(header, shown) if shown else "<i>no events match</i>"
         first = self._page * self.page_size
         of = (

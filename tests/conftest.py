@@ -22,3 +22,13 @@ OTHER_SECRET = "wsec_test_" + "fedcba9876543210" * 4
 @pytest.fixture
 def secret() -> str:
     return SECRET
+
+
+def require(available: bool, what: str, how: str) -> None:
+    """Skip a test whose tool is missing, with how to get it; in CI a missing tool is a failure."""
+    if available:
+        return
+    message = f"{what} is not available: {how}"
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{message} (CI installs it in .ci/run)")
+    pytest.skip(message)

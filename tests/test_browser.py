@@ -1,0 +1,192 @@
+"""JupyterLab in a real browser (Playwright driving Debian's Chromium): the quickstart, live.
+
+JupyterLab runs on loopback with a token. The test opens notebooks/01_quickstart.ipynb,
+runs its cells through the UI (all but the last, which stops the receiver), then posts
+signed deliveries from outside the kernel to the URLs the notebook shows, and checks in
+the page that the dashboard's counters, failure view and type filter follow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from elwh_nb import sign
+
+from .conftest import SECRET, require
+from .helpers import signed, wait_for
+from .jupyter_servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("ELWH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Path]]:
+    require(
+        Path(CHROMIUM).exists(),
+        "Chromium",
+        "apt-get install chromium, or set ELWH_CHROMIUM to a Chromium binary",
+    )
+    root = tmp_path_factory.mktemp("lab")
+    shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root)
+    port, token = free_port(), "jt_browser_" + "5" * 24
+    env = {
+        **os.environ,
+        "ELWH_WEBHOOK_SECRET": SECRET,  # what the notebook reads; the test signs with it too
+        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(root / "config"),
+        "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
+    }
+    env.pop("JPY_PARENT_PID", None)
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+    ]
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    news = root / "settings" / "@jupyterlab" / "apputils-extension"
+    news.mkdir(parents=True)  # no "would you like news?" pop-up over the screenshots
+    (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
+    log = root / "lab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
+    origin = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        if proc.poll() is not None:
+            raise AssertionError("jupyterlab exited:\n" + log.read_text()[-3000:])
+        try:
+            return (
+                httpx.get(f"{origin}/api/status", headers={"Authorization": f"token {token}"}).status_code
+                == 200
+            )
+        except httpx.HTTPError:
+            return False
+
+    try:
+        wait_for(up, timeout=90, what="jupyterlab")
+        yield origin, token, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_quickstart_dashboard_live_in_jupyterlab(lab: tuple[str, str, Path], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    origin, token, _ = lab
+    shots = Path(os.environ.get("ELWH_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.set_default_timeout(60_000)
+        try:
+            _drive(page, origin, token, shots, expect)
+        except Exception:
+            page.screenshot(path=str(shots / "failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert errors == [], errors
+
+
+def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None:
+    if True:
+        page.goto(f"{origin}/lab/tree/01_quickstart.ipynb?token={token}")
+        notebook = page.locator(".jp-NotebookPanel-notebook")
+        expect(notebook.locator(".jp-Cell").first).to_be_visible()
+        expect(page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first).to_be_attached(
+            timeout=90_000
+        )
+
+        # Run every cell but the last (which stops the receiver), through the UI's Run menu.
+        cells = len(json.loads((ROOT / "notebooks" / "01_quickstart.ipynb").read_text())["cells"])
+        wait_for(lambda: notebook.locator(".jp-Cell").count() == cells, 60, "every cell to render")
+        notebook.locator(".jp-Cell").last.get_by_text("rx.stop()").click()
+        page.keyboard.press("Escape")
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
+        output = notebook.locator(".jp-OutputArea-output", has_text="Give ElevenLabs this URL:")
+        expect(output).to_be_visible(timeout=90_000)
+        url = re.search(r"Give ElevenLabs this URL: (\S+)", output.inner_text()).group(1)  # type: ignore[union-attr]
+        counters = notebook.locator(".widget-html", has_text="events in the last minute").first
+        expect(counters).to_contain_text("accepted", timeout=90_000)
+        so_far = notebook.locator(".jp-OutputArea-output", has_text="events so far")
+        expect(so_far).to_be_visible(timeout=90_000)
+        accepted = int(re.search(r"(\d+) events so far", so_far.inner_text()).group(1))  # type: ignore[union-attr]
+        expect(counters).to_contain_text(f"{accepted} accepted")  # the dashboard caught up by itself
+        header = notebook.locator(".widget-html", has_text="proxy URL (needs a Jupyter login)").first
+        proxy_url = re.search(r"proxy URL \(needs a Jupyter login\): (\S+)", header.inner_text()).group(1)  # type: ignore[union-attr]
+        assert url.startswith(f"{origin}/elwh/hook/") and token not in url and token not in proxy_url
+
+        # From outside the kernel: the public route with no token, then the proxy with the token.
+        for seed in range(3):
+            body, headers = signed(seed=100 + seed)
+            assert httpx.post(url, content=body, headers=headers).status_code == 200
+        body, headers = signed("speech_to_text_transcription", seed=200)
+        assert httpx.post(proxy_url, content=body, headers=headers).status_code == 403
+        r = httpx.post(proxy_url, content=body, headers={**headers, "Authorization": f"token {token}"})
+        assert r.status_code == 200
+        body, _ = signed(seed=300)
+        assert (
+            httpx.post(
+                url, content=body, headers={"ElevenLabs-Signature": sign(body + b"!", SECRET)}
+            ).status_code
+            == 401
+        )
+
+        expect(counters).to_contain_text(f"{accepted + 4} accepted", timeout=30_000)
+        page.screenshot(path=str(shots / "dashboard-page.png"), full_page=False)
+        notebook.locator(".widget-vbox").filter(has_text="events in the last minute").first.screenshot(
+            path=str(shots / "dashboard.png")
+        )
+
+        # The failure view shows the tampered delivery with its reason.
+        dashboard = notebook.locator(".widget-vbox").filter(has_text="events in the last minute").first
+        dashboard.get_by_role("button", name="failed").click()
+        table = dashboard.locator(".widget-html table").first
+        expect(table).to_contain_text("signature_mismatch")
+        page.screenshot(path=str(shots / "dashboard-failures.png"))
+        dashboard.get_by_role("button", name="accepted").click()
+
+        # Choosing a type in the UI narrows the table.
+        expect(table).to_contain_text("post_call_transcription")
+        dashboard.locator(".widget-select-multiple select").select_option("speech_to_text_transcription")
+        expect(table).not_to_contain_text("post_call_transcription")
+        expect(table).to_contain_text("speech_to_text_transcription")
+        page.screenshot(path=str(shots / "dashboard-filtered.png"))
