@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint typecheck pytest bench-core bench-dashboard clean
+.PHONY: demo test lint typecheck pytest bench bench-quick bench-core bench-dashboard clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "elwh-nb needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -34,6 +34,14 @@ pytest: $(VENV)/.dev
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# Needs wrk (apt-get install wrk). `bench` rewrites BENCHMARKS.md and its plots;
+# `bench-quick` (about two minutes, a smoke check in CI) writes to a temporary folder.
+bench: $(VENV)/.dev
+	$(PY) -m bench.ingest
+
+bench-quick: $(VENV)/.dev
+	$(PY) -m bench.ingest --quick
 
 bench-core: $(VENV)/.dev
 	$(PY) -m bench.core

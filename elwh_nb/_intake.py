@@ -20,7 +20,7 @@ from typing import Any
 from ._exceptions import SignatureError, StoreError
 from ._explain import explain
 from ._signature import Secret, secret_keys, verify
-from ._store import EventStore
+from ._store import Appended, EventStore
 
 #: Reasons a receiver records besides the SignatureError ones.
 HTTP_REASONS = {
@@ -46,6 +46,10 @@ def status_for(reason: str) -> int:
 
 def signature_header(headers: Mapping[str, str]) -> str | None:
     """The real header, else the tutorial's (HTTP header names are case-insensitive)."""
+    for name in SIGNATURE_HEADERS:  # a case-insensitive mapping (Tornado's) answers directly
+        value = headers.get(name)
+        if value is not None:
+            return value
     lowered = {k.lower(): v for k, v in headers.items()}
     for name in SIGNATURE_HEADERS:
         if name.lower() in lowered:
@@ -115,6 +119,19 @@ class Intake:
         self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
     ) -> Answer:
         """Verify and store one POSTed delivery; returns the answer to send."""
+        checked = self.check(body, headers, remote=remote, path=path)
+        if isinstance(checked, Answer):
+            return checked
+        try:
+            result = self.store.append(body, checked)
+        except StoreError as exc:
+            return self.store_failed(exc, body, headers, remote=remote, path=path)
+        return self.stored(result, checked)
+
+    def check(
+        self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
+    ) -> dict[str, Any] | Answer:
+        """The verified event, or the (recorded) rejection to answer."""
         if self.outage_left > 0:
             self.outage_left -= 1
             return self.reject(
@@ -127,12 +144,8 @@ class Intake:
             )
         header = signature_header(headers)
         try:
-            event = verify(
-                body,
-                header,
-                self._secret,
-                tolerance=self.tolerance,
-                future_tolerance=self.future_tolerance,
+            return verify(
+                body, header, self._secret, tolerance=self.tolerance, future_tolerance=self.future_tolerance
             )
         except SignatureError as exc:
             explanation, details = str(exc), None
@@ -148,21 +161,32 @@ class Intake:
             return self.reject(
                 exc.reason, explanation, headers=headers, body=body, remote=remote, path=path, details=details
             )
-        try:
-            result = self.store.append(body, event)
-        except StoreError as exc:
-            return self.reject(
-                "store_error",
-                f"The delivery verified but could not be stored ({exc}); answered 500 so "
-                "that ElevenLabs retries it. Free disk space or fix the store file.",
-                headers=headers,
-                body=body,
-                remote=remote,
-                path=path,
-            )
+
+    def stored(self, result: Appended, event: dict[str, Any]) -> Answer:
+        """The answer once an event is committed (callbacks run for new ones)."""
         if not result.duplicate:
             self._notify(result.id, event)
         return Answer(200, {"ok": True, "id": result.id, "duplicate": result.duplicate})
+
+    def store_failed(
+        self,
+        exc: StoreError,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        remote: str | None,
+        path: str | None,
+    ) -> Answer:
+        """A verified delivery the store could not keep: 500, so that ElevenLabs retries."""
+        return self.reject(
+            "store_error",
+            f"The delivery verified but could not be stored ({exc}); answered 500 so "
+            "that ElevenLabs retries it. Free disk space or fix the store file.",
+            headers=headers,
+            body=body,
+            remote=remote,
+            path=path,
+        )
 
     def reject(
         self,
