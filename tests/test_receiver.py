@@ -373,3 +373,17 @@ def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> Non
     answer = raw_request(rx, head, body)  # a sender that does not wait for 100 Continue
     assert answer.startswith(b"HTTP/1.1 413")
     assert "read and discarded" in rx.failures.explanation.iloc[-1]
+
+
+def test_concurrent_deliveries_share_commits(rx: elwh_nb.Receiver) -> None:
+    sent = elwh_nb.send(
+        rx.local_url,
+        SECRET,
+        300,
+        concurrency=32,
+        types=["speech_to_text_transcription"],
+        seed=12,
+        progress=False,
+    )
+    assert (sent.status == 200).all() and len(rx.events) == 300
+    assert rx._batcher.largest > 1  # group commit happened; each still answered after its commit
