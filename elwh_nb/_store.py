@@ -257,7 +257,8 @@ class EventStore:
     ``path`` is an SQLite file (default ``elwh_events.sqlite`` in the working directory,
     resolved when the store is made) or ``":memory:"``. Reopening a file restores
     everything. ``durability="power"`` also syncs to disk on each commit (survives a
-    power cut, not only a process crash), at a cost in speed.
+    power cut, not only a process crash), at a cost in speed. ``lock_timeout`` is how long
+    a write waits for another process holding the file before it fails.
     """
 
     def __init__(
@@ -266,6 +267,7 @@ class EventStore:
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
         durability: str = "process",
+        lock_timeout: float = 5.0,
     ) -> None:
         if durability not in ("process", "power"):
             raise ValueError("durability must be 'process' or 'power'")
@@ -276,6 +278,7 @@ class EventStore:
         self._memory = str(path) == ":memory:"
         self.path: Path | None = None if self._memory else Path(path).resolve()
         self.max_failures = max_failures
+        self.lock_timeout = lock_timeout  # seconds to wait for another writer before failing
         self._lock = threading.RLock()
         self._changes = 0
         self._closed = False
@@ -288,6 +291,7 @@ class EventStore:
         self._dtype_cache: dict[str, pd.CategoricalDtype] = {}
         self._failure_counts: dict[str, int] = {}
         self._deliveries = 0
+        self._unsaved_failures = 0  # failures kept only in memory (the file refused them)
         self._jobs: dict[str, _Job] = {}
         try:
             self._db = self._connect(durability)
@@ -301,7 +305,7 @@ class EventStore:
 
     def _connect(self, durability: str) -> sqlite3.Connection:
         target = ":memory:" if self.path is None else str(self.path)
-        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=10.0)
+        db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=self.lock_timeout)
         if self.path is not None:
             db.execute("PRAGMA journal_mode=WAL")
         # WAL + NORMAL: a commit is in the OS before it returns, so it outlives the
@@ -539,6 +543,8 @@ class EventStore:
         """Record a rejected delivery (headers are redacted, the body shortened); returns its id.
 
         ``explanation`` is one line; ``details`` may hold a whole :func:`explain` report.
+        When the file refuses the write (disk full, locked, read-only), the record is kept
+        in memory with a negative id and the reason it is not saved, and nothing is raised.
         """
         raw = body_bytes(body)
         clean = redact_headers(headers)
@@ -576,9 +582,11 @@ class EventStore:
             except sqlite3.Error as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
-                raise StoreError(
-                    f"could not record a failure in the event store {self._where()}: {exc}"
-                ) from exc
+                # The file cannot take it (disk full, locked, read-only): keep the record in
+                # memory so that rx.failures still says what happened, with why it is not saved.
+                self._unsaved_failures += 1
+                failure_id = -self._unsaved_failures
+                explanation = f"{explanation} [not saved to the store file: {exc}]"
             self._failures.append(
                 {
                     "id": failure_id,

@@ -1,0 +1,127 @@
+"""Crashes and a sick store: kill -9 mid-load, a full disk, a locked or read-only file, bad callbacks."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+
+import elwh_nb
+
+from ..conftest import SECRET
+from ..helpers import signed, wait_for
+from ..jupyter_servers import free_port
+
+
+def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    path, port = tmp_path / "crash.sqlite", free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "elwh_nb", "serve", "--port", str(port), "--store", str(path)],
+        env={**os.environ, "ELWH_WEBHOOK_SECRET": SECRET},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and "listening" in proc.stdout.readline()
+    box: list[pd.DataFrame] = []
+    sender = threading.Thread(
+        target=lambda: box.append(
+            elwh_nb.send(
+                f"http://127.0.0.1:{port}/webhook",
+                SECRET,
+                4000,
+                concurrency=32,
+                retry=False,
+                seed=4,
+                progress=False,
+            )
+        )
+    )
+    sender.start()
+    wait_for(
+        lambda: (
+            path.exists() and sqlite3.connect(path).execute("SELECT COUNT(*) FROM events").fetchone()[0] > 300
+        ),
+        60,
+        "the load to be under way",
+    )
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    sender.join(120)
+    sent = box[0]
+    acked = set(sent.loc[sent.status == 200, "id"].astype(int))
+    assert 300 <= len(acked) < 4000  # killed mid-load: some answered, some cut off
+    assert sent.status.isna().any()
+    with elwh_nb.EventStore(path) as store:
+        assert acked <= set(store.events.index)
+
+
+@pytest.fixture
+def rx(tmp_path: Path) -> elwh_nb.Receiver:
+    store = elwh_nb.EventStore(tmp_path / "sick.sqlite", lock_timeout=0.3)
+    receiver = elwh_nb.start(SECRET, store=store)
+    yield receiver
+    receiver.stop()
+    store.close()
+
+
+def post(rx: elwh_nb.Receiver, seed: int) -> httpx.Response:
+    body, headers = signed(seed=seed)
+    return httpx.post(rx.local_url, content=body, headers=headers, timeout=30)
+
+
+def test_a_full_disk_answers_500_says_why_and_recovers(rx: elwh_nb.Receiver) -> None:
+    assert post(rx, 1).status_code == 200
+    db = rx.store._db
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    db.execute(f"PRAGMA max_page_count={pages}")  # the file may not grow: SQLITE_FULL
+    answers = [post(rx, 10 + i).status_code for i in range(3)]
+    assert answers == [500, 500, 500]
+    f = rx.failures
+    assert (f.reason == "store_error").sum() == 3
+    assert f.explanation.str.contains("full").all()
+    db.execute("PRAGMA max_page_count=1073741823")  # space again
+    assert [post(rx, 10 + i).status_code for i in range(3)] == [200, 200, 200]  # the retries land
+    assert len(rx.events) == 4
+
+
+def test_a_read_only_store_answers_500_and_recovers(rx: elwh_nb.Receiver) -> None:
+    rx.store._db.execute("PRAGMA query_only=ON")
+    assert post(rx, 2).status_code == 500
+    assert "readonly" in rx.failures.explanation.iloc[-1].replace("read-only", "readonly").replace(" ", "")
+    rx.store._db.execute("PRAGMA query_only=OFF")
+    assert post(rx, 2).status_code == 200
+
+
+def test_a_locked_store_answers_500_and_recovers(rx: elwh_nb.Receiver) -> None:
+    assert rx.store.path is not None
+    other = sqlite3.connect(rx.store.path, isolation_level=None, timeout=0)
+    other.execute("BEGIN EXCLUSIVE")  # another program holds the file
+    try:
+        assert post(rx, 3).status_code == 500
+        assert "locked" in rx.failures.explanation.iloc[-1]
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert post(rx, 3).status_code == 200
+
+
+def test_callbacks_that_raise_or_hang_do_not_stall_deliveries(rx: elwh_nb.Receiver) -> None:
+    release = threading.Event()
+    rx.on_event(lambda event: release.wait(60))  # hangs
+    rx.on_event(lambda event: 1 / 0)  # raises
+    started = time.monotonic()
+    sent = rx.simulate(200, via="direct", seed=5, progress=False)
+    assert (sent.status == 200).all()
+    assert time.monotonic() - started < 30
+    release.set()
+    wait_for(lambda: len(rx.callback_errors) == 200, 30, "the raising callback's records")
+    assert rx.callback_errors.error.str.startswith("ZeroDivisionError").all()
