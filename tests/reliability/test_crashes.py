@@ -58,7 +58,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     sender.join(120)
     sent = box[0]
     acked = set(sent.loc[sent.status == 200, "id"].astype(int))
-    assert 300 <= len(acked) < 4000  # killed mid-load: some answered, some cut off
+    assert 100 <= len(acked) < 4000  # killed mid-load: many answered (300 were stored), some cut off
     assert sent.status.isna().any()
     with elwh_nb.EventStore(path) as store:
         assert acked <= set(store.events.index)

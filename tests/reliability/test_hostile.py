@@ -115,3 +115,23 @@ def test_a_flood_of_bad_requests_keeps_memory_capped() -> None:
         assert rx.store.counts["failures"] == 3000  # the counters keep counting
         still_serving(rx, 3)
     store.close()
+
+
+def test_slow_senders_do_not_block_others(rx: elwh_nb.Receiver) -> None:
+    held = []
+    try:
+        for i in range(100):  # connections that send half a request and then nothing
+            s = socket.create_connection(("127.0.0.1", rx.port), timeout=10)
+            s.sendall(
+                b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{"
+                if i % 2
+                else b"POST /web"
+            )
+            held.append(s)
+        body, headers = signed("speech_to_text_transcription", seed=9)
+        r = httpx.post(rx.local_url, content=body, headers=headers, timeout=5)
+        assert r.status_code == 200  # answered while a hundred senders stall
+    finally:
+        for s in held:
+            s.close()
+    still_serving(rx, 10)
