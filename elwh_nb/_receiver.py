@@ -271,6 +271,7 @@ class Receiver:
         future_tolerance: float | None,
         max_body: int,
         public_url: str | None,
+        body_timeout: float = 120.0,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
@@ -283,6 +284,7 @@ class Receiver:
                 self.store.close()
             raise
         self.host, self.path, self.max_body = host, path, max_body
+        self.body_timeout = body_timeout
         self.started_at = time.time()
         self._stopped = False
         try:
@@ -341,7 +343,10 @@ class Receiver:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._loop = IOLoop.current()
         self._server = HTTPServer(
-            app, max_body_size=2 * self.max_body + 2 * _SLACK, idle_connection_timeout=75, body_timeout=120
+            app,
+            max_body_size=2 * self.max_body + 2 * _SLACK,
+            idle_connection_timeout=75,
+            body_timeout=self.body_timeout,
         )
         self._server.add_sockets(sockets)
         self._ready.set()
@@ -508,12 +513,15 @@ def start(
     future_tolerance: float | None = DEFAULT_FUTURE_TOLERANCE,
     max_body: int = DEFAULT_MAX_BODY,
     public_url: str | None = None,
+    body_timeout: float = 120.0,
 ) -> Receiver:
     """Start a receiver on its own thread and return it; give ElevenLabs ``rx.url``.
 
     ``store`` is an :class:`EventStore`, a file path, or None for ``elwh_events.sqlite``
     in the working directory. ``port=0`` picks a free port. ``public_url`` (or the
     ``ELWH_PUBLIC_URL`` environment variable) is the origin ElevenLabs can reach.
+    ``body_timeout`` is how long a sender may take to send a body before the connection
+    is dropped (a body that never ends cannot hold a connection forever).
     """
     return Receiver(
         secret,
@@ -525,4 +533,5 @@ def start(
         future_tolerance=future_tolerance,
         max_body=max_body,
         public_url=public_url,
+        body_timeout=body_timeout,
     )

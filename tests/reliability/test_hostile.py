@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -135,3 +136,15 @@ def test_slow_senders_do_not_block_others(rx: elwh_nb.Receiver) -> None:
         for s in held:
             s.close()
     still_serving(rx, 10)
+
+
+def test_a_chunked_body_that_never_ends_is_dropped() -> None:
+    with elwh_nb.start(SECRET, store=":memory:", body_timeout=1.0) as rx:
+        s = socket.create_connection(("127.0.0.1", rx.port), timeout=30)
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        still_serving(rx, 11)  # others are served meanwhile
+        started = time.monotonic()
+        assert s.recv(65536) == b""  # the server gives up on it and closes the connection
+        assert time.monotonic() - started < 20
+        s.close()
+        still_serving(rx, 12)
