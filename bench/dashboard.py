@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import pandas as pd
 
 import elwh_nb
 from elwh_nb._dashboard import Dashboard
+
+from .core import median_ms
 
 TYPES = [
     b"post_call_transcription",
@@ -41,15 +39,6 @@ def body(i: int) -> bytes:
             i,
         )
     )
-
-
-def median_ms(fn: Callable[[], Any], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
 
 
 def by_hand(rx: elwh_nb.Receiver, types: tuple[str, ...]) -> str:

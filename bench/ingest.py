@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import elwh_nb
+from tests.helpers import stop_process
 
 from .servers import SECRET, prefill_events
 
@@ -122,11 +123,7 @@ def server(
         wait_listening(port)
         yield info
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def wait_listening(port: int, timeout: float = 60) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 from elwh_nb import payloads, sign
 
@@ -26,3 +28,13 @@ def signed(
     factory = payloads(seed)
     body = factory.body(factory.make(event_type, **kw))
     return body, {"ElevenLabs-Signature": sign(body, secret), "Content-Type": "application/json"}
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 30) -> None:
+    """Terminate a server process, and kill it if it does not go."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from .helpers import wait_for
+from .helpers import stop_process, wait_for
 
 
 def free_port() -> int:
@@ -103,9 +103,4 @@ def jupyter_server(
             wait_for(marker.exists, timeout=10, what="the elwh_nb extension to load")
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)

@@ -24,7 +24,7 @@ import pytest
 from elwh_nb import sign
 
 from .conftest import SECRET, require
-from .helpers import signed, wait_for
+from .helpers import signed, stop_process, wait_for
 from .jupyter_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,11 +96,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
         wait_for(up, timeout=90, what="jupyterlab")
         yield origin, token, root
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def test_quickstart_dashboard_live_in_jupyterlab(lab: tuple[str, str, Path], tmp_path: Path) -> None:

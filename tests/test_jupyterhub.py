@@ -22,7 +22,7 @@ import pytest
 from elwh_nb import sign
 
 from .conftest import SECRET, require
-from .helpers import signed, wait_for
+from .helpers import signed, stop_process, wait_for
 from .jupyter_servers import free_port
 from .kernel_ws import RemoteKernel
 
@@ -108,11 +108,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
         wait_for(up, timeout=90, what="jupyterhub")
         yield h
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
