@@ -31,8 +31,9 @@ from typing import Any
 
 import elwh_nb
 from tests.helpers import stop_process
+from tests.jupyter_servers import free_port
 
-from .servers import SECRET, prefill_events
+from .servers import SECRET, prefill_events, rss_bytes
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -67,14 +68,6 @@ FULL = Options(
 QUICK = Options(
     seconds=3, sizes=[10_000, 50_000], memory_small=5_000, memory_large=200, visible_seconds=3, busy_seconds=3
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager
@@ -139,13 +132,6 @@ def wait_listening(port: int, timeout: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def load_file(path: Path, n: int, size: str = "small", offset: int = 0) -> Path:
