@@ -262,7 +262,8 @@ def scenario_accumulated(report: Report, tmp: Path) -> None:
     for kind, label in (("tutorial", "2. tutorial"), ("docs", "3. docs"), ("kit", "4. elwh_nb")):
         curve = []
         for size in o.sizes:
-            bodies = load_file(tmp / f"acc-{kind}-{size}.tsv", 5_000, offset=10**7)
+            # As in the direct runs: more distinct bodies than requests, so no delivery is a duplicate.
+            bodies = load_file(tmp / f"acc-{kind}-{size}.tsv", int(seconds * 12_000), offset=10**7)
             with server(kind, prefill=size, store=tmp / f"acc-{kind}-{size}.sqlite") as s:
                 result = wrk(s["url"], bodies, seconds, o.connections)
             curve.append((size, result.rps))
@@ -481,7 +482,7 @@ def scenario_reads(report: Report) -> None:
         ms < 10,
         f"{ms:.3f} ms",
     )
-    report.lines += ["## Dashboard refresh", "", *dashboard.table([1000, *sizes[1:]]), ""]
+    report.lines += ["## Dashboard refresh", "", *dashboard.table(sizes), ""]
 
 
 def scenario_breakdown(report: Report) -> None:
