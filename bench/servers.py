@@ -6,8 +6,12 @@
 - ``docs``: the pattern in ElevenLabs' docs: FastAPI on uvicorn, the SDK, a list.
 - ``kit``: ``elwh_nb.start(...)`` with the durable default store.
 
-``--prefill N`` stores N events first (to measure a receiver that has accumulated them);
-each server prints ``READY <pid>`` once it listens.
+``--prefill FILE`` stores the events of a JSON-lines file first (to measure a receiver
+that has accumulated them; the file is written by the parent, so no reference receiver
+imports the kit). Every kind measures the memory its stored events take the same way,
+in its own process: resident bytes after garbage collection and ``malloc_trim`` before
+and after loading them (``--trace`` adds the Python heap they keep, by tracemalloc), and
+prints it as a JSON line. Each server prints ``READY <pid>`` once it listens.
 """
 
 import argparse
@@ -16,6 +20,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,50 @@ def prefill_events(n: int, size: str, offset: int = 0) -> list[dict[str, Any]]:
     return events
 
 
+def write_prefill(path: Path, n: int, size: str) -> Path:
+    """A JSON-lines file of ``n`` distinct events (compact bodies, as ElevenLabs sends them)."""
+    with path.open("w") as f:
+        for start in range(0, n, 1000):
+            for event in prefill_events(min(1000, n - start), size, offset=start):
+                f.write(json.dumps(event, separators=(",", ":")) + "\n")
+    return path
+
+
+class Measured:
+    """Memory that loading the prefill costs, measured the same way for every kind."""
+
+    def __init__(self, trace: bool) -> None:
+        import tracemalloc
+
+        self.trace = trace
+        if trace:
+            tracemalloc.start()
+        self.rss_before = rss_after_cleanup()
+        self.traced_before = tracemalloc.get_traced_memory()[0]
+
+    def done(self, n: int) -> dict[str, Any]:
+        import tracemalloc
+
+        rss_after = rss_after_cleanup()
+        traced = tracemalloc.get_traced_memory()[0] - self.traced_before
+        tracemalloc.stop()
+        return {
+            "prefilled": n,
+            "rss_before": self.rss_before,
+            "rss_after": rss_after,
+            "traced": traced if self.trace else None,
+        }
+
+
+def read_prefill(path: str | None) -> Iterator[bytes]:
+    """The prefill file's bodies, one at a time (nothing to load when there is none)."""
+    if not path:
+        return
+    with open(path, "rb") as f:
+        for line in f:
+            yield line.rstrip(b"\n")
+
+
 def ready() -> None:
     print(f"READY {os.getpid()}", flush=True)
 
@@ -74,7 +123,7 @@ def ceiling(port: int) -> None:
     ioloop.IOLoop.current().start()
 
 
-def tutorial(port: int, prefill: int, size: str) -> None:
+def tutorial(port: int, args: argparse.Namespace) -> None:
     import logging
 
     import pandas as pd
@@ -84,7 +133,11 @@ def tutorial(port: int, prefill: int, size: str) -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     app = Flask(__name__)
     client = ElevenLabs(api_key="x")
-    state = {"events": pd.DataFrame(prefill_events(prefill, size)) if prefill else pd.DataFrame()}
+    measured = Measured(args.trace)
+    rows = [json.loads(body) for body in read_prefill(args.prefill)]
+    state = {"events": pd.DataFrame(rows) if rows else pd.DataFrame()}
+    del rows
+    print(json.dumps(measured.done(len(state["events"]))), flush=True)
 
     @app.route("/webhook", methods=["POST"])
     def webhook_handler() -> Any:
@@ -101,7 +154,7 @@ def tutorial(port: int, prefill: int, size: str) -> None:
     app.run(host="127.0.0.1", port=port, threaded=True)
 
 
-def docs(port: int, prefill: int, size: str) -> None:
+def docs(port: int, args: argparse.Namespace) -> None:
     import logging
 
     import uvicorn
@@ -111,7 +164,9 @@ def docs(port: int, prefill: int, size: str) -> None:
 
     app = FastAPI()
     client = ElevenLabs(api_key="x")
-    events: list[dict[str, Any]] = prefill_events(prefill, size) if prefill else []
+    measured = Measured(args.trace)
+    events: list[dict[str, Any]] = [json.loads(body) for body in read_prefill(args.prefill)]
+    print(json.dumps(measured.done(len(events))), flush=True)
 
     @app.post("/webhook")
     async def receive(request: Request) -> JSONResponse:
@@ -156,27 +211,27 @@ def busy(after: float, seconds: float) -> None:
         total += sum(i * i for i in range(1000))
 
 
-def kit(
-    port: int, prefill: int, size: str, store: str, env: dict[str, str], args: argparse.Namespace
-) -> None:
+def kit(port: int, store: str, env: dict[str, str], args: argparse.Namespace) -> None:
     import elwh_nb
 
     os.environ.update(env)  # a kernel's view of its Jupyter server, for the public route
-    import tracemalloc
-
     events = elwh_nb.EventStore(store)
-    if prefill and args.trace:
-        tracemalloc.start()
-    before, traced_before = rss_after_cleanup(), tracemalloc.get_traced_memory()[0]
-    step = 1000 if size == "small" else 20  # small chunks: little transient memory to fragment
-    for start in range(0, prefill, step):
-        chunk = prefill_events(min(step, prefill - start), size, offset=start)
-        events.append_many([(elwh_nb.payloads(0).body(e), e) for e in chunk])
-        del chunk
-    after, traced_after = rss_after_cleanup(), tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
+    measured = Measured(args.trace)
+    # Batches of up to 1 MiB of bodies, committed as a receiver under load commits them:
+    # little transient memory, so what stays is what the stored events keep.
+    batch: list[bytes] = []
+    held = 0
+    for body in read_prefill(args.prefill):
+        batch.append(body)
+        held += len(body)
+        if held >= 1 << 20:
+            events.append_many(batch)
+            batch, held = [], 0
+    if batch:
+        events.append_many(batch)
+    del batch
+    sizes = measured.done(len(events))
     rx = elwh_nb.start(SECRET, port=port, store=events)
-    sizes = {"rss_before": before, "rss_after": after, "traced": traced_after - traced_before}
     print(json.dumps({"url": rx.url, "local_url": rx.local_url, **sizes}), flush=True)
     ready()
     if args.watch:
@@ -190,12 +245,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("kind", choices=["ceiling", "tutorial", "docs", "kit"])
     parser.add_argument("port", type=int)
-    parser.add_argument("--prefill", type=int, default=0)
-    parser.add_argument("--size", choices=["small", "large"], default="small")
+    parser.add_argument("--prefill", default=None, help="a JSON-lines file of events to store first")
     parser.add_argument("--store", default=str(Path.cwd() / "elwh_events.sqlite"))
     parser.add_argument("--env", default="{}", help="JSON of environment variables (kit)")
     parser.add_argument(
-        "--trace", action="store_true", help="kit: trace Python allocations during the prefill"
+        "--trace", action="store_true", help="trace Python allocations while loading the prefill"
     )
     parser.add_argument("--watch", type=int, default=0, help="kit: read rx.events until N rows, print delays")
     parser.add_argument("--busy-after", type=float, default=0.0)
@@ -206,11 +260,11 @@ def main() -> None:
     if args.kind == "ceiling":
         ceiling(args.port)
     elif args.kind == "tutorial":
-        tutorial(args.port, args.prefill, args.size)
+        tutorial(args.port, args)
     elif args.kind == "docs":
-        docs(args.port, args.prefill, args.size)
+        docs(args.port, args)
     else:
-        kit(args.port, args.prefill, args.size, args.store, json.loads(args.env), args)
+        kit(args.port, args.store, json.loads(args.env), args)
     sys.exit(0)
 
 
