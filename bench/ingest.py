@@ -795,7 +795,8 @@ def main(argv: list[str] | None = None) -> int:
         f"in {time.time() - t0:,.0f} s, on a {CORES}-core {platform.machine()} machine ({platform.platform()}); "
         + (
             f"receivers and the Jupyter server pinned to CPU {SERVER_CPU}, wrk to CPU {LOAD_CPU}; "
-            "in-process measurements (core, reads, dashboard, where the time goes) unpinned."
+            "the paced sender of the latency scenarios and the in-process measurements (core, reads, dashboard, "
+            "where the time goes) not pinned."
             if pinned(SERVER_CPU)
             else "nothing pinned (one core, or no taskset)."
         ),
