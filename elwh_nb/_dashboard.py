@@ -72,6 +72,22 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _tree(root: w.Widget) -> list[w.Widget]:
+    """``root`` and every widget it holds (children, layouts, styles), each once."""
+    seen: dict[int, w.Widget] = {}
+    todo = [root]
+    while todo:
+        widget = todo.pop()
+        if id(widget) in seen:
+            continue
+        seen[id(widget)] = widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            todo.extend(v for v in values if isinstance(v, w.Widget))
+    return list(seen.values())
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -195,10 +211,11 @@ class Dashboard:
         self.tick()
 
     def close(self) -> None:
-        """Stop refreshing and close the widgets."""
+        """Stop refreshing and close the panel's widgets (and only those: not the user's)."""
         if self._callback is not None:
             self._callback.stop()
-        self.widget.close_all() if hasattr(self.widget, "close_all") else self.widget.close()
+        for widget in _tree(self.widget):
+            widget.close()
 
     def tick(self) -> bool:
         """Refresh if something changed and the last refresh is old enough; True if it did."""
@@ -531,4 +548,8 @@ class Dashboard:
             plot_events_over_time(events),
             plot_failures(self.rx.failures),
         ]
+        old = self.plots.children
         self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]
+        for image in old:  # replaced images would otherwise stay open in the kernel
+            for widget in _tree(image):
+                widget.close()

@@ -222,3 +222,25 @@ def test_json_view_is_collapsible_and_escaped() -> None:
     html = json_view({"a": [1, 2], "b": "<script>", "c": "x" * 1000})
     assert html.startswith("<details open>") and "&lt;script&gt;" in html
     assert "1,000 characters" in html and "x" * 200 not in html
+
+
+def live_widgets() -> set[str]:
+    """The model ids of every open widget in this process (what a kernel would keep)."""
+    from ipywidgets.widgets.widget import _instances
+
+    return set(_instances)
+
+
+def test_closing_a_dashboard_closes_only_its_own_widgets(rx: elwh_nb.Receiver) -> None:
+    mine = w.IntSlider(description="a user's own slider")
+    before = live_widgets()
+    dash = rx.dashboard(autorefresh=False)
+    dash.tabs.selected_index = 1  # the plots too
+    panel = live_widgets() - before
+    assert len(panel) > 30  # every control, box, layout and style of the panel
+    dash.update_plots()  # new images replace the old, which are closed
+    assert len(live_widgets() - before) == len(panel)
+    dash.close()
+    assert mine.comm is not None and mine.model_id in live_widgets()  # the user's widget lives
+    assert not panel & live_widgets()  # every one of the panel's widgets is closed
+    mine.close()
