@@ -94,8 +94,11 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-class Dashboard:
-    """The panel for one receiver. Several may watch the same receiver."""
+class Dashboard(w.VBox):  # type: ignore[misc]
+    """The panel for one receiver, an ipywidgets ``VBox``: display it or put it in a layout.
+
+    Several may watch the same receiver.
+    """
 
     def __init__(
         self,
@@ -169,7 +172,7 @@ class Dashboard:
         self.tabs = w.Tab(children=[table_tab, timing_tab])
         self.tabs.set_title(0, "Deliveries")
         self.tabs.set_title(1, "Timings")
-        self.widget = w.VBox([self.header, self.counters, actions, self.message, self.tabs])
+        super().__init__([self.header, self.counters, actions, self.message, self.tabs])
 
         for control in (self.types, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
@@ -189,8 +192,16 @@ class Dashboard:
             self._start_timer()
 
     # -- display and lifetime ----------------------------------------------------------
+    @property
+    def widget(self) -> Dashboard:
+        """The panel itself (it used to be a separate widget; kept for old code)."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Dashboard of {self.rx!r}>"
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle["text/plain"] = repr(self.rx)
         return bundle
@@ -212,10 +223,12 @@ class Dashboard:
 
     def close(self) -> None:
         """Stop refreshing and close the panel's widgets (and only those: not the user's)."""
-        if self._callback is not None:
+        if getattr(self, "_callback", None) is not None:  # also from __del__, maybe half-built
             self._callback.stop()
-        for widget in _tree(self.widget):
-            widget.close()
+        for widget in _tree(self):
+            if widget is not self:
+                widget.close()
+        super().close()
 
     def tick(self) -> bool:
         """Refresh if something changed and the last refresh is old enough; True if it did."""

@@ -244,3 +244,19 @@ def test_closing_a_dashboard_closes_only_its_own_widgets(rx: elwh_nb.Receiver) -
     assert mine.comm is not None and mine.model_id in live_widgets()  # the user's widget lives
     assert not panel & live_widgets()  # every one of the panel's widgets is closed
     mine.close()
+
+
+def test_a_dashboard_is_a_widget_that_fits_in_a_layout(rx: elwh_nb.Receiver) -> None:
+    rx.simulate(3, via="direct", seed=7)
+    dash = rx.dashboard(autorefresh=False)
+    assert isinstance(dash, w.VBox)
+    plot = w.Output()
+    row = w.HBox([dash, plot])  # a user's own layout
+    assert row.get_state()["children"] == [f"IPY_MODEL_{dash.model_id}", f"IPY_MODEL_{plot.model_id}"]
+    assert dash.tabs in dash.children and dash.counters in dash.children
+    assert "<b>3</b> accepted" in dash.counters.value
+    bundle = dash._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    assert bundle["text/plain"].startswith("<Receiver listening")
+    row.close()
+    dash.close()
