@@ -2,7 +2,9 @@
 
 Refreshes run on the kernel's main loop (a periodic callback), at most a few times a
 second and only when the store changed; while a cell runs they wait, and the next one
-shows everything that arrived meanwhile (the store keeps it). A refresh renders one page
+shows everything that arrived meanwhile (the store keeps it). The timer stops when the
+panel is closed, when the frontend reports no view of it left, or when the receiver stops.
+A refresh renders one page
 of rows: the snapshot is O(1) and filters scan backwards only until the page is full, so
 its cost does not grow with the number of stored events. The panel never sees the
 secret: sending and replaying go through the receiver.
@@ -10,6 +12,7 @@ secret: sending and replaying go through the receiver.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import io
@@ -23,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
+from tornado.ioloop import PeriodicCallback
 
 from ._timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
 
@@ -120,7 +124,8 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._page = 0
         self._more = False
         self._types: tuple[str, ...] = ()
-        self._callback: Any = None
+        self._autorefresh = autorefresh
+        self._timer: PeriodicCallback | None = None
 
         self.header = w.HTML()
         self.counters = w.HTML()
@@ -172,7 +177,9 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self.tabs = w.Tab(children=[table_tab, timing_tab])
         self.tabs.set_title(0, "Deliveries")
         self.tabs.set_title(1, "Timings")
-        super().__init__([self.header, self.counters, actions, self.message, self.tabs])
+        # _view_count=0 asks the frontend to report how many views show the panel.
+        super().__init__([self.header, self.counters, actions, self.message, self.tabs], _view_count=0)
+        self.observe(self._views_changed, names="_view_count")
 
         for control in (self.types, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
@@ -188,8 +195,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         )
 
         self.refresh(force=True)
-        if autorefresh:
-            self._start_timer()
+        self._start_timer()
 
     # -- display and lifetime ----------------------------------------------------------
     @property
@@ -201,30 +207,48 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         return f"<Dashboard of {self.rx!r}>"
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self._start_timer()  # shown again after its views were gone
         bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle["text/plain"] = repr(self.rx)
         return bundle
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (a closed panel cannot be shown again)."""
+        return self.comm is None
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether the refresh timer runs (it stops when closed, unseen, or the receiver stops)."""
+        return self._timer is not None and self._timer.is_running()
+
     def _start_timer(self) -> None:
-        import asyncio
-
-        from tornado.ioloop import IOLoop, PeriodicCallback
-
+        if not self._autorefresh or self.refreshing or self.closed or not self.rx.running:
+            return
         try:
             asyncio.get_running_loop()  # the kernel's loop; none in a plain script
         except RuntimeError:
             return
-        self._callback = PeriodicCallback(self._on_timer, 250)
-        IOLoop.current().add_callback(self._callback.start)
+        if self._timer is None:
+            self._timer = PeriodicCallback(self.tick, 250)
+        self._timer.start()
 
-    def _on_timer(self) -> None:
-        self.tick()
+    def _stop_timer(self) -> None:
+        if getattr(self, "_timer", None) is not None:  # also from __del__, maybe half-built
+            self._timer.stop()  # type: ignore[union-attr]
+
+    def _views_changed(self, change: dict[str, Any]) -> None:
+        # The frontend counts the views showing the panel; none left (output cleared,
+        # notebook closed): stop refreshing until it is shown again.
+        if change["new"]:
+            self._start_timer()
+        elif change["old"]:
+            self._stop_timer()
 
     def close(self) -> None:
         """Stop refreshing and close the panel's widgets (and only those: not the user's)."""
-        if getattr(self, "_callback", None) is not None:  # also from __del__, maybe half-built
-            self._callback.stop()
+        self._stop_timer()
         for widget in _tree(self):
             if widget is not self:
                 widget.close()
@@ -232,8 +256,8 @@ class Dashboard(w.VBox):  # type: ignore[misc]
 
     def tick(self) -> bool:
         """Refresh if something changed and the last refresh is old enough; True if it did."""
-        if not self.rx.running and self._callback is not None:
-            self._callback.stop()
+        if not self.rx.running and self.refreshing:
+            self._stop_timer()
             return self.refresh(force=True)
         return self.refresh()
 

@@ -19,7 +19,7 @@ import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from tornado import httputil, netutil, web
@@ -31,6 +31,9 @@ from ._exceptions import ReceiverError, StoreError
 from ._intake import Answer, EventCallback, Intake
 from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from ._store import Appended, EventStore
+
+if TYPE_CHECKING:
+    from ._dashboard import Dashboard
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # post_call_audio bodies are megabytes; refuse only the absurd
 _SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
@@ -464,15 +467,23 @@ class Receiver:
         """Jobs announced with :meth:`expect`: still waiting, or arrived with their turnaround."""
         return self.store.jobs
 
-    def dashboard(self, **options: Any) -> Any:
-        """A live ipywidgets panel over this receiver (several may be open)."""
+    _shown: Dashboard | None = None  # the one dashboard `rx` displays as
+
+    def dashboard(self, **options: Any) -> Dashboard:
+        """A new live panel over this receiver, an ipywidgets ``VBox`` (several may be open)."""
         from ._dashboard import Dashboard
 
         return Dashboard(self, **options)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # In a notebook, the receiver shows as its dashboard.
-        return self.dashboard()._repr_mimebundle_(**kwargs)
+        # In a notebook, the receiver shows as its dashboard: the same one each time, so
+        # that displaying `rx` again does not add a panel (and a refresh timer) each time.
+        shown = self._shown
+        if shown is None or shown.closed:
+            shown = self._shown = self.dashboard()
+        else:
+            shown.refresh(force=True)
+        return shown._repr_mimebundle_(**kwargs)
 
     def _target(self, via: str) -> tuple[str, dict[str, str]]:
         ctx = self._ctx

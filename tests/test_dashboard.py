@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
 import pytest
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 import elwh_nb
 from elwh_nb._dashboard import Dashboard, json_view
@@ -260,3 +263,69 @@ def test_a_dashboard_is_a_widget_that_fits_in_a_layout(rx: elwh_nb.Receiver) -> 
     assert bundle["text/plain"].startswith("<Receiver listening")
     row.close()
     dash.close()
+
+
+def running_timers() -> list[PeriodicCallback]:
+    """Refresh timers running on this thread's loop."""
+    loop = IOLoop.current()
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, PeriodicCallback) and o.is_running() and getattr(o, "io_loop", None) is loop
+    ]
+
+
+async def settle() -> None:
+    """Let the loop run what was scheduled on it."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_displaying_the_receiver_again_and_again_runs_one_timer(rx: elwh_nb.Receiver) -> None:
+    async def main() -> None:  # a running loop, as in a kernel: dashboards start their timers
+        bundles = [rx._repr_mimebundle_() for _ in range(10)]
+        await settle()
+        assert len(running_timers()) == 1
+        ids = {b["application/vnd.jupyter.widget-view+json"]["model_id"] for b in bundles}
+        assert len(ids) == 1  # ten views of one dashboard
+
+        extra = rx.dashboard()  # an explicit one is new, with its own timer ...
+        await settle()
+        assert len(running_timers()) == 2
+        extra.close()  # ... which stops when it is closed
+        await settle()
+        assert len(running_timers()) == 1
+
+        shown = rx.dashboard()
+        await settle()
+        shown._view_count = 1  # what the frontend reports when it shows the widget ...
+        shown._view_count = 0  # ... and when the output is cleared: no view left
+        await settle()
+        assert len(running_timers()) == 1
+        shown._view_count = 1  # shown again: refreshing again
+        await settle()
+        assert len(running_timers()) == 2
+
+        rx.stop()  # every timer stops with the receiver
+        await until(lambda: not running_timers())
+        bundle = rx._repr_mimebundle_()  # still the same dashboard, now saying "stopped"
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] in ids
+        assert bundle["text/plain"].startswith("<Receiver stopped")
+
+    asyncio.run(main())
+
+
+def test_a_closed_default_dashboard_is_replaced(rx: elwh_nb.Receiver) -> None:
+    first = rx._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
+    from ipywidgets.widgets.widget import _instances
+
+    _instances[first].close()
+    second = rx._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert second != first and second in _instances
