@@ -4,10 +4,9 @@ Refreshes run on the kernel's main loop (a periodic callback), at most a few tim
 second and only when the store changed; while a cell runs they wait, and the next one
 shows everything that arrived meanwhile (the store keeps it). The timer stops when the
 panel is closed, when the frontend reports no view of it left, or when the receiver stops.
-A refresh renders one page
-of rows: the snapshot is O(1) and filters scan backwards only until the page is full, so
-its cost does not grow with the number of stored events. The panel never sees the
-secret: sending and replaying go through the receiver.
+A refresh renders one page of rows: the snapshot is O(1) and filters scan backwards only
+until the page is full, so its cost does not grow with the number of stored events. The
+panel never sees the secret: sending and replaying go through the receiver.
 """
 
 from __future__ import annotations
@@ -39,6 +38,9 @@ ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
 _SCAN = 4096  # rows looked at per step when a filter is on
 _LONG = 160  # strings longer than this are shortened in the JSON view
 _DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
+
+#: What the inspector's choices stand for: ("event", id) or ("failure", id).
+Pick = tuple[str, int]
 
 
 def _esc(value: Any) -> str:
@@ -369,10 +371,12 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self.page_label.value = (
             f"newest first · rows {first + 1 if len(rows) else 0}-{first + len(rows)} {of}"
         )
-        options = [(f"#{i} {t}", int(i)) for i, t in zip(rows.index, rows["event_type"], strict=True)]
+        options = [
+            (f"#{i} {t}", ("event", int(i))) for i, t in zip(rows.index, rows["event_type"], strict=True)
+        ]
         self._set_pick(options)
 
-    def _set_pick(self, options: list[tuple[str, int]]) -> None:
+    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
         current = self.pick.value
         self.pick.options = options
         values = [v for _, v in options]
@@ -464,16 +468,17 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self.page_label.value = (
             f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
         )
-        self._set_pick([(f"#{i} {r.reason}", -int(i)) for i, r in page.iterrows()])  # negative: a failure
+        # Failure ids can be negative (kept in memory only), so the kind is said, not encoded.
+        self._set_pick([(f"#{i} {r.reason}", ("failure", int(i))) for i, r in page.iterrows()])
 
     def _show_detail(self) -> None:
-        chosen = self.pick.value
+        chosen: Pick | None = self.pick.value
         if chosen is None:
             self.detail.value = ""
-        elif chosen < 0:
-            self.detail.value = self.failure_detail(-chosen)
+        elif chosen[0] == "failure":
+            self.detail.value = self.failure_detail(chosen[1])
         else:
-            self.detail.value = self.event_detail(chosen)
+            self.detail.value = self.event_detail(chosen[1])
 
     def event_detail(self, event_id: int) -> str:
         """The whole payload as collapsible JSON, and where to get the raw body."""
@@ -531,12 +536,12 @@ class Dashboard(w.VBox):  # type: ignore[misc]
 
     def replay_selected(self) -> None:
         """Deliver the selected event again, signed anew: it counts as a duplicate."""
-        chosen = self.pick.value
-        if chosen is None or chosen < 0:
+        chosen: Pick | None = self.pick.value
+        if chosen is None or chosen[0] != "event":
             self.message.value = "pick an accepted event to replay"
             return
-        sent = self.rx.replay(chosen)
-        self.message.value = f"replayed event #{chosen}: answered {sent.status.iloc[-1]}"
+        sent = self.rx.replay(chosen[1])
+        self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
         self.refresh(force=True)
 
     def filtered(self) -> pd.DataFrame:

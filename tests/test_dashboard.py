@@ -6,6 +6,7 @@ import asyncio
 import base64
 import gc
 import json
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,7 +70,7 @@ def test_type_filter_narrows_the_table_and_new_types_appear(rx: elwh_nb.Receiver
     dash = rx.dashboard(autorefresh=False)
     assert set(dash.types.options) == {"post_call_transcription", "speech_to_text_transcription"}
     dash.types.value = ("speech_to_text_transcription",)
-    shown = rx.events.loc[[v for _, v in dash.pick.options]]
+    shown = rx.events.loc[[i for _, (_, i) in dash.pick.options]]
     assert len(shown) and set(shown.event_type) == {"speech_to_text_transcription"}
     assert dash.table.value.count("speech_to_text_transcription") == len(shown)
     assert "post_call_transcription" not in dash.table.value
@@ -166,16 +167,16 @@ def test_a_refresh_at_100k_events_renders_one_page(rx: elwh_nb.Receiver) -> None
 def test_paging(rx: elwh_nb.Receiver) -> None:
     rx.store.append_many([b'{"type":"x","n":%d}' % i for i in range(45)])
     dash = rx.dashboard(autorefresh=False)
-    assert dash.pick.options[0][1] == 45
+    assert dash.pick.options[0][1] == ("event", 45)
     dash.next_button.click()
-    assert dash.pick.options[0][1] == 25 and "rows 21-40" in dash.page_label.value
+    assert dash.pick.options[0][1] == ("event", 25) and "rows 21-40" in dash.page_label.value
     dash.next_button.click()
     assert rows_in(dash) == 5
     dash.next_button.click()  # no further
     assert rows_in(dash) == 5
     dash.prev_button.click()
     dash.prev_button.click()
-    assert dash.pick.options[0][1] == 45
+    assert dash.pick.options[0][1] == ("event", 45)
 
 
 def test_buttons_send_replay_and_export(rx: elwh_nb.Receiver, tmp_path: Path) -> None:
@@ -329,3 +330,33 @@ def test_a_closed_default_dashboard_is_replaced(rx: elwh_nb.Receiver) -> None:
     _instances[first].close()
     second = rx._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
     assert second != first and second in _instances
+
+
+def test_a_failure_kept_only_in_memory_is_inspected_as_itself(tmp_path: Path) -> None:
+    store = elwh_nb.EventStore(tmp_path / "events.sqlite", lock_timeout=0.3)
+    with store, elwh_nb.start(SECRET, store=store) as rx:
+        rx.simulate(2, faults={"tampered": 1}, via="direct", seed=8)  # event #1 and failure #1
+        assert store.path is not None
+        other = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+        other.execute("BEGIN EXCLUSIVE")  # another program holds the file: failures stay in memory
+        try:
+            rx.simulate(1, faults={"wrong_secret": 1}, via="direct", seed=9)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert sorted(rx.failures.index) == [-1, 1] and list(rx.events.index) == [1]
+        dash = rx.dashboard(autorefresh=False)
+        dash.outcome.value = "failed"
+        labels = {label.split()[0]: value for label, value in dash.pick.options}
+        dash.pick.value = labels["#-1"]
+        assert "failure #-1: signature_mismatch" in dash.detail.value
+        assert "not saved to the store file" in dash.detail.value
+        assert "event #1" not in dash.detail.value
+        dash.replay_selected()  # a failure cannot be replayed
+        assert "pick an accepted event" in dash.message.value and rx.store.counts["duplicates"] == 0
+        dash.pick.value = labels["#1"]
+        assert "failure #1: signature_mismatch" in dash.detail.value
+        dash.outcome.value = "accepted"
+        dash.pick.value = dash.pick.options[0][1]
+        assert "event #1" in dash.detail.value
+        dash.close()
