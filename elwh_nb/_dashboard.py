@@ -432,12 +432,13 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         # The scan stops at want + 1 matches or at the window's start, so this is exact.
         return events.iloc[page_positions], len(hits) > want, None
 
-    def _render_failures(self) -> None:
-        failures = self.rx.failures.iloc[::-1]
+    def filtered_failures(self) -> pd.DataFrame:
+        """Kept failures matching the search (literal, over reason and explanation) and window."""
+        failures = self.rx.failures
         text = self.search.value.strip().lower()
         if text:
             failures = failures[
-                failures["reason"].astype(str).str.contains(text)
+                failures["reason"].astype(str).str.lower().str.contains(text, regex=False)
                 | failures["explanation"].str.lower().str.contains(text, regex=False)
             ]
         seconds = WINDOWS[self.window.value]
@@ -445,6 +446,10 @@ class Dashboard(w.VBox):  # type: ignore[misc]
             failures = failures[
                 failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
             ]
+        return failures
+
+    def _render_failures(self) -> None:
+        failures = self.filtered_failures().iloc[::-1]
         start = self._page * self.page_size
         page = failures.iloc[start : start + self.page_size]
         self._more = len(failures) > start + self.page_size
@@ -547,7 +552,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
     def filtered(self) -> pd.DataFrame:
         """All rows matching the filters (for export; this one is O(all))."""
         if self.outcome.value == "failed":
-            return self.rx.failures
+            return self.filtered_failures()
         events = self.rx.events
         keep = self._mask(events)
         seconds = WINDOWS[self.window.value]

@@ -360,3 +360,28 @@ def test_a_failure_kept_only_in_memory_is_inspected_as_itself(tmp_path: Path) ->
         dash.pick.value = dash.pick.options[0][1]
         assert "event #1" in dash.detail.value
         dash.close()
+
+
+def test_failure_search_is_literal_and_export_follows_the_failure_filters(
+    rx: elwh_nb.Receiver, tmp_path: Path
+) -> None:
+    rx.simulate(6, faults={"expired": 2, "tampered": 2}, via="direct", seed=10)
+    rx.store.add_failure("not_found", status=404, explanation="an hour ago", received_at=time.time() - 3600)
+    dash = rx.dashboard(autorefresh=False)
+    dash.outcome.value = "failed"
+    assert rows_in(dash) == 5
+    dash.search.value = "explain(body"  # not a regular expression: taken as typed
+    assert rows_in(dash) == 2 and dash.table.value.count("signature_mismatch") == 2
+    dash.search.value = "expired"
+    assert rows_in(dash) == 2 and dash.table.value.count("timestamp_expired") == 2
+    path = dash.export(tmp_path)
+    assert path is not None
+    exported = pd.read_csv(path)
+    assert len(exported) == 2 and set(exported.reason) == {"timestamp_expired"}
+    dash.search.value = ""
+    dash.window.value = "last 5 min"
+    assert rows_in(dash) == 4
+    (tmp_path / "window").mkdir()
+    path = dash.export(tmp_path / "window")
+    assert path is not None
+    assert len(exported := pd.read_csv(path)) == 4 and "not_found" not in set(exported.reason)
