@@ -19,7 +19,8 @@ import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 from tornado import httputil, netutil, web
@@ -28,7 +29,7 @@ from tornado.ioloop import IOLoop
 
 from . import _routes, _urls
 from ._exceptions import ReceiverError, StoreError
-from ._intake import Answer, EventCallback, Intake
+from ._intake import Answer, EventCallback, Intake, callback_types
 from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from ._store import Appended, EventStore
 
@@ -424,10 +425,32 @@ class Receiver:
             list(self._intake.callback_errors), columns=["time", "event_id", "callback", "error", "traceback"]
         )
 
-    def on_event(self, fn: EventCallback) -> EventCallback:
-        """Call ``fn(event)`` for each new event, on a worker thread; usable as a decorator."""
-        self._intake.add_callback(fn)
-        return fn
+    @overload
+    def on_event(self, fn: EventCallback, *, types: str | Iterable[str] | None = None) -> EventCallback: ...
+
+    @overload
+    def on_event(
+        self, fn: None = None, *, types: str | Iterable[str] | None = None
+    ) -> Callable[[EventCallback], EventCallback]: ...
+
+    def on_event(
+        self, fn: EventCallback | None = None, *, types: str | Iterable[str] | None = None
+    ) -> EventCallback | Callable[[EventCallback], EventCallback]:
+        """Call ``fn(event)`` for each new event, or only for those of ``types``, on a worker thread.
+
+        ``rx.on_event(fn)``, ``rx.on_event(fn, types=[...])``, ``@rx.on_event`` and
+        ``@rx.on_event(types=[...])`` all work. ``types`` are names as in
+        ``rx.events.event_type`` (``type``, or the tutorial's ``event_type``); one name may
+        be a plain string, and names not known yet are allowed. Exceptions land in
+        :attr:`callback_errors`.
+        """
+        wanted = callback_types(types)  # bad types fail here, before any decorating
+
+        def register(callback: EventCallback) -> EventCallback:
+            self._intake.add_callback(callback, wanted)
+            return callback
+
+        return register if fn is None else register(fn)
 
     @property
     def running(self) -> bool:
