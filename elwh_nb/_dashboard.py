@@ -100,7 +100,7 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-class Dashboard(w.VBox):  # type: ignore[misc]
+class Dashboard(w.VBox):
     """The panel for one receiver, an ipywidgets ``VBox``: display it or put it in a layout.
 
     Several may watch the same receiver.
@@ -233,8 +233,11 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         except RuntimeError:
             return
         if self._timer is None:
-            self._timer = PeriodicCallback(self.tick, 250)
+            self._timer = PeriodicCallback(self._on_timer, 250)
         self._timer.start()
+
+    def _on_timer(self) -> None:
+        self.tick()
 
     def _stop_timer(self) -> None:
         if getattr(self, "_timer", None) is not None:  # also from __del__, maybe half-built

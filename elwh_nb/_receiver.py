@@ -18,8 +18,8 @@ import threading
 import time
 import warnings
 import weakref
-from pathlib import Path
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
