@@ -2,14 +2,16 @@
 
 Refreshes run on the kernel's main loop (a periodic callback), at most a few times a
 second and only when the store changed; while a cell runs they wait, and the next one
-shows everything that arrived meanwhile (the store keeps it). A refresh renders one page
-of rows: the snapshot is O(1) and filters scan backwards only until the page is full, so
-its cost does not grow with the number of stored events. The panel never sees the
-secret: sending and replaying go through the receiver.
+shows everything that arrived meanwhile (the store keeps it). The timer stops when the
+panel is closed, when the frontend reports no view of it left, or when the receiver stops.
+A refresh renders one page of rows: the snapshot is O(1) and filters scan backwards only
+until the page is full, so its cost does not grow with the number of stored events. The
+panel never sees the secret: sending and replaying go through the receiver.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import html
 import io
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
+from tornado.ioloop import PeriodicCallback
 
 from ._timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
 
@@ -35,6 +38,9 @@ ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
 _SCAN = 4096  # rows looked at per step when a filter is on
 _LONG = 160  # strings longer than this are shortened in the JSON view
 _DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
+
+#: What the inspector's choices stand for: ("event", id) or ("failure", id).
+Pick = tuple[str, int]
 
 
 def _esc(value: Any) -> str:
@@ -72,14 +78,33 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _tree(root: w.Widget) -> list[w.Widget]:
+    """``root`` and every widget it holds (children, layouts, styles), each once."""
+    seen: dict[int, w.Widget] = {}
+    todo = [root]
+    while todo:
+        widget = todo.pop()
+        if id(widget) in seen:
+            continue
+        seen[id(widget)] = widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            todo.extend(v for v in values if isinstance(v, w.Widget))
+    return list(seen.values())
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
     return buf.getvalue()
 
 
-class Dashboard:
-    """The panel for one receiver. Several may watch the same receiver."""
+class Dashboard(w.VBox):
+    """The panel for one receiver, an ipywidgets ``VBox``: display it or put it in a layout.
+
+    Several may watch the same receiver.
+    """
 
     def __init__(
         self,
@@ -101,7 +126,8 @@ class Dashboard:
         self._page = 0
         self._more = False
         self._types: tuple[str, ...] = ()
-        self._callback: Any = None
+        self._autorefresh = autorefresh
+        self._timer: PeriodicCallback | None = None
 
         self.header = w.HTML()
         self.counters = w.HTML()
@@ -153,7 +179,9 @@ class Dashboard:
         self.tabs = w.Tab(children=[table_tab, timing_tab])
         self.tabs.set_title(0, "Deliveries")
         self.tabs.set_title(1, "Timings")
-        self.widget = w.VBox([self.header, self.counters, actions, self.message, self.tabs])
+        # _view_count=0 asks the frontend to report how many views show the panel.
+        super().__init__([self.header, self.counters, actions, self.message, self.tabs], _view_count=0)
+        self.observe(self._views_changed, names="_view_count")
 
         for control in (self.types, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
@@ -169,41 +197,72 @@ class Dashboard:
         )
 
         self.refresh(force=True)
-        if autorefresh:
-            self._start_timer()
+        self._start_timer()
 
     # -- display and lifetime ----------------------------------------------------------
+    @property
+    def widget(self) -> Dashboard:
+        """The panel itself (it used to be a separate widget; kept for old code)."""
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Dashboard of {self.rx!r}>"
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        bundle = self.widget._repr_mimebundle_(**kwargs)
+        self._start_timer()  # shown again after its views were gone
+        bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle["text/plain"] = repr(self.rx)
         return bundle
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (a closed panel cannot be shown again)."""
+        return self.comm is None
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether the refresh timer runs (it stops when closed, unseen, or the receiver stops)."""
+        return self._timer is not None and self._timer.is_running()
+
     def _start_timer(self) -> None:
-        import asyncio
-
-        from tornado.ioloop import IOLoop, PeriodicCallback
-
+        if not self._autorefresh or self.refreshing or self.closed or not self.rx.running:
+            return
         try:
             asyncio.get_running_loop()  # the kernel's loop; none in a plain script
         except RuntimeError:
             return
-        self._callback = PeriodicCallback(self._on_timer, 250)
-        IOLoop.current().add_callback(self._callback.start)
+        if self._timer is None:
+            self._timer = PeriodicCallback(self._on_timer, 250)
+        self._timer.start()
 
     def _on_timer(self) -> None:
         self.tick()
 
+    def _stop_timer(self) -> None:
+        if getattr(self, "_timer", None) is not None:  # also from __del__, maybe half-built
+            self._timer.stop()  # type: ignore[union-attr]
+
+    def _views_changed(self, change: dict[str, Any]) -> None:
+        # The frontend counts the views showing the panel; none left (output cleared,
+        # notebook closed): stop refreshing until it is shown again.
+        if change["new"]:
+            self._start_timer()
+        elif change["old"]:
+            self._stop_timer()
+
     def close(self) -> None:
-        """Stop refreshing and close the widgets."""
-        if self._callback is not None:
-            self._callback.stop()
-        self.widget.close_all() if hasattr(self.widget, "close_all") else self.widget.close()
+        """Stop refreshing and close the panel's widgets (and only those: not the user's)."""
+        self._stop_timer()
+        for widget in _tree(self):
+            if widget is not self:
+                widget.close()
+        super().close()
 
     def tick(self) -> bool:
         """Refresh if something changed and the last refresh is old enough; True if it did."""
-        if not self.rx.running and self._callback is not None:
-            self._callback.stop()
+        if not self.rx.running and self.refreshing:
+            self._stop_timer()
             return self.refresh(force=True)
         return self.refresh()
 
@@ -315,10 +374,12 @@ class Dashboard:
         self.page_label.value = (
             f"newest first · rows {first + 1 if len(rows) else 0}-{first + len(rows)} {of}"
         )
-        options = [(f"#{i} {t}", int(i)) for i, t in zip(rows.index, rows["event_type"], strict=True)]
+        options = [
+            (f"#{i} {t}", ("event", int(i))) for i, t in zip(rows.index, rows["event_type"], strict=True)
+        ]
         self._set_pick(options)
 
-    def _set_pick(self, options: list[tuple[str, int]]) -> None:
+    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
         current = self.pick.value
         self.pick.options = options
         values = [v for _, v in options]
@@ -374,12 +435,13 @@ class Dashboard:
         # The scan stops at want + 1 matches or at the window's start, so this is exact.
         return events.iloc[page_positions], len(hits) > want, None
 
-    def _render_failures(self) -> None:
-        failures = self.rx.failures.iloc[::-1]
+    def filtered_failures(self) -> pd.DataFrame:
+        """Kept failures matching the search (literal, over reason and explanation) and window."""
+        failures = self.rx.failures
         text = self.search.value.strip().lower()
         if text:
             failures = failures[
-                failures["reason"].astype(str).str.contains(text)
+                failures["reason"].astype(str).str.lower().str.contains(text, regex=False)
                 | failures["explanation"].str.lower().str.contains(text, regex=False)
             ]
         seconds = WINDOWS[self.window.value]
@@ -387,6 +449,10 @@ class Dashboard:
             failures = failures[
                 failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
             ]
+        return failures
+
+    def _render_failures(self) -> None:
+        failures = self.filtered_failures().iloc[::-1]
         start = self._page * self.page_size
         page = failures.iloc[start : start + self.page_size]
         self._more = len(failures) > start + self.page_size
@@ -410,16 +476,17 @@ class Dashboard:
         self.page_label.value = (
             f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
         )
-        self._set_pick([(f"#{i} {r.reason}", -int(i)) for i, r in page.iterrows()])  # negative: a failure
+        # Failure ids can be negative (kept in memory only), so the kind is said, not encoded.
+        self._set_pick([(f"#{i} {r.reason}", ("failure", int(i))) for i, r in page.iterrows()])
 
     def _show_detail(self) -> None:
-        chosen = self.pick.value
+        chosen: Pick | None = self.pick.value
         if chosen is None:
             self.detail.value = ""
-        elif chosen < 0:
-            self.detail.value = self.failure_detail(-chosen)
+        elif chosen[0] == "failure":
+            self.detail.value = self.failure_detail(chosen[1])
         else:
-            self.detail.value = self.event_detail(chosen)
+            self.detail.value = self.event_detail(chosen[1])
 
     def event_detail(self, event_id: int) -> str:
         """The whole payload as collapsible JSON, and where to get the raw body."""
@@ -477,18 +544,18 @@ class Dashboard:
 
     def replay_selected(self) -> None:
         """Deliver the selected event again, signed anew: it counts as a duplicate."""
-        chosen = self.pick.value
-        if chosen is None or chosen < 0:
+        chosen: Pick | None = self.pick.value
+        if chosen is None or chosen[0] != "event":
             self.message.value = "pick an accepted event to replay"
             return
-        sent = self.rx.replay(chosen)
-        self.message.value = f"replayed event #{chosen}: answered {sent.status.iloc[-1]}"
+        sent = self.rx.replay(chosen[1])
+        self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
         self.refresh(force=True)
 
     def filtered(self) -> pd.DataFrame:
         """All rows matching the filters (for export; this one is O(all))."""
         if self.outcome.value == "failed":
-            return self.rx.failures
+            return self.filtered_failures()
         events = self.rx.events
         keep = self._mask(events)
         seconds = WINDOWS[self.window.value]
@@ -531,4 +598,8 @@ class Dashboard:
             plot_events_over_time(events),
             plot_failures(self.rx.failures),
         ]
+        old = self.plots.children
         self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]
+        for image in old:  # replaced images would otherwise stay open in the kernel
+            for widget in _tree(image):
+                widget.close()

@@ -13,12 +13,13 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._exceptions import SignatureError, StoreError
 from ._explain import explain
+from ._normalize import normalize
 from ._signature import Secret, secret_keys, verify
 from ._store import Appended, EventStore
 
@@ -106,7 +107,7 @@ class Intake:
         self.unrecorded_failures = 0  # failures the store could not write either
         self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
-        self._callbacks: list[EventCallback] = []
+        self._callbacks: list[tuple[EventCallback, frozenset[str] | None]] = []
         self.callback_errors: deque[dict[str, Any]] = deque(maxlen=1000)
         self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue(maxsize=10_000)
         self._worker: threading.Thread | None = None
@@ -217,8 +218,14 @@ class Intake:
         return Answer(status, {"ok": False, "reason": reason})
 
     # -- callbacks, off the request path -----------------------------------------------
-    def add_callback(self, fn: EventCallback) -> None:
-        self._callbacks.append(fn)
+    def add_callback(self, fn: EventCallback, types: str | Iterable[str] | None = None) -> None:
+        """Call ``fn(event)`` for each new event, or only for those of ``types``."""
+        if not callable(fn):
+            raise TypeError(
+                f"on_event takes a function, not {type(fn).__name__}; give the types by keyword: "
+                "rx.on_event(fn, types=[...]) or @rx.on_event(types=[...])"
+            )
+        self._callbacks.append((fn, callback_types(types)))
         if self._worker is None:
             self._worker = threading.Thread(target=self._run_callbacks, name="elwh-callbacks", daemon=True)
             self._worker.start()
@@ -236,7 +243,10 @@ class Intake:
     def _run_callbacks(self) -> None:
         while (item := self._queue.get()) is not None:
             event_id, event = item
-            for fn in list(self._callbacks):
+            kind = normalize(event)["event_type"]  # `type`, or the tutorial's `event_type`
+            for fn, types in list(self._callbacks):
+                if types is not None and kind not in types:
+                    continue
                 try:
                     fn(event)
                 except Exception as exc:
@@ -255,3 +265,15 @@ class Intake:
             # When the queue is full the worker, a daemon thread, ends with the process.
             with contextlib.suppress(queue.Full):
                 self._queue.put_nowait(None)
+
+
+def callback_types(types: str | Iterable[str] | None) -> frozenset[str] | None:
+    """The event types a callback wants (None: all). A plain string is one type."""
+    if types is None:
+        return None
+    names = (types,) if isinstance(types, str) else tuple(types)
+    if not all(isinstance(name, str) for name in names):
+        raise TypeError(f"types= takes event type names (strings), not {names!r}")
+    if not names:
+        raise ValueError("types= names no event types: the callback would never run")
+    return frozenset(names)  # names not known yet are fine: ElevenLabs adds types

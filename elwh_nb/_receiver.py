@@ -18,8 +18,9 @@ import threading
 import time
 import warnings
 import weakref
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 from tornado import httputil, netutil, web
@@ -28,9 +29,12 @@ from tornado.ioloop import IOLoop
 
 from . import _routes, _urls
 from ._exceptions import ReceiverError, StoreError
-from ._intake import Answer, EventCallback, Intake
+from ._intake import Answer, EventCallback, Intake, callback_types
 from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from ._store import Appended, EventStore
+
+if TYPE_CHECKING:
+    from ._dashboard import Dashboard
 
 DEFAULT_MAX_BODY = 64 * 1024 * 1024  # post_call_audio bodies are megabytes; refuse only the absurd
 _SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
@@ -421,10 +425,32 @@ class Receiver:
             list(self._intake.callback_errors), columns=["time", "event_id", "callback", "error", "traceback"]
         )
 
-    def on_event(self, fn: EventCallback) -> EventCallback:
-        """Call ``fn(event)`` for each new event, on a worker thread; usable as a decorator."""
-        self._intake.add_callback(fn)
-        return fn
+    @overload
+    def on_event(self, fn: EventCallback, *, types: str | Iterable[str] | None = None) -> EventCallback: ...
+
+    @overload
+    def on_event(
+        self, fn: None = None, *, types: str | Iterable[str] | None = None
+    ) -> Callable[[EventCallback], EventCallback]: ...
+
+    def on_event(
+        self, fn: EventCallback | None = None, *, types: str | Iterable[str] | None = None
+    ) -> EventCallback | Callable[[EventCallback], EventCallback]:
+        """Call ``fn(event)`` for each new event, or only for those of ``types``, on a worker thread.
+
+        ``rx.on_event(fn)``, ``rx.on_event(fn, types=[...])``, ``@rx.on_event`` and
+        ``@rx.on_event(types=[...])`` all work. ``types`` are names as in
+        ``rx.events.event_type`` (``type``, or the tutorial's ``event_type``); one name may
+        be a plain string, and names not known yet are allowed. Exceptions land in
+        :attr:`callback_errors`.
+        """
+        wanted = callback_types(types)  # bad types fail here, before any decorating
+
+        def register(callback: EventCallback) -> EventCallback:
+            self._intake.add_callback(callback, wanted)
+            return callback
+
+        return register if fn is None else register(fn)
 
     @property
     def running(self) -> bool:
@@ -464,15 +490,23 @@ class Receiver:
         """Jobs announced with :meth:`expect`: still waiting, or arrived with their turnaround."""
         return self.store.jobs
 
-    def dashboard(self, **options: Any) -> Any:
-        """A live ipywidgets panel over this receiver (several may be open)."""
+    _shown: Dashboard | None = None  # the one dashboard `rx` displays as
+
+    def dashboard(self, **options: Any) -> Dashboard:
+        """A new live panel over this receiver, an ipywidgets ``VBox`` (several may be open)."""
         from ._dashboard import Dashboard
 
         return Dashboard(self, **options)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        # In a notebook, the receiver shows as its dashboard.
-        return self.dashboard()._repr_mimebundle_(**kwargs)
+        # In a notebook, the receiver shows as its dashboard: the same one each time, so
+        # that displaying `rx` again does not add a panel (and a refresh timer) each time.
+        shown = self._shown
+        if shown is None or shown.closed:
+            shown = self._shown = self.dashboard()
+        else:
+            shown.refresh(force=True)
+        return shown._repr_mimebundle_(**kwargs)
 
     def _target(self, via: str) -> tuple[str, dict[str, str]]:
         ctx = self._ctx

@@ -2,7 +2,8 @@
 
 :func:`timings` gives a tidy table (one row per event type and measure) that can be
 grouped further; the ``plot_*`` helpers return matplotlib figures without showing them,
-as pandas and matplotlib conventions go (a notebook displays a returned figure).
+as pandas and matplotlib conventions go (a notebook displays a returned figure as a
+picture, even in a fresh kernel where pyplot was never imported).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def timings(events: pd.DataFrame, *, by: str | Sequence[str] = "event_type") -> 
 
 
 def _figure(width: float = 7.0, height: float = 3.5) -> Figure:
-    from matplotlib.figure import Figure
+    from ._figure import Figure  # matplotlib is imported only when a plot is asked for
 
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -15,12 +15,17 @@ from tornado.websocket import websocket_connect
 class RemoteKernel:
     """A kernel started through ``<server>/api/kernels``, driven over its websocket."""
 
-    def __init__(self, server_url: str, headers: dict[str, str]) -> None:
+    def __init__(self, server_url: str, headers: dict[str, str], kernel_id: str | None = None) -> None:
+        """Start a kernel, or drive the running one ``kernel_id`` (a notebook's, say)."""
         self.server_url = server_url.rstrip("/") + "/"
         self.headers = headers
-        r = httpx.post(self.server_url + "api/kernels", json={"name": "python3"}, headers=headers, timeout=60)
-        r.raise_for_status()
-        self.kernel_id = r.json()["id"]
+        if kernel_id is None:
+            r = httpx.post(
+                self.server_url + "api/kernels", json={"name": "python3"}, headers=headers, timeout=60
+            )
+            r.raise_for_status()
+            kernel_id = r.json()["id"]
+        self.kernel_id = kernel_id
         self.session = uuid.uuid4().hex
 
     def run(self, code: str, timeout: float = 120) -> str:

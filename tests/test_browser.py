@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from elwh_nb import sign
 from .conftest import SECRET, require
 from .helpers import signed, stop_process, wait_for
 from .jupyter_servers import free_port
+from .kernel_ws import RemoteKernel
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("ELWH_CHROMIUM", "/usr/bin/chromium")
@@ -186,3 +188,22 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
         expect(table).not_to_contain_text("post_call_transcription")
         expect(table).to_contain_text("speech_to_text_transcription")
         page.screenshot(path=str(shots / "dashboard-filtered.png"))
+
+        # Clearing the dashboard's output leaves JupyterLab no view of it: its timer stops.
+        headers = {"Authorization": f"token {token}"}
+        (session,) = httpx.get(f"{origin}/api/sessions", headers=headers).json()
+        kernel = RemoteKernel(origin, headers, kernel_id=session["kernel"]["id"])
+
+        def state() -> list[str]:  # on another thread: this one runs Playwright's event loop
+            code = "print(rx._shown.refreshing, rx._shown._view_count)"
+            with ThreadPoolExecutor(1) as pool:
+                return pool.submit(kernel.run, code).result().split()
+
+        assert state() == ["True", "1"]
+        shown = notebook.locator(".widget-vbox", has_text="events in the last minute")
+        panel = page.locator(".widget-vbox", has_text="events in the last minute")
+        cell = notebook.locator(".jp-CodeCell").filter(has=panel).first
+        cell.locator(".jp-InputArea").click(button="right")
+        page.locator(".lm-Menu-itemLabel", has_text="Clear Cell Output").click()
+        expect(shown).to_have_count(0)
+        wait_for(lambda: state() == ["False", "0"], 30, "the timer to stop")

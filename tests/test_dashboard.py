@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import gc
 import json
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
 import pytest
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 import elwh_nb
 from elwh_nb._dashboard import Dashboard, json_view
@@ -66,7 +70,7 @@ def test_type_filter_narrows_the_table_and_new_types_appear(rx: elwh_nb.Receiver
     dash = rx.dashboard(autorefresh=False)
     assert set(dash.types.options) == {"post_call_transcription", "speech_to_text_transcription"}
     dash.types.value = ("speech_to_text_transcription",)
-    shown = rx.events.loc[[v for _, v in dash.pick.options]]
+    shown = rx.events.loc[[i for _, (_, i) in dash.pick.options]]
     assert len(shown) and set(shown.event_type) == {"speech_to_text_transcription"}
     assert dash.table.value.count("speech_to_text_transcription") == len(shown)
     assert "post_call_transcription" not in dash.table.value
@@ -163,16 +167,16 @@ def test_a_refresh_at_100k_events_renders_one_page(rx: elwh_nb.Receiver) -> None
 def test_paging(rx: elwh_nb.Receiver) -> None:
     rx.store.append_many([b'{"type":"x","n":%d}' % i for i in range(45)])
     dash = rx.dashboard(autorefresh=False)
-    assert dash.pick.options[0][1] == 45
+    assert dash.pick.options[0][1] == ("event", 45)
     dash.next_button.click()
-    assert dash.pick.options[0][1] == 25 and "rows 21-40" in dash.page_label.value
+    assert dash.pick.options[0][1] == ("event", 25) and "rows 21-40" in dash.page_label.value
     dash.next_button.click()
     assert rows_in(dash) == 5
     dash.next_button.click()  # no further
     assert rows_in(dash) == 5
     dash.prev_button.click()
     dash.prev_button.click()
-    assert dash.pick.options[0][1] == 45
+    assert dash.pick.options[0][1] == ("event", 45)
 
 
 def test_buttons_send_replay_and_export(rx: elwh_nb.Receiver, tmp_path: Path) -> None:
@@ -222,3 +226,162 @@ def test_json_view_is_collapsible_and_escaped() -> None:
     html = json_view({"a": [1, 2], "b": "<script>", "c": "x" * 1000})
     assert html.startswith("<details open>") and "&lt;script&gt;" in html
     assert "1,000 characters" in html and "x" * 200 not in html
+
+
+def live_widgets() -> set[str]:
+    """The model ids of every open widget in this process (what a kernel would keep)."""
+    from ipywidgets.widgets.widget import _instances
+
+    return set(_instances)
+
+
+def test_closing_a_dashboard_closes_only_its_own_widgets(rx: elwh_nb.Receiver) -> None:
+    mine = w.IntSlider(description="a user's own slider")
+    before = live_widgets()
+    dash = rx.dashboard(autorefresh=False)
+    dash.tabs.selected_index = 1  # the plots too
+    panel = live_widgets() - before
+    assert len(panel) > 30  # every control, box, layout and style of the panel
+    dash.update_plots()  # new images replace the old, which are closed
+    assert len(live_widgets() - before) == len(panel)
+    dash.close()
+    assert mine.comm is not None and mine.model_id in live_widgets()  # the user's widget lives
+    assert not panel & live_widgets()  # every one of the panel's widgets is closed
+    mine.close()
+
+
+def test_a_dashboard_is_a_widget_that_fits_in_a_layout(rx: elwh_nb.Receiver) -> None:
+    rx.simulate(3, via="direct", seed=7)
+    dash = rx.dashboard(autorefresh=False)
+    assert isinstance(dash, w.VBox)
+    plot = w.Output()
+    row = w.HBox([dash, plot])  # a user's own layout
+    assert row.get_state()["children"] == [f"IPY_MODEL_{dash.model_id}", f"IPY_MODEL_{plot.model_id}"]
+    assert dash.tabs in dash.children and dash.counters in dash.children
+    assert "<b>3</b> accepted" in dash.counters.value
+    bundle = dash._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == dash.model_id
+    assert bundle["text/plain"].startswith("<Receiver listening")
+    row.close()
+    dash.close()
+
+
+def running_timers() -> list[PeriodicCallback]:
+    """Refresh timers running on this thread's loop."""
+    loop = IOLoop.current()
+    return [
+        o
+        for o in gc.get_objects()
+        if isinstance(o, PeriodicCallback) and o.is_running() and getattr(o, "io_loop", None) is loop
+    ]
+
+
+async def settle() -> None:
+    """Let the loop run what was scheduled on it."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_displaying_the_receiver_again_and_again_runs_one_timer(rx: elwh_nb.Receiver) -> None:
+    async def main() -> None:  # a running loop, as in a kernel: dashboards start their timers
+        bundles = [rx._repr_mimebundle_() for _ in range(10)]
+        await settle()
+        assert len(running_timers()) == 1
+        ids = {b["application/vnd.jupyter.widget-view+json"]["model_id"] for b in bundles}
+        assert len(ids) == 1  # ten views of one dashboard
+
+        extra = rx.dashboard()  # an explicit one is new, with its own timer ...
+        await settle()
+        assert len(running_timers()) == 2
+        extra.close()  # ... which stops when it is closed
+        await settle()
+        assert len(running_timers()) == 1
+
+        shown = rx.dashboard()
+        await settle()
+        shown._view_count = 1  # what the frontend reports when it shows the widget ...
+        shown._view_count = 0  # ... and when the output is cleared: no view left
+        await settle()
+        assert len(running_timers()) == 1
+        shown._view_count = 1  # shown again: refreshing again
+        await settle()
+        assert len(running_timers()) == 2
+
+        rx.stop()  # every timer stops with the receiver
+        await until(lambda: not running_timers())
+        bundle = rx._repr_mimebundle_()  # still the same dashboard, now saying "stopped"
+        assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] in ids
+        assert bundle["text/plain"].startswith("<Receiver stopped")
+
+    asyncio.run(main())
+
+
+def test_a_closed_default_dashboard_is_replaced(rx: elwh_nb.Receiver) -> None:
+    first = rx._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
+    from ipywidgets.widgets.widget import _instances
+
+    _instances[first].close()
+    second = rx._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert second != first and second in _instances
+
+
+def test_a_failure_kept_only_in_memory_is_inspected_as_itself(tmp_path: Path) -> None:
+    store = elwh_nb.EventStore(tmp_path / "events.sqlite", lock_timeout=0.3)
+    with store, elwh_nb.start(SECRET, store=store) as rx:
+        rx.simulate(2, faults={"tampered": 1}, via="direct", seed=8)  # event #1 and failure #1
+        assert store.path is not None
+        other = sqlite3.connect(store.path, isolation_level=None, timeout=0)
+        other.execute("BEGIN EXCLUSIVE")  # another program holds the file: failures stay in memory
+        try:
+            rx.simulate(1, faults={"wrong_secret": 1}, via="direct", seed=9)
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert sorted(rx.failures.index) == [-1, 1] and list(rx.events.index) == [1]
+        dash = rx.dashboard(autorefresh=False)
+        dash.outcome.value = "failed"
+        labels = {label.split()[0]: value for label, value in dash.pick.options}
+        dash.pick.value = labels["#-1"]
+        assert "failure #-1: signature_mismatch" in dash.detail.value
+        assert "not saved to the store file" in dash.detail.value
+        assert "event #1" not in dash.detail.value
+        dash.replay_selected()  # a failure cannot be replayed
+        assert "pick an accepted event" in dash.message.value and rx.store.counts["duplicates"] == 0
+        dash.pick.value = labels["#1"]
+        assert "failure #1: signature_mismatch" in dash.detail.value
+        dash.outcome.value = "accepted"
+        dash.pick.value = dash.pick.options[0][1]
+        assert "event #1" in dash.detail.value
+        dash.close()
+
+
+def test_failure_search_is_literal_and_export_follows_the_failure_filters(
+    rx: elwh_nb.Receiver, tmp_path: Path
+) -> None:
+    rx.simulate(6, faults={"expired": 2, "tampered": 2}, via="direct", seed=10)
+    rx.store.add_failure("not_found", status=404, explanation="an hour ago", received_at=time.time() - 3600)
+    dash = rx.dashboard(autorefresh=False)
+    dash.outcome.value = "failed"
+    assert rows_in(dash) == 5
+    dash.search.value = "explain(body"  # not a regular expression: taken as typed
+    assert rows_in(dash) == 2 and dash.table.value.count("signature_mismatch") == 2
+    dash.search.value = "expired"
+    assert rows_in(dash) == 2 and dash.table.value.count("timestamp_expired") == 2
+    path = dash.export(tmp_path)
+    assert path is not None
+    exported = pd.read_csv(path)
+    assert len(exported) == 2 and set(exported.reason) == {"timestamp_expired"}
+    dash.search.value = ""
+    dash.window.value = "last 5 min"
+    assert rows_in(dash) == 4
+    (tmp_path / "window").mkdir()
+    path = dash.export(tmp_path / "window")
+    assert path is not None
+    assert len(exported := pd.read_csv(path)) == 4 and "not_found" not in set(exported.reason)

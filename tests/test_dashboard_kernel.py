@@ -14,11 +14,14 @@ rx = elwh_nb.start("wsec_test_" + "k" * 64, store=":memory:")
 dash = rx.dashboard()
 before = dash.renders
 
-async def rendered_after(count, deadline=10.0):
+async def until(condition, deadline=10.0):
     end = time.monotonic() + deadline
-    while dash.renders <= count and time.monotonic() < end:
+    while not condition() and time.monotonic() < end:
         await asyncio.sleep(0.05)   # lets the kernel's loop run the refresh
-    return dash.renders > count
+    return condition()
+
+async def rendered_after(count):
+    return await until(lambda: dash.renders > count)
 """,
     # While this cell runs, the main loop is busy: no refresh can happen, deliveries still land.
     """
@@ -32,10 +35,28 @@ assert len(rx.events) == 30
 assert await rendered_after(busy_renders)
 assert "<b>30</b> accepted" in dash.counters.value, dash.counters.value
 """,
+    # Displaying the receiver again and again shows one dashboard with one refresh timer.
+    """
+import gc
+from IPython.display import display
+from tornado.ioloop import PeriodicCallback
+
+def timers():
+    return sum(isinstance(o, PeriodicCallback) and o.is_running() for o in gc.get_objects())
+
+display(rx)
+await asyncio.sleep(0)
+once = timers()
+for _ in range(9):
+    display(rx)
+await asyncio.sleep(0)
+assert timers() == once, (timers(), once)
+""",
     """
 rx.stop()
 assert await rendered_after(dash.renders)  # one last refresh shows it stopped
 assert "stopped" in dash.header.value
+assert await until(lambda: timers() == once - 2), (timers(), once)  # both dashboards stopped
 print("dashboard ok")
 """,
 ]

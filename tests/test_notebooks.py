@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -10,6 +11,8 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+
+PLOT_CELL = re.compile(r"\bplot_\w+\(")  # a cell that calls one of the plot helpers
 
 # What each notebook must show, beyond running without an error.
 EXPECTED = {
@@ -38,6 +41,9 @@ def test_notebook_runs_clean(path: Path, tmp_path: Path) -> None:
     for expected in EXPECTED.get(path.name, []):
         assert expected in text
     assert "wsec_test_" not in text  # the notebook's secret never shows
+    for cell in nb.cells:  # a returned figure shows as a picture, not as "<Figure size ...>"
+        if cell.cell_type == "code" and PLOT_CELL.search(cell.source):
+            assert any("image/png" in o.get("data", {}) for o in cell.outputs), cell.source
 
 
 def test_every_notebook_has_expectations() -> None:

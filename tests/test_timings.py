@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
+import weakref
 
 import pytest
 from matplotlib.figure import Figure
@@ -88,3 +90,23 @@ def test_plots_return_figures_without_showing_them(store: EventStore) -> None:
     ]
     empty = elwh_nb.plot_durations(events.iloc[:0])
     assert empty.axes[0].texts[0].get_text() == "no data yet"
+
+
+def test_a_returned_figure_shows_as_a_picture_without_pyplot(store: EventStore) -> None:
+    from IPython.core.formatters import DisplayFormatter
+    from matplotlib._pylab_helpers import Gcf
+
+    figures = [
+        elwh_nb.plot_delivery_lag(store.events),
+        elwh_nb.plot_events_over_time(store.events, "1min"),
+        elwh_nb.plot_failures(store.failures),
+    ]
+    for figure in figures:
+        # A fresh formatter knows no figure type (as in a kernel where pyplot was never imported).
+        shown, _ = DisplayFormatter().format(figure)
+        assert shown["image/png"][:8] == b"\x89PNG\r\n\x1a\n"
+    assert Gcf.get_num_fig_managers() == 0  # no figure in pyplot's global registry
+    refs = [weakref.ref(f) for f in figures]
+    del figures, figure
+    gc.collect()
+    assert all(ref() is None for ref in refs)  # freed like any object
