@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 if sys.version_info >= (3, 11):
@@ -51,3 +54,40 @@ def test_makefile_test_runs_lint_types_and_pytest() -> None:
     makefile = (ROOT / "Makefile").read_text()
     assert re.search(r"^test: lint typecheck pytest$", makefile, re.M)
     assert "ruff format --check" in makefile and "mypy" in makefile
+
+
+def _settings_under(ci: str) -> str:
+    """The hypothesis profile and the missing-tool verdict the tests' conftest picks for ``CI=ci``."""
+    code = (
+        "import pytest\n"
+        "from hypothesis import settings\n"
+        "from tests import conftest\n"
+        "try:\n"
+        "    conftest.require(False, 'a tool', 'install it')\n"
+        "except pytest.fail.Exception:\n"
+        "    verdict = 'fail'\n"
+        "except pytest.skip.Exception:\n"
+        "    verdict = 'skip'\n"
+        "print(settings().max_examples, verdict)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={**env, "CI": ci}, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("ci", "expected"),
+    [
+        ("true", "3000 fail"),
+        ("1", "3000 fail"),
+        ("YES", "3000 fail"),
+        ("false", "300 skip"),
+        ("0", "300 skip"),
+    ],
+)
+def test_one_reading_of_ci(ci: str, expected: str) -> None:
+    # The example counts and the missing-tool rule agree on what CI means.
+    assert _settings_under(ci) == expected
