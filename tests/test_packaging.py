@@ -91,3 +91,22 @@ def _settings_under(ci: str) -> str:
 def test_one_reading_of_ci(ci: str, expected: str) -> None:
     # The example counts and the missing-tool rule agree on what CI means.
     assert _settings_under(ci) == expected
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", "3 errors"), ("", "3 skipped")])
+def test_a_missing_sdk_oracle_fails_in_ci(tmp_path: Path, ci: str, outcome: str) -> None:
+    # An elevenlabs that moved its webhook module: CI must not stay green without the oracle.
+    (tmp_path / "elevenlabs").mkdir()
+    (tmp_path / "elevenlabs" / "__init__.py").write_text("class ElevenLabs: ...\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "HYPOTHESIS_PROFILE")}
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_sdk_agreement.py"],
+        cwd=ROOT,
+        env={**env, "CI": ci, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    summary = out.stdout.strip().splitlines()[-1]
+    assert outcome in summary and (out.returncode != 0) == bool(ci), out.stdout[-2000:]
+    assert "elevenlabs" in out.stdout  # and it says what is missing
