@@ -110,3 +110,15 @@ def test_a_missing_sdk_oracle_fails_in_ci(tmp_path: Path, ci: str, outcome: str)
     summary = out.stdout.strip().splitlines()[-1]
     assert outcome in summary and (out.returncode != 0) == bool(ci), out.stdout[-2000:]
     assert "elevenlabs" in out.stdout  # and it says what is missing
+
+
+def test_property_tests_take_their_example_counts_from_the_profile() -> None:
+    # The README's 300 locally and 3,000 in CI hold for every property test only if none fixes its own.
+    fixed = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "tests").rglob("*.py"))
+        if path.name != "conftest.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"max_examples\s*=", line)
+    ]
+    assert not fixed, fixed
