@@ -31,7 +31,9 @@ def test_environment_yml_matches_pyproject() -> None:
     assert "conda-forge" in env["channels"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    wanted = dict(_requirement(r) for r in project["dependencies"])
+    # The runtime dependencies and the lab extra: conda users get JupyterLab and a kernel too.
+    wanted = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["lab"])
+    assert {"jupyterlab", "ipykernel"} <= set(wanted)
     have = dict(_requirement(d) for d in conda if not d.startswith(("python", "pip")))
     assert have == wanted
     python = next(d for d in conda if d.startswith("python"))
@@ -43,6 +45,25 @@ def test_readme_opens_with_the_two_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     head = readme[: readme.index("\n## ")]
     assert "make demo" in head and "make test" in head
+
+
+def test_readme_first_screen_says_how_to_open_the_notebooks() -> None:
+    readme = (ROOT / "README.md").read_text()
+    head = readme[: readme.index("\n## ", readme.index("\n## ") + 1)]  # the intro and the first section
+    assert "make lab" in head and 'pip install "elwh-nb[lab]"' in head
+    assert "JupyterHub" in head and "ImportError" in head and "proxy URL" in head  # adding it to yours
+
+
+def test_the_lab_extra_and_make_lab_go_together() -> None:
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert {_requirement(r)[0] for r in extras["lab"]} == {"jupyterlab", "ipykernel"}
+    assert "elwh-nb[lab]" in extras["dev"]  # the test tools include what `make lab` runs
+    makefile = (ROOT / "Makefile").read_text()
+    assert "pip install --quiet -e '.[lab]'" in makefile
+    assert re.search(r"^lab: \$\(VENV\)/\.lab$", makefile, re.M)
+    assert re.search(
+        r"^\t\$\(PY\) -m jupyterlab .*\$\(LAB_ARGS\) notebooks/01_quickstart.ipynb$", makefile, re.M
+    )
 
 
 def test_ci_runs_make_test() -> None:
