@@ -26,6 +26,7 @@ VENV = Path(sys.prefix)  # this test's environment, which `make test` set up wit
 def clone(tmp_path: Path) -> Path:
     """A clone of the committed HEAD, as a newcomer would have it."""
     require(shutil.which("git") is not None and shutil.which("make") is not None, "git and make", "apt-get")
+    require((ROOT / ".git").exists(), "a git checkout of elwh-nb", "run the tests from a clone")
     target = tmp_path / "clone"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(target)], check=True, timeout=120)
     return target
