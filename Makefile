@@ -1,11 +1,15 @@
 # Two commands do all the set-up on a fresh machine with Python 3.10+:
 #   make demo   creates .venv if missing, installs, runs the main job
 #   make test   same set-up (with the test tools), runs every test
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
+# and one opens the notebooks:
+#   make lab    same set-up (with JupyterLab and a kernel), opens notebooks/01_quickstart.ipynb
+#               in JupyterLab; LAB_ARGS passes options, e.g. LAB_ARGS='--no-browser --port=8899'
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+LAB_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest bench bench-quick bench-core bench-dashboard clean
+.PHONY: demo lab test lint typecheck pytest bench bench-quick bench-core bench-dashboard clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "elwh-nb needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -16,12 +20,21 @@ $(VENV)/.runtime: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e .
 	@touch $@
 
+$(VENV)/.lab: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[lab]'
+	@touch $(VENV)/.runtime $@
+
+# The dev extra includes the lab extra.
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(VENV)/.runtime $@
+	@touch $(VENV)/.runtime $(VENV)/.lab $@
 
 demo: $(VENV)/.runtime
 	$(PY) -m elwh_nb demo
+
+# The public hook route is on: installing the package enabled its server extension.
+lab: $(VENV)/.lab
+	$(PY) -m jupyterlab --ServerApp.root_dir=. $(LAB_ARGS) notebooks/01_quickstart.ipynb
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff format --check elwh_nb tests bench

@@ -96,11 +96,18 @@ def _send(args: argparse.Namespace) -> int:
         types=types,
         headers=headers,
         seed=args.seed,
+        strict=args.strict,
     )
-    summary = result.groupby(["fault", "status"], dropna=False).size().rename("deliveries").reset_index()
+    summary = result.groupby(["fault", "status"], dropna=False).size().rename("answers").reset_index()
     print(summary.to_string(index=False))
-    print(f"{int(result.ok.sum())} of {len(result)} answered as a correct receiver would")
-    return 0 if result.ok.all() else 1
+    verdicts = result.groupby("seq").ok.last()  # a delivery retried until it got through is right
+    rule = (
+        "the kit's exact status codes"
+        if args.strict
+        else "as ElevenLabs treats answers: 200 accepted, other 4xx refused, 5xx/429/408 retried"
+    )
+    print(f"{int(verdicts.sum())} of {len(verdicts)} answered as a correct receiver would ({rule})")
+    return 0 if verdicts.all() else 1
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -150,6 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"variable holding the secret (default {DEFAULT_SECRET_ENV})",
     )
     send.add_argument("--token-env", default=None, help="variable holding a Jupyter token, for a /proxy/ URL")
+    send.add_argument(
+        "--strict",
+        action="store_true",
+        help="want this kit's exact status codes, not just answers ElevenLabs treats alike",
+    )
     send.set_defaults(run=_send)
 
     args = parser.parse_args(argv)

@@ -7,13 +7,19 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+
+def in_ci() -> bool:
+    """Whether the tests run in CI: the one reading of ``CI`` (1, true or yes, any case) in tests/."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 # CI runs the property tests harder than a quick local run; HYPOTHESIS_PROFILE overrides.
 settings.register_profile("ci", max_examples=3000, deadline=None, print_blob=True)
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.register_profile(
     "thorough", max_examples=20000, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci" if in_ci() else "dev"))
 
 SECRET = "wsec_test_" + "0123456789abcdef" * 4
 OTHER_SECRET = "wsec_test_" + "fedcba9876543210" * 4
@@ -29,6 +35,6 @@ def require(available: bool, what: str, how: str) -> None:
     if available:
         return
     message = f"{what} is not available: {how}"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+    if in_ci():
         pytest.fail(f"{message} (CI installs it in .ci/run)")
     pytest.skip(message)

@@ -27,6 +27,7 @@ class RemoteKernel:
             kernel_id = r.json()["id"]
         self.kernel_id = kernel_id
         self.session = uuid.uuid4().hex
+        self.transcript: list[str] = []  # every message answering our requests, as received
 
     def run(self, code: str, timeout: float = 120) -> str:
         """Execute ``code``; return what it printed. A kernel-side error raises AssertionError."""
@@ -71,6 +72,7 @@ class RemoteKernel:
                 msg = json.loads(raw)
                 if msg.get("parent_header", {}).get("msg_id") != msg_id:
                     continue
+                self.transcript.append(raw if isinstance(raw, str) else raw.decode("latin-1"))
                 kind = msg["msg_type"]
                 if kind == "stream":
                     out.append(msg["content"]["text"])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import threading
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,32 @@ def test_send_is_usable_from_a_thread() -> None:
         t.start()
         t.join(60)
         assert len(box) == 1 and len(rx.events) == 3
+
+
+def test_send_judges_by_what_elevenlabs_does_and_exactly_with_strict() -> None:
+    from .test_sender import DocsReceiver
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), DocsReceiver)  # 401 for every signature problem
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/webhook"
+    try:
+        args = ("send", url, "--events", "4", "--faults", "malformed_header,tampered")
+        out = run_cli(*args, env={"ELWH_WEBHOOK_SECRET": SECRET})
+        strict = run_cli(*args, "--strict", env={"ELWH_WEBHOOK_SECRET": SECRET})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "4 of 4 answered as a correct receiver would" in out.stdout
+    assert strict.returncode == 1 and "3 of 4 answered" in strict.stdout and "exact" in strict.stdout
+
+
+def test_send_counts_a_retried_delivery_that_got_through_as_right() -> None:
+    with elwh_nb.start(SECRET, store=":memory:") as rx:
+        rx.simulate_outage(2)
+        out = run_cli(
+            "send", rx.local_url, "--events", "1", "--types", "post_call_transcription", "--strict",
+            env={"ELWH_WEBHOOK_SECRET": SECRET},
+        )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "1 of 1 answered as a correct receiver would" in out.stdout

@@ -95,13 +95,15 @@ def test_search_outcome_and_window_filters(rx: elwh_nb.Receiver) -> None:
 
 
 def test_failure_inspector_shows_the_explanation(rx: elwh_nb.Receiver) -> None:
-    rx.simulate(3, faults={"reserialised": 1}, via="direct", seed=4)
+    elwh_nb.send(
+        rx.local_url, SECRET, 3, faults={"reserialised": 1}, seed=4, headers={"Cookie": "sid=c00k1e"}
+    )
     dash = rx.dashboard(autorefresh=False)
     dash.outcome.value = "failed"
     dash.pick.value = dash.pick.options[0][1]
     text = dash.detail.value
     assert "signature_mismatch" in text and "re-serialised" in text
-    assert "[redacted]" not in text or "Cookie" in text
+    assert "Cookie" in text and "[redacted]" in text and "c00k1e" not in text
     assert "Elevenlabs-Signature" in text or "ElevenLabs-Signature" in text
     assert "bytes)" in text  # the body preview
 
