@@ -216,12 +216,19 @@ class Batcher:
         self.largest = max(self.largest, len(batch))
         try:
             results = self.store.append_many([(body, event) for body, event, _ in batch])
-        except StoreError as exc:
+        except BaseException as exc:  # whatever it is, every waiting delivery gets its answer (a 500)
+            if not isinstance(exc, StoreError):
+                log.exception("elwh_nb store failed on a batch of %d deliveries", len(batch))
+            message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
             for _, _, future in batch:
-                future.set_exception(exc)
+                if not future.done():
+                    future.set_exception(StoreError(message))
+            if not isinstance(exc, Exception):
+                raise
             return
         for result, (_, _, future) in zip(results, batch, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)
 
 
 def make_app(intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None) -> web.Application:

@@ -159,6 +159,21 @@ def test_store_failure_answers_500_and_recovers(rx: elwh_nb.Receiver) -> None:
     assert len(rx.events) == 1
 
 
+def test_a_signed_event_with_a_time_pandas_cannot_hold_is_stored(rx: elwh_nb.Receiver) -> None:
+    # Years past 2262 (or before 1677) are valid JSON and valid signatures: stored, time NaT.
+    factory = elwh_nb.payloads(13)
+    events = [factory.make("post_call_transcription") for _ in range(24)]
+    for i, event in enumerate(events):
+        if i % 2:
+            event["event_timestamp"] = [10**11, -(10**10), 10**12][i % 3]
+            event["data"]["metadata"]["start_time_unix_secs"] = 10**11
+    sent = elwh_nb.send(rx.local_url, SECRET, events, concurrency=12, timeout=10, retry=False, progress=False)
+    assert sent.status.tolist() == [200] * 24, sent.error.dropna().tolist()[:2]
+    stored = rx.events
+    assert len(stored) == 24 and stored.event_timestamp.isna().sum() == 12
+    assert stored.call_started_at.isna().sum() == 12
+
+
 def test_sender_retries_after_5xx_on_elevenlabs_schedule(rx: elwh_nb.Receiver) -> None:
     db = rx.store._db
     db.execute("CREATE TABLE outage (n INTEGER)")
