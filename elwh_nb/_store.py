@@ -460,8 +460,9 @@ class EventStore:
                 raise StoreError(
                     f"the event store {self._where()} failed: {type(exc).__name__}: {exc}"
                 ) from exc
-            # Memory follows the file only after the commit succeeded.
+            # Memory follows the file only after the commit succeeded (type categories too).
             for row in new_rows:
+                row["event_type"] = self._type_code(row["event_type"])
                 self._events.append(row)
                 if self._jobs:
                     self._match_job(row)
@@ -525,7 +526,7 @@ class EventStore:
     ) -> dict[str, Any]:
         return {
             "id": event_id,
-            "event_type": self._type_code(rec["event_type"]),
+            "event_type": rec["event_type"],  # a category code once committed
             "event_timestamp": ets,
             "received_at": now,
             "conversation_id": rec["conversation_id"],

@@ -368,3 +368,21 @@ def test_a_time_passed_in_must_be_one_pandas_can_hold(store: EventStore) -> None
     with pytest.raises(ValueError, match="submitted_at"):
         store.expect("job", submitted_at=-(10**10))
     assert len(store) == 0 and store.jobs.empty
+
+
+def test_a_rolled_back_batch_leaves_no_event_type_behind(store: EventStore) -> None:
+    store.append(b'{"type": "kept"}')
+    # A real SQLite failure mid-way through a batch: the first body is inserted, the second fails.
+    store._db.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_type = 'poison'"
+        " BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+    )
+    with pytest.raises(StoreError, match="disk full"):
+        store.append_many([b'{"type": "brand_new"}', b'{"type": "poison"}'])
+    df = store.events
+    assert list(df.event_type.cat.categories) == ["kept"]  # only types that have rows
+    assert set(df.event_type.cat.categories) == set(df.event_type)
+    store._db.execute("DROP TRIGGER poison")
+    store.append_many([b'{"type": "brand_new"}', b'{"type": "later"}'])
+    assert list(store.events.event_type) == ["kept", "brand_new", "later"]
+    assert list(store.events.event_type.cat.categories) == ["kept", "brand_new", "later"]
