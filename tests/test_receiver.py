@@ -265,6 +265,31 @@ def test_start_needs_a_secret() -> None:
     with pytest.raises(elwh_nb.SignatureError) as info:
         elwh_nb.start("", store=":memory:")
     assert info.value.reason == "missing_secret"
+    for empty in ([], iter([]), (s for s in [""])):
+        with pytest.raises(elwh_nb.SignatureError, match="empty") as info:
+            elwh_nb.start(empty, store=":memory:")
+        assert info.value.reason == "missing_secret"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (s for s in [SECRET]),
+        lambda: filter(None, ["", SECRET]),
+        lambda: iter([OTHER_SECRET, SECRET]),
+    ],
+    ids=["generator", "filter", "iterator"],
+)
+def test_a_one_shot_iterable_of_secrets_is_read_once_and_kept(make: object) -> None:
+    with elwh_nb.start(make(), store=":memory:") as rx:  # type: ignore[operator]
+        for seed in (1, 2):  # every delivery, not only the first
+            body, headers = signed(seed=seed)
+            r = post(rx, body, headers)
+            assert r.status_code == 200, r.json()
+        body, _ = signed(seed=3)
+        post(rx, body, {"ElevenLabs-Signature": "t=1,v0=" + "0" * 64})
+        assert rx.failures.reason.iloc[-1] == "timestamp_expired"  # its explanation had the keys too
+        assert "no secret" not in (rx.failures.details.iloc[-1] or "")
 
 
 def test_outside_jupyter_the_url_is_local(rx: elwh_nb.Receiver, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -125,6 +125,15 @@ def test_rotation_any_secret_in_a_list_may_match() -> None:
         verify(BODY, header, [SECRET], now=NOW)
 
 
+def test_a_one_shot_iterable_of_secrets_works() -> None:
+    header = sign(BODY, OTHER_SECRET, NOW)
+    assert verify(BODY, header, (s for s in [SECRET, OTHER_SECRET]), now=NOW)
+    assert verify(BODY, header, filter(None, ["", OTHER_SECRET]), now=NOW)
+    with pytest.raises(SignatureError, match="empty") as info:
+        verify(BODY, header, iter([]), now=NOW)
+    assert info.value.reason == "missing_secret"
+
+
 def test_every_v0_part_is_tried_in_any_order() -> None:
     good = sign(BODY, SECRET, NOW).split(",")[1]
     other = sign(BODY, OTHER_SECRET, NOW).split(",")[1]
