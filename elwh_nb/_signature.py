@@ -264,6 +264,22 @@ def verify(
     return parse_event(raw)
 
 
-def construct_event(payload: Body, sig_header: str | None, secret: Secret) -> dict[str, Any]:
-    """The tutorial's ``client.webhooks.construct_event`` argument order, with :func:`verify`'s checks."""
+def construct_event(
+    payload: Body | None = None,
+    sig_header: str | None = None,
+    secret: Secret = None,
+    *,
+    rawBody: Body | None = None,  # the official SDK's keyword
+) -> dict[str, Any]:
+    """``client.webhooks.construct_event`` of the official SDK, with :func:`verify`'s checks.
+
+    Takes its argument order and keywords (``rawBody=``, ``sig_header=``, ``secret=``);
+    ``payload=`` names the body too.
+    """
+    if rawBody is not None:
+        if payload is not None:
+            raise TypeError("construct_event() got the body twice: pass payload or rawBody, not both")
+        payload = rawBody
+    if payload is None:
+        raise TypeError("construct_event() needs the raw request body (rawBody= or the first argument)")
     return verify(payload, sig_header, secret)

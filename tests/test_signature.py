@@ -190,6 +190,22 @@ def test_construct_event_has_the_tutorial_argument_order() -> None:
     assert elwh_nb.construct_event(VECTOR_BODY, fresh, VECTOR_SECRET)["type"] == "post_call_transcription"
 
 
+def test_construct_event_takes_the_official_sdks_keywords() -> None:
+    fresh = sign(VECTOR_BODY, VECTOR_SECRET)
+    # As ElevenLabs' docs call it: client.webhooks.construct_event(rawBody=..., sig_header=..., secret=...)
+    event = elwh_nb.construct_event(rawBody=VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET)
+    assert event["type"] == "post_call_transcription"
+    assert elwh_nb.construct_event(payload=VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET) == event
+    assert elwh_nb.construct_event(VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET) == event
+    with pytest.raises(SignatureError) as info:
+        elwh_nb.construct_event(rawBody=VECTOR_BODY, sig_header=VECTOR_HEADER, secret=VECTOR_SECRET)
+    assert info.value.reason == "timestamp_expired"
+    with pytest.raises(TypeError, match="rawBody"):
+        elwh_nb.construct_event(VECTOR_BODY, fresh, VECTOR_SECRET, rawBody=VECTOR_BODY)
+    with pytest.raises(TypeError, match="body"):
+        elwh_nb.construct_event(sig_header=fresh, secret=VECTOR_SECRET)
+
+
 @given(header=st.one_of(st.text(max_size=300), st.binary(max_size=300)), body=st.binary(max_size=200))
 def test_garbage_never_escapes_as_anything_but_signature_error(header: str | bytes, body: bytes) -> None:
     try:
