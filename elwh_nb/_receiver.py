@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import hmac
 import ipaddress
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import warnings
@@ -37,7 +39,13 @@ _SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
 log = logging.getLogger("elwh_nb")
 
 
-TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # set by the server extension, trusted from loopback only
+# Internal headers (X-Elwh-*) are set only by the public route, which strips any a client sends.
+# The receiver trusts them only next to ROUTE_TOKEN_HEADER holding its route's token, a random
+# value in the route file (readable by the user alone): not from a local process or a client
+# connecting to the receiver's port directly.
+INTERNAL_PREFIX = "x-elwh-"
+ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
+TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"
 
 
 def _is_loopback(ip: str | None) -> bool:
@@ -87,10 +95,13 @@ class _Base(web.RequestHandler):
 class HookHandler(_Base):
     """POST a delivery; GET a health record with no event data."""
 
-    def initialize(self, intake: Intake, max_body: int, batcher: Batcher) -> None:  # type: ignore[override]
+    def initialize(  # type: ignore[override]
+        self, intake: Intake, max_body: int, batcher: Batcher, route_token: str = ""
+    ) -> None:
         super().initialize(intake)
         self.max_body = max_body
         self.batcher = batcher
+        self.route_token = route_token
         # A body a little over the cap is read and thrown away, so that a sender that
         # does not wait for "100 Continue" still gets a clean 413 instead of a reset
         # connection; anything bigger is refused unread and the connection closed.
@@ -108,8 +119,8 @@ class HookHandler(_Base):
             return
         # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
         self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
-        noticed = self.request.headers.get(TOO_LARGE_HEADER, "")
-        if noticed.isdigit() and _is_loopback(self.request.remote_ip):
+        noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
+        if noticed.isdigit():
             self.refuse(int(noticed), read=False)  # the public route refused it unread and tells us
             return
         length = self.request.headers.get("Content-Length", "")
@@ -118,6 +129,11 @@ class HookHandler(_Base):
             if self.over > self.drain_limit:
                 self.refuse(self.over, read=False)
                 self.request.connection.close()  # type: ignore[union-attr]
+
+    def from_route(self) -> bool:
+        """Whether the request carries this receiver's route token (so its X-Elwh-* headers count)."""
+        sent = self.request.headers.get(ROUTE_TOKEN_HEADER, "")
+        return bool(self.route_token) and hmac.compare_digest(sent.encode(), self.route_token.encode())
 
     def refuse(self, size: int, *, read: bool) -> None:
         how = "read and discarded" if read else "refused without being read"
@@ -231,15 +247,17 @@ class Batcher:
                 future.set_result(result)
 
 
-def make_app(intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None) -> web.Application:
-    """The receiver's Tornado application."""
+def make_app(
+    intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None, route_token: str = ""
+) -> web.Application:
+    """The receiver's Tornado application (``route_token``: see :data:`ROUTE_TOKEN_HEADER`)."""
     batcher = batcher or Batcher(intake.store)
     return web.Application(
         [
             (
                 rf"{path.rstrip('/') or ''}/?",
                 HookHandler,
-                {"intake": intake, "max_body": max_body, "batcher": batcher},
+                {"intake": intake, "max_body": max_body, "batcher": batcher, "route_token": route_token},
             )
         ],
         default_handler_class=NotFoundHandler,
@@ -320,7 +338,10 @@ class Receiver:
         self._loop: IOLoop | None = None
         self._server: HTTPServer | None = None
         self._batcher = Batcher(self.store)
-        app = make_app(self._intake, path=path, max_body=max_body, batcher=self._batcher)
+        self._route_token = secrets.token_urlsafe(24)
+        app = make_app(
+            self._intake, path=path, max_body=max_body, batcher=self._batcher, route_token=self._route_token
+        )
         self._thread = threading.Thread(
             target=self._serve, args=(app, sockets), name=f"elwh-receiver-{self.port}", daemon=True
         )
@@ -334,7 +355,12 @@ class Receiver:
             _routes.register(
                 self.route_id,
                 _routes.Route(
-                    host=_connectable(host), port=self.port, path=path, max_body=max_body, pid=os.getpid()
+                    host=_connectable(host),
+                    port=self.port,
+                    path=path,
+                    max_body=max_body,
+                    pid=os.getpid(),
+                    token=self._route_token,
                 ),
             )
         self._urls = _urls.hook_urls(

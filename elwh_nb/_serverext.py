@@ -23,9 +23,10 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from . import _routes
-from ._receiver import _SLACK, TOO_LARGE_HEADER
+from ._receiver import _SLACK, INTERNAL_PREFIX, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER
 
-# Hop-by-hop headers (RFC 9110 7.6.1) and credentials never go to the receiver.
+# Hop-by-hop headers (RFC 9110 7.6.1) and credentials never go to the receiver; nor do a
+# client's internal (X-Elwh-*) headers, which only this route sets.
 _DROP = {
     "connection",
     "keep-alive",
@@ -137,12 +138,17 @@ class PublicHookHandler(JupyterHandler):
     async def forward(self, body: bytes) -> None:
         route = self.route
         assert route is not None
-        headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in _DROP}
+        headers = {
+            k: v
+            for k, v in self.request.headers.get_all()
+            if k.lower() not in _DROP and not k.lower().startswith(INTERNAL_PREFIX)
+        }
         forwarded = self.request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = (
             f"{forwarded}, {self.request.remote_ip}" if forwarded else str(self.request.remote_ip)
         )
         headers["X-Forwarded-Proto"] = self.request.protocol
+        headers[ROUTE_TOKEN_HEADER] = route.token
         if self.too_large:
             headers[TOO_LARGE_HEADER] = str(self.size)
         host = f"[{route.host}]" if ":" in route.host else route.host

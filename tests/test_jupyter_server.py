@@ -74,6 +74,20 @@ def test_public_route_refuses_big_bodies_unread_and_the_receiver_records_it(rx: 
     assert rx.failures.reason.iloc[-1] == "body_too_large"
 
 
+def test_the_route_strips_internal_headers_a_client_sends(rx: elwh_nb.Receiver) -> None:
+    body, headers = signed(seed=11)
+    internal = {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": "a guess", "X-Elwh-Other": "1"}
+    r = httpx.post(rx.url, content=body, headers={**headers, **internal})
+    assert r.status_code == 200 and rx.store.raw_body(r.json()["id"]) == body  # not refused as too large
+    bad = httpx.post(
+        rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, OTHER_SECRET), **internal}
+    )
+    assert bad.status_code == 401
+    recorded = rx.failures.headers.iloc[-1]  # what the receiver got from the route
+    assert "X-Elwh-Other" not in recorded and "X-Elwh-Body-Too-Large" not in recorded
+    assert recorded["X-Elwh-Route-Token"] == "[redacted]"  # the route's own, never stored
+
+
 def test_proxy_url_needs_the_jupyter_token(rx: elwh_nb.Receiver, server: JupyterServer) -> None:
     assert rx.proxy_url is not None
     body, headers = signed(seed=3)

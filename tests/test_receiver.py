@@ -415,6 +415,25 @@ def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> Non
     assert "read and discarded" in rx.failures.explanation.iloc[-1]
 
 
+@pytest.mark.parametrize(
+    "internal",
+    [
+        {"X-Elwh-Body-Too-Large": "5"},
+        {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": "a guess"},
+        {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": ""},
+    ],
+    ids=["notice", "guessed-token", "empty-token"],
+)
+def test_internal_headers_from_anyone_but_the_route_are_not_trusted(
+    rx: elwh_nb.Receiver, internal: dict[str, str]
+) -> None:
+    # A client on this machine connecting to the receiver's port directly is not the route.
+    body, headers = signed(seed=21)
+    r = post(rx, body, {**headers, **internal})
+    assert r.status_code == 200 and r.json()["id"] == 1
+    assert len(rx.events) == 1 and len(rx.failures) == 0
+
+
 def test_concurrent_deliveries_share_commits(rx: elwh_nb.Receiver) -> None:
     sent = elwh_nb.send(
         rx.local_url,
