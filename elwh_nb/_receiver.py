@@ -45,7 +45,32 @@ log = logging.getLogger("elwh_nb")
 # connecting to the receiver's port directly.
 INTERNAL_PREFIX = "x-elwh-"
 ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
-TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"
+TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # "<size> <how>", how being one of _HOW
+
+
+# How a body over max_body was dealt with, for the record ({by}: by whom, if not the receiver).
+_HOW = {
+    "unread": "refused{by} without being read (its Content-Length is over the limit)",
+    "discarded": "read and discarded{by}",
+    "cut": "read{by} up to that size and discarded, and the connection was closed without reading the rest",
+}
+_GIB = 2**30
+
+
+def too_large_explanation(size: int, max_body: int, how: str, *, by_route: bool = False) -> str:
+    """Why a body got 413, what was done with it, and how to raise the limit."""
+    amount = f"at least {size} bytes" if how == "cut" else f"{size} bytes"
+    done = _HOW.get(how, "refused{by}").format(by=" by the public hook route" if by_route else "")
+    if size <= _GIB:
+        mib = 1 << (max(1, -(-size // 2**20)) - 1).bit_length()  # the next power of two, in MiB
+        example, aside = f"{mib} * 1024 * 1024", ""
+    else:  # no webhook is this big; do not suggest taking it
+        example, aside = "...", " (no ElevenLabs delivery comes near this size, though)"
+    return (
+        f"The body is {amount}, over this receiver's max_body of {max_body} bytes; it was {done}. "
+        "If deliveries this large are expected (post_call_audio carries the call's audio), "
+        f"start the receiver with a larger limit: elwh_nb.start(..., max_body={example}){aside}."
+    )
 
 
 def _is_loopback(ip: str | None) -> bool:
@@ -120,14 +145,15 @@ class HookHandler(_Base):
         # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
         self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
         noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
-        if noticed.isdigit():
-            self.refuse(int(noticed), read=False)  # the public route refused it unread and tells us
+        size, _, how = noticed.partition(" ")
+        if size.isdigit():  # the public route refused it and tells us how
+            self.refuse(int(size), how, by_route=True)
             return
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.max_body:
             self.over = int(length)
             if self.over > self.drain_limit:
-                self.refuse(self.over, read=False)
+                self.refuse(self.over, "unread")
                 self.request.connection.close()  # type: ignore[union-attr]
 
     def from_route(self) -> bool:
@@ -135,13 +161,9 @@ class HookHandler(_Base):
         sent = self.request.headers.get(ROUTE_TOKEN_HEADER, "")
         return bool(self.route_token) and hmac.compare_digest(sent.encode(), self.route_token.encode())
 
-    def refuse(self, size: int, *, read: bool) -> None:
-        how = "read and discarded" if read else "refused without being read"
-        self.reject(
-            "body_too_large",
-            f"The body is {size} bytes or more, over this receiver's max_body of "
-            f"{self.max_body}; it was {how}.",
-        )
+    def refuse(self, size: int, how: str, *, by_route: bool = False) -> None:
+        """Answer 413 and record it; ``how`` is a key of ``_HOW``."""
+        self.reject("body_too_large", too_large_explanation(size, self.max_body, how, by_route=by_route))
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -151,7 +173,7 @@ class HookHandler(_Base):
             self.over = max(self.over or 0, self.size)
             self.chunks.clear()
             if self.size > self.drain_limit:
-                self.refuse(self.size, read=False)
+                self.refuse(self.size, "cut")
                 self.request.connection.close()  # type: ignore[union-attr]
             return
         self.chunks.append(chunk)
@@ -160,7 +182,7 @@ class HookHandler(_Base):
         if self._finished:
             return
         if self.over is not None:
-            self.refuse(self.over, read=True)
+            self.refuse(self.over, "discarded")
             return
         body = b"".join(self.chunks)
         headers, remote, path = self.request.headers, _remote(self.request), self.request.path

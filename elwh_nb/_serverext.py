@@ -76,7 +76,7 @@ class PublicHookHandler(JupyterHandler):
         self.chunks: list[bytes] = []
         self.size = 0  # declared or received, for the notice to the receiver
         self.received = 0
-        self.too_large = False
+        self.too_large: str | None = None  # how a body over the cap was dealt with (see _receiver._HOW)
         self.drain_limit = 0
 
     def check_xsrf_cookie(self) -> None:
@@ -114,9 +114,10 @@ class PublicHookHandler(JupyterHandler):
         self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.route.max_body:
-            self.too_large = True
+            self.too_large = "discarded"
             self.size = int(length)
             if self.size > self.drain_limit:
+                self.too_large = "unread"
                 await self.forward(b"")
                 self.request.connection.close()  # type: ignore[union-attr]
 
@@ -126,10 +127,11 @@ class PublicHookHandler(JupyterHandler):
         self.received += len(chunk)
         assert self.route is not None
         if self.received > self.route.max_body:
-            self.too_large = True
+            self.too_large = "discarded"
             self.size = max(self.size, self.received)
             self.chunks.clear()
             if self.received > self.drain_limit:
+                self.too_large = "cut"
                 await self.forward(b"")
                 self.request.connection.close()  # type: ignore[union-attr]
             return
@@ -150,7 +152,7 @@ class PublicHookHandler(JupyterHandler):
         headers["X-Forwarded-Proto"] = self.request.protocol
         headers[ROUTE_TOKEN_HEADER] = route.token
         if self.too_large:
-            headers[TOO_LARGE_HEADER] = str(self.size)
+            headers[TOO_LARGE_HEADER] = f"{self.size} {self.too_large}"
         host = f"[{route.host}]" if ":" in route.host else route.host
         try:
             status, answer = await self.forwarder.post(

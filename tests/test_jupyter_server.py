@@ -6,6 +6,8 @@ The receiver runs in this test process with the environment a kernel of that ser
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,11 +69,39 @@ def test_public_route_passes_rejections_through_and_they_are_recorded(rx: elwh_n
     assert "Cookie" not in f.headers  # credentials are not forwarded at all
 
 
-def test_public_route_refuses_big_bodies_unread_and_the_receiver_records_it(rx: elwh_nb.Receiver) -> None:
+def test_public_route_refuses_big_bodies_and_the_receiver_records_how(
+    rx: elwh_nb.Receiver, server: JupyterServer
+) -> None:
     big = b'{"type":"x","pad":"' + b"A" * 3_100_000 + b'"}'
     r = httpx.post(rx.url, content=big, headers={"ElevenLabs-Signature": sign(big, SECRET)})
     assert r.status_code == 413
-    assert rx.failures.reason.iloc[-1] == "body_too_large"
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and f"{len(big)} bytes" in f.explanation
+    assert "read and discarded by the public hook route" in f.explanation  # a little over: read
+    assert "max_body=" in f.explanation and "elwh_nb.start(" in f.explanation
+    # Far over by its Content-Length: the route refuses it unread.
+    path = rx.url.split(str(server.port), 1)[1]
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Content-Length: 100000000000\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(head.encode() + b"{")
+        assert s.recv(65536).startswith(b"HTTP/1.1 413")
+    f = rx.failures.iloc[-1]
+    assert "100000000000 bytes" in f.explanation
+    assert "refused by the public hook route without being read" in f.explanation
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(1000):  # 10 MB streamed: the route stops reading and closes
+            yield b"A" * 10_000
+
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(rx.url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
+    wait_for(lambda: len(rx.failures) == 3, what="the third refusal")
+    f = rx.failures.iloc[-1]
+    assert "at least" in f.explanation and "connection was closed" in f.explanation
+    assert "without being read" not in f.explanation
 
 
 def test_the_route_strips_internal_headers_a_client_sends(rx: elwh_nb.Receiver) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -95,23 +96,47 @@ def test_mismatch_explanation_names_the_likely_cause(rx: elwh_nb.Receiver) -> No
     assert "re-serialised" in rx.failures.explanation.iloc[-1]
 
 
-def test_body_over_max_body_is_refused_unread(rx: elwh_nb.Receiver) -> None:
+def says_how_to_raise_the_limit(explanation: str) -> bool:
+    return "max_body=" in explanation and "elwh_nb.start(" in explanation
+
+
+def test_body_over_max_body_is_refused(rx: elwh_nb.Receiver) -> None:
     big = b'{"type":"x","pad":"' + b"A" * 2_100_000 + b'"}'
     r = post(rx, big, {"ElevenLabs-Signature": sign(big, SECRET)})
     assert r.status_code == 413
     f = rx.failures.iloc[-1]
     assert f.reason == "body_too_large" and f.status == 413
-    assert f.body_bytes == 0  # refused from Content-Length, nothing buffered
+    assert f.body_bytes == 0  # nothing kept
+    # A little over the cap: read (for a clean answer) and thrown away, and it says so.
+    assert f"{len(big)} bytes" in f.explanation and "read and discarded" in f.explanation
+    assert "without being read" not in f.explanation and says_how_to_raise_the_limit(f.explanation)
 
 
-def test_chunked_body_over_max_body_is_cut_off(rx: elwh_nb.Receiver) -> None:
+def test_chunked_body_over_max_body_is_read_and_discarded(rx: elwh_nb.Receiver) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(300):
             yield b"A" * 10_000
 
     r = httpx.post(rx.local_url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
     assert r.status_code == 413
-    assert rx.failures.reason.iloc[-1] == "body_too_large"
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and "3000000 bytes" in f.explanation
+    assert "read and discarded" in f.explanation and "without being read" not in f.explanation
+    assert says_how_to_raise_the_limit(f.explanation)
+
+
+def test_a_chunked_body_far_over_max_body_is_cut_off(rx: elwh_nb.Receiver) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(1000):  # 10 MB, more than the receiver reads before it stops
+            yield b"A" * 10_000
+
+    with contextlib.suppress(httpx.HTTPError):  # the receiver closes the connection mid-body
+        httpx.post(rx.local_url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
+    wait_for(lambda: len(rx.failures) == 1, what="the refusal to be recorded")
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and "at least" in f.explanation
+    assert "without being read" not in f.explanation and "connection was closed" in f.explanation
+    assert says_how_to_raise_the_limit(f.explanation)
 
 
 def test_a_big_audio_body_under_the_cap_is_fine(tmp_path: Path) -> None:
@@ -405,6 +430,7 @@ def test_a_huge_declared_length_is_refused_at_once(rx: elwh_nb.Receiver) -> None
     assert answer.startswith(b"HTTP/1.1 413")
     f = rx.failures.iloc[-1]
     assert f.reason == "body_too_large" and "refused without being read" in f.explanation
+    assert "100000000000 bytes" in f.explanation and says_how_to_raise_the_limit(f.explanation)
 
 
 def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> None:
@@ -412,7 +438,8 @@ def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> Non
     head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     answer = raw_request(rx, head, body)  # a sender that does not wait for 100 Continue
     assert answer.startswith(b"HTTP/1.1 413")
-    assert "read and discarded" in rx.failures.explanation.iloc[-1]
+    explanation = rx.failures.explanation.iloc[-1]
+    assert "read and discarded" in explanation and "without being read" not in explanation
 
 
 @pytest.mark.parametrize(
