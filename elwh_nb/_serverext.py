@@ -61,7 +61,7 @@ class Forwarder:
             )
         return self._session
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def post(self, url: str, body: bytes | bytearray, headers: dict[str, str]) -> tuple[int, bytes]:
         async with self.session().post(url, data=body, headers=headers) as response:
             return response.status, await response.read()
 
@@ -73,7 +73,10 @@ class PublicHookHandler(JupyterHandler):
     def initialize(self, forwarder: Forwarder) -> None:
         self.forwarder = forwarder
         self.route: _routes.Route | None = None
-        self.chunks: list[bytes] = []
+        # The body, held once (no list of chunks and a joined copy) and let go once forwarded:
+        # jupyter_server keeps a finished handler reachable for a while (its CallContext stays
+        # in asyncio contexts), and a burst of call audio must not pile up in the server.
+        self.body = bytearray()
         self.size = 0  # declared or received, for the notice to the receiver
         self.received = 0
         self.too_large: str | None = None  # how a body over the cap was dealt with (see _receiver._HOW)
@@ -129,15 +132,15 @@ class PublicHookHandler(JupyterHandler):
         if self.received > self.route.max_body:
             self.too_large = "discarded"
             self.size = max(self.size, self.received)
-            self.chunks.clear()
+            self.body = bytearray()
             if self.received > self.drain_limit:
                 self.too_large = "cut"
                 await self.forward(b"")
                 self.request.connection.close()  # type: ignore[union-attr]
             return
-        self.chunks.append(chunk)
+        self.body += chunk
 
-    async def forward(self, body: bytes) -> None:
+    async def forward(self, body: bytes | bytearray) -> None:
         route = self.route
         assert route is not None
         headers = {
@@ -170,7 +173,8 @@ class PublicHookHandler(JupyterHandler):
     async def post(self, route_id: str) -> None:
         if self._finished:
             return
-        await self.forward(b"" if self.too_large else b"".join(self.chunks))
+        body, self.body = self.body, bytearray()  # only this call holds it now
+        await self.forward(b"" if self.too_large else body)
 
     @allow_unauthenticated
     def get(self, route_id: str) -> None:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 import elwh_nb
+from bench.servers import rss_bytes
 from elwh_nb import sign
 
 from .conftest import OTHER_SECRET, SECRET
@@ -116,6 +117,25 @@ def test_the_route_strips_internal_headers_a_client_sends(rx: elwh_nb.Receiver) 
     recorded = rx.failures.headers.iloc[-1]  # what the receiver got from the route
     assert "X-Elwh-Other" not in recorded and "X-Elwh-Body-Too-Large" not in recorded
     assert recorded["X-Elwh-Route-Token"] == "[redacted]"  # the route's own, never stored
+
+
+def test_the_route_lets_go_of_each_body_once_forwarded(
+    server: JupyterServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A burst of call audio must not pile up in the Jupyter server (a hub pod has 1-2 GiB):
+    # each body is freed once forwarded, not when the server has been idle for a minute or two.
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    body = b'{"type":"post_call_audio","data":{"full_audio":"' + b"A" * 20_000_000 + b'"}}'
+    headers = {"ElevenLabs-Signature": sign(body, SECRET)}
+    with elwh_nb.start(SECRET, store=tmp_path / "audio.sqlite") as rx, httpx.Client(timeout=60) as client:
+        assert client.post(rx.url, content=body, headers=headers).status_code == 200  # warm up
+        before = rss_bytes(server.proc.pid)
+        for _ in range(40):  # 800 MB in all
+            assert client.post(rx.url, content=body, headers=headers).status_code == 200
+        grown = rss_bytes(server.proc.pid) - before
+        assert rx.store.counts["deliveries"] == 41
+    assert grown < 250 * 2**20, f"the Jupyter server grew by {grown / 2**20:.0f} MiB"
 
 
 def test_proxy_url_needs_the_jupyter_token(rx: elwh_nb.Receiver, server: JupyterServer) -> None:
