@@ -204,17 +204,19 @@ def explain(
     """
     now_s = _now_seconds(now)
     try:
-        verify(body, header, secret, tolerance=tolerance, future_tolerance=future_tolerance, now=now_s)
+        keys = secret_keys(secret)  # once: an iterator is used up by reading
+    except SignatureError:
+        keys = []
+    try:
+        verify(
+            body, header, keys or secret, tolerance=tolerance, future_tolerance=future_tolerance, now=now_s
+        )
         reason: str | None = None
         message = "The delivery verifies: the signature matches and the body is a JSON object."
     except SignatureError as exc:
         reason, message = exc.reason, str(exc)
 
     checks: list[Check] = []
-    try:
-        keys = secret_keys(secret)
-    except SignatureError:
-        keys = []
     checks.append(
         Check(
             "secret",

@@ -97,10 +97,11 @@ class Intake:
         tolerance: float | None,
         future_tolerance: float | None,
     ) -> None:
-        key = secret_keys(secret)[0]  # fail now (missing_secret), not on the first delivery
-        self._secret = secret
+        # Read once (an iterator is used up by reading), and fail now (missing_secret),
+        # not on the first delivery.
+        self._keys = secret_keys(secret)
         # What the kit's own sender signs with: the first secret of a rotation list.
-        self.signing_secret = key.decode("utf-8", "surrogateescape")
+        self.signing_secret = self._keys[0].decode("utf-8", "surrogateescape")
         self.store = store
         self.tolerance = tolerance
         self.future_tolerance = future_tolerance
@@ -146,7 +147,7 @@ class Intake:
         header = signature_header(headers)
         try:
             return verify(
-                body, header, self._secret, tolerance=self.tolerance, future_tolerance=self.future_tolerance
+                body, header, self._keys, tolerance=self.tolerance, future_tolerance=self.future_tolerance
             )
         except SignatureError as exc:
             explanation, details = str(exc), None
@@ -154,7 +155,7 @@ class Intake:
                 diagnosis = explain(
                     body,
                     header,
-                    self._secret,
+                    self._keys,
                     tolerance=self.tolerance,
                     future_tolerance=self.future_tolerance,
                 )

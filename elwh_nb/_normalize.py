@@ -37,7 +37,10 @@ def to_utc(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        try:
+            return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        except OverflowError:  # year 1 or 9999 shifted past the calendar's ends
+            return None
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -71,7 +74,7 @@ def _seconds(value: Any) -> float | None:
         return None
     try:
         out = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond any float
         return None
     return out if math.isfinite(out) else None
 

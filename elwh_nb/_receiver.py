@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import hmac
 import ipaddress
 import json
 import logging
 import os
+import secrets
 import threading
 import time
 import warnings
@@ -41,7 +43,38 @@ _SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
 log = logging.getLogger("elwh_nb")
 
 
-TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # set by the server extension, trusted from loopback only
+# Internal headers (X-Elwh-*) are set only by the public route, which strips any a client sends.
+# The receiver trusts them only next to ROUTE_TOKEN_HEADER holding its route's token, a random
+# value in the route file (readable by the user alone): not from a local process or a client
+# connecting to the receiver's port directly.
+INTERNAL_PREFIX = "x-elwh-"
+ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
+TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # "<size> <how>", how being one of _HOW
+
+
+# How a body over max_body was dealt with, for the record ({by}: by whom, if not the receiver).
+_HOW = {
+    "unread": "refused{by} without being read (its Content-Length is over the limit)",
+    "discarded": "read and discarded{by}",
+    "cut": "read{by} up to that size and discarded, and the connection was closed without reading the rest",
+}
+_GIB = 2**30
+
+
+def too_large_explanation(size: int, max_body: int, how: str, *, by_route: bool = False) -> str:
+    """Why a body got 413, what was done with it, and how to raise the limit."""
+    amount = f"at least {size} bytes" if how == "cut" else f"{size} bytes"
+    done = _HOW.get(how, "refused{by}").format(by=" by the public hook route" if by_route else "")
+    if size <= _GIB:
+        mib = 1 << (max(1, -(-size // 2**20)) - 1).bit_length()  # the next power of two, in MiB
+        example, aside = f"{mib} * 1024 * 1024", ""
+    else:  # no webhook is this big; do not suggest taking it
+        example, aside = "...", " (no ElevenLabs delivery comes near this size, though)"
+    return (
+        f"The body is {amount}, over this receiver's max_body of {max_body} bytes; it was {done}. "
+        "If deliveries this large are expected (post_call_audio carries the call's audio), "
+        f"start the receiver with a larger limit: elwh_nb.start(..., max_body={example}){aside}."
+    )
 
 
 def _is_loopback(ip: str | None) -> bool:
@@ -91,10 +124,13 @@ class _Base(web.RequestHandler):
 class HookHandler(_Base):
     """POST a delivery; GET a health record with no event data."""
 
-    def initialize(self, intake: Intake, max_body: int, batcher: Batcher) -> None:  # type: ignore[override]
+    def initialize(  # type: ignore[override]
+        self, intake: Intake, max_body: int, batcher: Batcher, route_token: str = ""
+    ) -> None:
         super().initialize(intake)
         self.max_body = max_body
         self.batcher = batcher
+        self.route_token = route_token
         # A body a little over the cap is read and thrown away, so that a sender that
         # does not wait for "100 Continue" still gets a clean 413 instead of a reset
         # connection; anything bigger is refused unread and the connection closed.
@@ -112,24 +148,26 @@ class HookHandler(_Base):
             return
         # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
         self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
-        noticed = self.request.headers.get(TOO_LARGE_HEADER, "")
-        if noticed.isdigit() and _is_loopback(self.request.remote_ip):
-            self.refuse(int(noticed), read=False)  # the public route refused it unread and tells us
+        noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
+        size, _, how = noticed.partition(" ")
+        if size.isdigit():  # the public route refused it and tells us how
+            self.refuse(int(size), how, by_route=True)
             return
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.max_body:
             self.over = int(length)
             if self.over > self.drain_limit:
-                self.refuse(self.over, read=False)
+                self.refuse(self.over, "unread")
                 self.request.connection.close()  # type: ignore[union-attr]
 
-    def refuse(self, size: int, *, read: bool) -> None:
-        how = "read and discarded" if read else "refused without being read"
-        self.reject(
-            "body_too_large",
-            f"The body is {size} bytes or more, over this receiver's max_body of "
-            f"{self.max_body}; it was {how}.",
-        )
+    def from_route(self) -> bool:
+        """Whether the request carries this receiver's route token (so its X-Elwh-* headers count)."""
+        sent = self.request.headers.get(ROUTE_TOKEN_HEADER, "")
+        return bool(self.route_token) and hmac.compare_digest(sent.encode(), self.route_token.encode())
+
+    def refuse(self, size: int, how: str, *, by_route: bool = False) -> None:
+        """Answer 413 and record it; ``how`` is a key of ``_HOW``."""
+        self.reject("body_too_large", too_large_explanation(size, self.max_body, how, by_route=by_route))
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -139,7 +177,7 @@ class HookHandler(_Base):
             self.over = max(self.over or 0, self.size)
             self.chunks.clear()
             if self.size > self.drain_limit:
-                self.refuse(self.size, read=False)
+                self.refuse(self.size, "cut")
                 self.request.connection.close()  # type: ignore[union-attr]
             return
         self.chunks.append(chunk)
@@ -148,7 +186,7 @@ class HookHandler(_Base):
         if self._finished:
             return
         if self.over is not None:
-            self.refuse(self.over, read=True)
+            self.refuse(self.over, "discarded")
             return
         body = b"".join(self.chunks)
         headers, remote, path = self.request.headers, _remote(self.request), self.request.path
@@ -220,23 +258,32 @@ class Batcher:
         self.largest = max(self.largest, len(batch))
         try:
             results = self.store.append_many([(body, event) for body, event, _ in batch])
-        except StoreError as exc:
+        except BaseException as exc:  # whatever it is, every waiting delivery gets its answer (a 500)
+            if not isinstance(exc, StoreError):
+                log.exception("elwh_nb store failed on a batch of %d deliveries", len(batch))
+            message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
             for _, _, future in batch:
-                future.set_exception(exc)
+                if not future.done():
+                    future.set_exception(StoreError(message))
+            if not isinstance(exc, Exception):
+                raise
             return
         for result, (_, _, future) in zip(results, batch, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)
 
 
-def make_app(intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None) -> web.Application:
-    """The receiver's Tornado application."""
+def make_app(
+    intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None, route_token: str = ""
+) -> web.Application:
+    """The receiver's Tornado application (``route_token``: see :data:`ROUTE_TOKEN_HEADER`)."""
     batcher = batcher or Batcher(intake.store)
     return web.Application(
         [
             (
                 rf"{path.rstrip('/') or ''}/?",
                 HookHandler,
-                {"intake": intake, "max_body": max_body, "batcher": batcher},
+                {"intake": intake, "max_body": max_body, "batcher": batcher, "route_token": route_token},
             )
         ],
         default_handler_class=NotFoundHandler,
@@ -317,7 +364,10 @@ class Receiver:
         self._loop: IOLoop | None = None
         self._server: HTTPServer | None = None
         self._batcher = Batcher(self.store)
-        app = make_app(self._intake, path=path, max_body=max_body, batcher=self._batcher)
+        self._route_token = secrets.token_urlsafe(24)
+        app = make_app(
+            self._intake, path=path, max_body=max_body, batcher=self._batcher, route_token=self._route_token
+        )
         self._thread = threading.Thread(
             target=self._serve, args=(app, sockets), name=f"elwh-receiver-{self.port}", daemon=True
         )
@@ -331,7 +381,12 @@ class Receiver:
             _routes.register(
                 self.route_id,
                 _routes.Route(
-                    host=_connectable(host), port=self.port, path=path, max_body=max_body, pid=os.getpid()
+                    host=_connectable(host),
+                    port=self.port,
+                    path=path,
+                    max_body=max_body,
+                    pid=os.getpid(),
+                    token=self._route_token,
                 ),
             )
         self._urls = _urls.hook_urls(

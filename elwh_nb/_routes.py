@@ -68,6 +68,7 @@ class Route:
     path: str
     max_body: int
     pid: int
+    token: str = ""  # sent with each forwarded request: the receiver trusts X-Elwh-* headers only with it
 
 
 def register(route_id: str, route: Route) -> Path:

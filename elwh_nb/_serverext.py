@@ -23,9 +23,10 @@ from jupyter_server.utils import url_path_join
 from tornado import web
 
 from . import _routes
-from ._receiver import _SLACK, TOO_LARGE_HEADER
+from ._receiver import _SLACK, INTERNAL_PREFIX, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER
 
-# Hop-by-hop headers (RFC 9110 7.6.1) and credentials never go to the receiver.
+# Hop-by-hop headers (RFC 9110 7.6.1) and credentials never go to the receiver; nor do a
+# client's internal (X-Elwh-*) headers, which only this route sets.
 _DROP = {
     "connection",
     "keep-alive",
@@ -60,7 +61,7 @@ class Forwarder:
             )
         return self._session
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    async def post(self, url: str, body: bytes | bytearray, headers: dict[str, str]) -> tuple[int, bytes]:
         async with self.session().post(url, data=body, headers=headers) as response:
             return response.status, await response.read()
 
@@ -72,10 +73,13 @@ class PublicHookHandler(JupyterHandler):
     def initialize(self, forwarder: Forwarder) -> None:
         self.forwarder = forwarder
         self.route: _routes.Route | None = None
-        self.chunks: list[bytes] = []
+        # The body, held once (no list of chunks and a joined copy) and let go once forwarded:
+        # jupyter_server keeps a finished handler reachable for a while (its CallContext stays
+        # in asyncio contexts), and a burst of call audio must not pile up in the server.
+        self.body = bytearray()
         self.size = 0  # declared or received, for the notice to the receiver
         self.received = 0
-        self.too_large = False
+        self.too_large: str | None = None  # how a body over the cap was dealt with (see _receiver._HOW)
         self.drain_limit = 0
 
     def check_xsrf_cookie(self) -> None:
@@ -113,9 +117,10 @@ class PublicHookHandler(JupyterHandler):
         self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > self.route.max_body:
-            self.too_large = True
+            self.too_large = "discarded"
             self.size = int(length)
             if self.size > self.drain_limit:
+                self.too_large = "unread"
                 await self.forward(b"")
                 self.request.connection.close()  # type: ignore[union-attr]
 
@@ -125,26 +130,32 @@ class PublicHookHandler(JupyterHandler):
         self.received += len(chunk)
         assert self.route is not None
         if self.received > self.route.max_body:
-            self.too_large = True
+            self.too_large = "discarded"
             self.size = max(self.size, self.received)
-            self.chunks.clear()
+            self.body = bytearray()
             if self.received > self.drain_limit:
+                self.too_large = "cut"
                 await self.forward(b"")
                 self.request.connection.close()  # type: ignore[union-attr]
             return
-        self.chunks.append(chunk)
+        self.body += chunk
 
-    async def forward(self, body: bytes) -> None:
+    async def forward(self, body: bytes | bytearray) -> None:
         route = self.route
         assert route is not None
-        headers = {k: v for k, v in self.request.headers.get_all() if k.lower() not in _DROP}
+        headers = {
+            k: v
+            for k, v in self.request.headers.get_all()
+            if k.lower() not in _DROP and not k.lower().startswith(INTERNAL_PREFIX)
+        }
         forwarded = self.request.headers.get("X-Forwarded-For")
         headers["X-Forwarded-For"] = (
             f"{forwarded}, {self.request.remote_ip}" if forwarded else str(self.request.remote_ip)
         )
         headers["X-Forwarded-Proto"] = self.request.protocol
+        headers[ROUTE_TOKEN_HEADER] = route.token
         if self.too_large:
-            headers[TOO_LARGE_HEADER] = str(self.size)
+            headers[TOO_LARGE_HEADER] = f"{self.size} {self.too_large}"
         host = f"[{route.host}]" if ":" in route.host else route.host
         try:
             status, answer = await self.forwarder.post(
@@ -162,7 +173,8 @@ class PublicHookHandler(JupyterHandler):
     async def post(self, route_id: str) -> None:
         if self._finished:
             return
-        await self.forward(b"" if self.too_large else b"".join(self.chunks))
+        body, self.body = self.body, bytearray()  # only this call holds it now
+        await self.forward(b"" if self.too_large else body)
 
     @allow_unauthenticated
     def get(self, route_id: str) -> None:

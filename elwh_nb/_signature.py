@@ -20,7 +20,7 @@ from typing import Any
 
 from ._exceptions import SignatureError
 
-Secret = str | bytes | Iterable[str] | None
+Secret = str | bytes | Iterable[str | bytes] | None
 Body = bytes | bytearray | memoryview | str
 
 DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK
@@ -57,7 +57,10 @@ def parse_header(header: str | bytes) -> HeaderParts:
 
 
 def secret_keys(secret: Secret) -> list[bytes]:
-    """The HMAC keys for ``secret`` (one string, or several during a rotation)."""
+    """The HMAC keys for ``secret`` (one string, or several during a rotation).
+
+    An iterable is read once, here: callers that check more than once keep these keys.
+    """
     if secret is None:
         items: list[str | bytes] = []
     elif isinstance(secret, (str, bytes)):
@@ -77,9 +80,15 @@ def secret_keys(secret: Secret) -> list[bytes]:
         elif item is not None:
             raise TypeError(f"each secret must be a str, not {type(item).__name__}")
     if not keys:
+        given = (
+            "No webhook secret was given."
+            if secret is None or isinstance(secret, (str, bytes))
+            else "The list of webhook secrets is empty (or holds only empty strings; an iterator "
+            "or generator that was already used up is empty too)."
+        )
         raise SignatureError(
             "missing_secret",
-            "No webhook secret was given. Copy it from the ElevenLabs webhook settings "
+            f"{given} Copy the secret from the ElevenLabs webhook settings "
             "(it starts with 'wsec_') and pass it as secret=..., or set it in an "
             "environment variable rather than in the notebook.",
         )
@@ -255,6 +264,22 @@ def verify(
     return parse_event(raw)
 
 
-def construct_event(payload: Body, sig_header: str | None, secret: Secret) -> dict[str, Any]:
-    """The tutorial's ``client.webhooks.construct_event`` argument order, with :func:`verify`'s checks."""
+def construct_event(
+    payload: Body | None = None,
+    sig_header: str | None = None,
+    secret: Secret = None,
+    *,
+    rawBody: Body | None = None,  # the official SDK's keyword
+) -> dict[str, Any]:
+    """``client.webhooks.construct_event`` of the official SDK, with :func:`verify`'s checks.
+
+    Takes its argument order and keywords (``rawBody=``, ``sig_header=``, ``secret=``);
+    ``payload=`` names the body too.
+    """
+    if rawBody is not None:
+        if payload is not None:
+            raise TypeError("construct_event() got the body twice: pass payload or rawBody, not both")
+        payload = rawBody
+    if payload is None:
+        raise TypeError("construct_event() needs the raw request body (rawBody= or the first argument)")
     return verify(payload, sig_header, secret)

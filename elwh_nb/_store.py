@@ -89,7 +89,7 @@ _INSERT = (
 
 
 def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: bytes) -> tuple[Any, ...]:
-    started = rec["call_started_at"]
+    started = _ns(rec["call_started_at"])
     return (
         digest,
         now,
@@ -102,7 +102,7 @@ def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: 
         rec["voice_id"],
         rec["status"],
         rec["duration_s"],
-        None if started is None else _ns(started),
+        None if started == NAT else started,
         rec["failure_reason"],
         len(raw),
         raw,
@@ -172,15 +172,29 @@ def body_preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
     return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
 
 
+_MAX_NS = np.iinfo(np.int64).max  # 2262-04-11; NAT + 1 is 1677-09-21
+
+
 def _ns(value: datetime | float | None) -> int:
+    """Nanoseconds since the epoch; NAT for None and for times pandas cannot hold (1677-2262)."""
     if value is None:
         return NAT
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
         delta = value - datetime(1970, 1, 1, tzinfo=timezone.utc)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
-    return int(value * 1e9)
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    else:
+        ns = int(value * 1e9)
+    return ns if NAT < ns <= _MAX_NS else NAT
+
+
+def _given_ns(value: datetime | float, name: str) -> int:
+    """A time passed in by the caller, which must be one pandas can hold."""
+    ns = _ns(value)
+    if ns == NAT:
+        raise ValueError(f"{name}={value!r} is outside the times pandas can hold (1677 to 2262)")
+    return ns
 
 
 def _now_ns() -> int:
@@ -435,15 +449,20 @@ class EventStore:
             raw = body_bytes(body)
             parsed = parse_event(raw) if event is None else event
             prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed)))
-        now = _ns(received_at) if received_at is not None else _now_ns()
+        now = _given_ns(received_at, "received_at") if received_at is not None else _now_ns()
         with self._lock:
             self._check_open()
             try:
                 results, new_rows, repeats = self._write(prepared, now)
             except sqlite3.Error as exc:
                 raise StoreError(f"could not write to the event store {self._where()}: {exc}") from exc
-            # Memory follows the file only after the commit succeeded.
+            except Exception as exc:  # rolled back; a caller must still be told (a receiver answers 500)
+                raise StoreError(
+                    f"the event store {self._where()} failed: {type(exc).__name__}: {exc}"
+                ) from exc
+            # Memory follows the file only after the commit succeeded (type categories too).
             for row in new_rows:
+                row["event_type"] = self._type_code(row["event_type"])
                 self._events.append(row)
                 if self._jobs:
                     self._match_job(row)
@@ -505,10 +524,9 @@ class EventStore:
     def _memory_row(
         self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int
     ) -> dict[str, Any]:
-        started = rec["call_started_at"]
         return {
             "id": event_id,
-            "event_type": self._type_code(rec["event_type"]),
+            "event_type": rec["event_type"],  # a category code once committed
             "event_timestamp": ets,
             "received_at": now,
             "conversation_id": rec["conversation_id"],
@@ -517,7 +535,7 @@ class EventStore:
             "voice_id": rec["voice_id"],
             "status": _intern(rec["status"]),
             "duration_s": np.nan if rec["duration_s"] is None else rec["duration_s"],
-            "call_started_at": NAT if started is None else _ns(started),
+            "call_started_at": _ns(rec["call_started_at"]),
             "failure_reason": _intern(rec["failure_reason"]),
             "delivery_lag_s": _lag(ets, now),
             "turnaround_s": np.nan,
@@ -549,7 +567,7 @@ class EventStore:
         raw = body_bytes(body)
         clean = redact_headers(headers)
         preview = body_preview(raw)
-        now = _ns(received_at) if received_at is not None else _now_ns()
+        now = _given_ns(received_at, "received_at") if received_at is not None else _now_ns()
         with self._lock:
             self._check_open()
             db = self._db
@@ -616,7 +634,7 @@ class EventStore:
         ``job_id``), the event's ``turnaround_s`` is the time from ``submitted_at`` (default
         now) to its arrival; it works whichever comes first.
         """
-        submitted = _ns(submitted_at) if submitted_at is not None else _now_ns()
+        submitted = _given_ns(submitted_at, "submitted_at") if submitted_at is not None else _now_ns()
         with self._lock:
             self._check_open()
             event_id = self._find_event(job_id)

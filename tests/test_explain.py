@@ -69,6 +69,12 @@ def test_rotation_names_which_secret_matched() -> None:
     assert any(c.name == "signature" and "matches secret #2 of 2" in c.detail for c in d.checks)
 
 
+def test_a_one_shot_iterable_of_secrets_is_read_once() -> None:
+    d = explain(BODY, sign(BODY, OTHER_SECRET, NOW), (s for s in [SECRET, OTHER_SECRET]), now=NOW)
+    assert d.ok
+    assert any(c.name == "secret" and c.ok and "2 secret(s)" in c.detail for c in d.checks)
+
+
 def test_rotation_mistake_found_in_a_list_too() -> None:
     d = explain(BODY, sign(BODY, OTHER_SECRET[5:], NOW), [SECRET, OTHER_SECRET], now=NOW)
     assert "secret #2 matches only without its 'wsec_' prefix" in (d.likely_cause or "")

@@ -6,6 +6,8 @@ The receiver runs in this test process with the environment a kernel of that ser
 
 from __future__ import annotations
 
+import contextlib
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 import elwh_nb
+from bench.servers import rss_bytes
 from elwh_nb import sign
 
 from .conftest import OTHER_SECRET, SECRET
@@ -67,11 +70,72 @@ def test_public_route_passes_rejections_through_and_they_are_recorded(rx: elwh_n
     assert "Cookie" not in f.headers  # credentials are not forwarded at all
 
 
-def test_public_route_refuses_big_bodies_unread_and_the_receiver_records_it(rx: elwh_nb.Receiver) -> None:
+def test_public_route_refuses_big_bodies_and_the_receiver_records_how(
+    rx: elwh_nb.Receiver, server: JupyterServer
+) -> None:
     big = b'{"type":"x","pad":"' + b"A" * 3_100_000 + b'"}'
     r = httpx.post(rx.url, content=big, headers={"ElevenLabs-Signature": sign(big, SECRET)})
     assert r.status_code == 413
-    assert rx.failures.reason.iloc[-1] == "body_too_large"
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and f"{len(big)} bytes" in f.explanation
+    assert "read and discarded by the public hook route" in f.explanation  # a little over: read
+    assert "max_body=" in f.explanation and "elwh_nb.start(" in f.explanation
+    # Far over by its Content-Length: the route refuses it unread.
+    path = rx.url.split(str(server.port), 1)[1]
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+        "Content-Length: 100000000000\r\nConnection: close\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(head.encode() + b"{")
+        assert s.recv(65536).startswith(b"HTTP/1.1 413")
+    f = rx.failures.iloc[-1]
+    assert "100000000000 bytes" in f.explanation
+    assert "refused by the public hook route without being read" in f.explanation
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(1000):  # 10 MB streamed: the route stops reading and closes
+            yield b"A" * 10_000
+
+    with contextlib.suppress(httpx.HTTPError):
+        httpx.post(rx.url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
+    wait_for(lambda: len(rx.failures) == 3, what="the third refusal")
+    f = rx.failures.iloc[-1]
+    assert "at least" in f.explanation and "connection was closed" in f.explanation
+    assert "without being read" not in f.explanation
+
+
+def test_the_route_strips_internal_headers_a_client_sends(rx: elwh_nb.Receiver) -> None:
+    body, headers = signed(seed=11)
+    internal = {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": "a guess", "X-Elwh-Other": "1"}
+    r = httpx.post(rx.url, content=body, headers={**headers, **internal})
+    assert r.status_code == 200 and rx.store.raw_body(r.json()["id"]) == body  # not refused as too large
+    bad = httpx.post(
+        rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, OTHER_SECRET), **internal}
+    )
+    assert bad.status_code == 401
+    recorded = rx.failures.headers.iloc[-1]  # what the receiver got from the route
+    assert "X-Elwh-Other" not in recorded and "X-Elwh-Body-Too-Large" not in recorded
+    assert recorded["X-Elwh-Route-Token"] == "[redacted]"  # the route's own, never stored
+
+
+def test_the_route_lets_go_of_each_body_once_forwarded(
+    server: JupyterServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A burst of call audio must not pile up in the Jupyter server (a hub pod has 1-2 GiB):
+    # each body is freed once forwarded, not when the server has been idle for a minute or two.
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    body = b'{"type":"post_call_audio","data":{"full_audio":"' + b"A" * 20_000_000 + b'"}}'
+    headers = {"ElevenLabs-Signature": sign(body, SECRET)}
+    with elwh_nb.start(SECRET, store=tmp_path / "audio.sqlite") as rx, httpx.Client(timeout=60) as client:
+        assert client.post(rx.url, content=body, headers=headers).status_code == 200  # warm up
+        before = rss_bytes(server.proc.pid)
+        for _ in range(40):  # 800 MB in all
+            assert client.post(rx.url, content=body, headers=headers).status_code == 200
+        grown = rss_bytes(server.proc.pid) - before
+        assert rx.store.counts["deliveries"] == 41
+    assert grown < 250 * 2**20, f"the Jupyter server grew by {grown / 2**20:.0f} MiB"
 
 
 def test_proxy_url_needs_the_jupyter_token(rx: elwh_nb.Receiver, server: JupyterServer) -> None:

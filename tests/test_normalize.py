@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pytest
@@ -90,6 +91,8 @@ def test_unknown_types_and_missing_fields_are_kept() -> None:
         (1632145260.5, datetime(2021, 9, 20, 13, 41, 0, 500000, tzinfo=UTC)),
         ("2021-09-20T13:41:00Z", datetime(2021, 9, 20, 13, 41, tzinfo=UTC)),
         (10**20, None),
+        ("0001-01-01T00:00:00+05:00", None),  # before year 1 once in UTC
+        ("9999-12-31T23:59:59-05:00", None),  # after year 9999 once in UTC
         (float("nan"), None),
         (True, None),
         ("soon", None),
@@ -110,6 +113,11 @@ def test_odd_field_types_do_not_break_it() -> None:
     assert r["event_type"] == "5"
     assert r["conversation_id"] == "12" and r["agent_id"] is None and r["duration_s"] == 7.5
     assert normalize({"type": "x", "data": "nope"})["conversation_id"] is None
+
+
+def test_numbers_too_big_for_a_float_are_none() -> None:
+    event = json.loads('{"type": "x", "data": {"metadata": {"call_duration_secs": 1%s}}}' % ("0" * 400))
+    assert normalize(event)["duration_s"] is None
 
 
 def test_non_objects_are_type_errors() -> None:

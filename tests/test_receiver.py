@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -95,23 +96,47 @@ def test_mismatch_explanation_names_the_likely_cause(rx: elwh_nb.Receiver) -> No
     assert "re-serialised" in rx.failures.explanation.iloc[-1]
 
 
-def test_body_over_max_body_is_refused_unread(rx: elwh_nb.Receiver) -> None:
+def says_how_to_raise_the_limit(explanation: str) -> bool:
+    return "max_body=" in explanation and "elwh_nb.start(" in explanation
+
+
+def test_body_over_max_body_is_refused(rx: elwh_nb.Receiver) -> None:
     big = b'{"type":"x","pad":"' + b"A" * 2_100_000 + b'"}'
     r = post(rx, big, {"ElevenLabs-Signature": sign(big, SECRET)})
     assert r.status_code == 413
     f = rx.failures.iloc[-1]
     assert f.reason == "body_too_large" and f.status == 413
-    assert f.body_bytes == 0  # refused from Content-Length, nothing buffered
+    assert f.body_bytes == 0  # nothing kept
+    # A little over the cap: read (for a clean answer) and thrown away, and it says so.
+    assert f"{len(big)} bytes" in f.explanation and "read and discarded" in f.explanation
+    assert "without being read" not in f.explanation and says_how_to_raise_the_limit(f.explanation)
 
 
-def test_chunked_body_over_max_body_is_cut_off(rx: elwh_nb.Receiver) -> None:
+def test_chunked_body_over_max_body_is_read_and_discarded(rx: elwh_nb.Receiver) -> None:
     def chunks() -> Iterator[bytes]:
         for _ in range(300):
             yield b"A" * 10_000
 
     r = httpx.post(rx.local_url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
     assert r.status_code == 413
-    assert rx.failures.reason.iloc[-1] == "body_too_large"
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and "3000000 bytes" in f.explanation
+    assert "read and discarded" in f.explanation and "without being read" not in f.explanation
+    assert says_how_to_raise_the_limit(f.explanation)
+
+
+def test_a_chunked_body_far_over_max_body_is_cut_off(rx: elwh_nb.Receiver) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(1000):  # 10 MB, more than the receiver reads before it stops
+            yield b"A" * 10_000
+
+    with contextlib.suppress(httpx.HTTPError):  # the receiver closes the connection mid-body
+        httpx.post(rx.local_url, content=chunks(), headers={"ElevenLabs-Signature": "t=1,v0=a"}, timeout=10)
+    wait_for(lambda: len(rx.failures) == 1, what="the refusal to be recorded")
+    f = rx.failures.iloc[-1]
+    assert f.reason == "body_too_large" and "at least" in f.explanation
+    assert "without being read" not in f.explanation and "connection was closed" in f.explanation
+    assert says_how_to_raise_the_limit(f.explanation)
 
 
 def test_a_big_audio_body_under_the_cap_is_fine(tmp_path: Path) -> None:
@@ -157,6 +182,21 @@ def test_store_failure_answers_500_and_recovers(rx: elwh_nb.Receiver) -> None:
     rx.store._db.execute("DROP TRIGGER full")
     assert post(rx, body, headers).status_code == 200
     assert len(rx.events) == 1
+
+
+def test_a_signed_event_with_a_time_pandas_cannot_hold_is_stored(rx: elwh_nb.Receiver) -> None:
+    # Years past 2262 (or before 1677) are valid JSON and valid signatures: stored, time NaT.
+    factory = elwh_nb.payloads(13)
+    events = [factory.make("post_call_transcription") for _ in range(24)]
+    for i, event in enumerate(events):
+        if i % 2:
+            event["event_timestamp"] = [10**11, -(10**10), 10**12][i % 3]
+            event["data"]["metadata"]["start_time_unix_secs"] = 10**11
+    sent = elwh_nb.send(rx.local_url, SECRET, events, concurrency=12, timeout=10, retry=False, progress=False)
+    assert sent.status.tolist() == [200] * 24, sent.error.dropna().tolist()[:2]
+    stored = rx.events
+    assert len(stored) == 24 and stored.event_timestamp.isna().sum() == 12
+    assert stored.call_started_at.isna().sum() == 12
 
 
 def test_sender_retries_after_5xx_on_elevenlabs_schedule(rx: elwh_nb.Receiver) -> None:
@@ -250,6 +290,31 @@ def test_start_needs_a_secret() -> None:
     with pytest.raises(elwh_nb.SignatureError) as info:
         elwh_nb.start("", store=":memory:")
     assert info.value.reason == "missing_secret"
+    for empty in ([], iter([]), (s for s in [""])):
+        with pytest.raises(elwh_nb.SignatureError, match="empty") as info:
+            elwh_nb.start(empty, store=":memory:")
+        assert info.value.reason == "missing_secret"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: (s for s in [SECRET]),
+        lambda: filter(None, ["", SECRET]),
+        lambda: iter([OTHER_SECRET, SECRET]),
+    ],
+    ids=["generator", "filter", "iterator"],
+)
+def test_a_one_shot_iterable_of_secrets_is_read_once_and_kept(make: object) -> None:
+    with elwh_nb.start(make(), store=":memory:") as rx:  # type: ignore[operator]
+        for seed in (1, 2):  # every delivery, not only the first
+            body, headers = signed(seed=seed)
+            r = post(rx, body, headers)
+            assert r.status_code == 200, r.json()
+        body, _ = signed(seed=3)
+        post(rx, body, {"ElevenLabs-Signature": "t=1,v0=" + "0" * 64})
+        assert rx.failures.reason.iloc[-1] == "timestamp_expired"  # its explanation had the keys too
+        assert "no secret" not in (rx.failures.details.iloc[-1] or "")
 
 
 def test_outside_jupyter_the_url_is_local(rx: elwh_nb.Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -365,6 +430,7 @@ def test_a_huge_declared_length_is_refused_at_once(rx: elwh_nb.Receiver) -> None
     assert answer.startswith(b"HTTP/1.1 413")
     f = rx.failures.iloc[-1]
     assert f.reason == "body_too_large" and "refused without being read" in f.explanation
+    assert "100000000000 bytes" in f.explanation and says_how_to_raise_the_limit(f.explanation)
 
 
 def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> None:
@@ -372,7 +438,27 @@ def test_a_little_over_is_read_and_answered_cleanly(rx: elwh_nb.Receiver) -> Non
     head = b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     answer = raw_request(rx, head, body)  # a sender that does not wait for 100 Continue
     assert answer.startswith(b"HTTP/1.1 413")
-    assert "read and discarded" in rx.failures.explanation.iloc[-1]
+    explanation = rx.failures.explanation.iloc[-1]
+    assert "read and discarded" in explanation and "without being read" not in explanation
+
+
+@pytest.mark.parametrize(
+    "internal",
+    [
+        {"X-Elwh-Body-Too-Large": "5"},
+        {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": "a guess"},
+        {"X-Elwh-Body-Too-Large": "5", "X-Elwh-Route-Token": ""},
+    ],
+    ids=["notice", "guessed-token", "empty-token"],
+)
+def test_internal_headers_from_anyone_but_the_route_are_not_trusted(
+    rx: elwh_nb.Receiver, internal: dict[str, str]
+) -> None:
+    # A client on this machine connecting to the receiver's port directly is not the route.
+    body, headers = signed(seed=21)
+    r = post(rx, body, {**headers, **internal})
+    assert r.status_code == 200 and r.json()["id"] == 1
+    assert len(rx.events) == 1 and len(rx.failures) == 0
 
 
 def test_concurrent_deliveries_share_commits(rx: elwh_nb.Receiver) -> None:

@@ -125,6 +125,15 @@ def test_rotation_any_secret_in_a_list_may_match() -> None:
         verify(BODY, header, [SECRET], now=NOW)
 
 
+def test_a_one_shot_iterable_of_secrets_works() -> None:
+    header = sign(BODY, OTHER_SECRET, NOW)
+    assert verify(BODY, header, (s for s in [SECRET, OTHER_SECRET]), now=NOW)
+    assert verify(BODY, header, filter(None, ["", OTHER_SECRET]), now=NOW)
+    with pytest.raises(SignatureError, match="empty") as info:
+        verify(BODY, header, iter([]), now=NOW)
+    assert info.value.reason == "missing_secret"
+
+
 def test_every_v0_part_is_tried_in_any_order() -> None:
     good = sign(BODY, SECRET, NOW).split(",")[1]
     other = sign(BODY, OTHER_SECRET, NOW).split(",")[1]
@@ -179,6 +188,22 @@ def test_construct_event_has_the_tutorial_argument_order() -> None:
     assert info.value.reason == "timestamp_expired"
     fresh = sign(VECTOR_BODY, VECTOR_SECRET)
     assert elwh_nb.construct_event(VECTOR_BODY, fresh, VECTOR_SECRET)["type"] == "post_call_transcription"
+
+
+def test_construct_event_takes_the_official_sdks_keywords() -> None:
+    fresh = sign(VECTOR_BODY, VECTOR_SECRET)
+    # As ElevenLabs' docs call it: client.webhooks.construct_event(rawBody=..., sig_header=..., secret=...)
+    event = elwh_nb.construct_event(rawBody=VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET)
+    assert event["type"] == "post_call_transcription"
+    assert elwh_nb.construct_event(payload=VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET) == event
+    assert elwh_nb.construct_event(VECTOR_BODY, sig_header=fresh, secret=VECTOR_SECRET) == event
+    with pytest.raises(SignatureError) as info:
+        elwh_nb.construct_event(rawBody=VECTOR_BODY, sig_header=VECTOR_HEADER, secret=VECTOR_SECRET)
+    assert info.value.reason == "timestamp_expired"
+    with pytest.raises(TypeError, match="rawBody"):
+        elwh_nb.construct_event(VECTOR_BODY, fresh, VECTOR_SECRET, rawBody=VECTOR_BODY)
+    with pytest.raises(TypeError, match="body"):
+        elwh_nb.construct_event(sig_header=fresh, secret=VECTOR_SECRET)
 
 
 @given(header=st.one_of(st.text(max_size=300), st.binary(max_size=300)), body=st.binary(max_size=200))

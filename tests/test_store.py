@@ -336,3 +336,53 @@ def test_many_event_types_widen_the_category_codes() -> None:
         assert df.event_type.tolist()[:3] == ["t0", "t1", "t2"] and df.event_type.iloc[-1] == "t5"
         assert len(df.event_type.cat.categories) == 300
         assert np.shares_memory(raw(before.event_type), raw(df.event_type))
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [10**11, -(10**10), 10**12, "9999-12-31T00:00:00Z", "0001-01-01T00:00:00Z", "2262-04-12T00:00:00Z"],
+)
+def test_times_pandas_cannot_hold_are_stored_as_nat(tmp_path: Path, stamp: object) -> None:
+    # Valid datetimes outside 1677-2262 (pandas' nanosecond range): the event is kept, the time is NaT.
+    event = {
+        "type": "post_call_transcription",
+        "event_timestamp": stamp,
+        "data": {
+            "conversation_id": "c1",
+            "metadata": {"start_time_unix_secs": stamp, "call_duration_secs": 3},
+        },
+    }
+    with EventStore(tmp_path / "t.sqlite") as s:
+        result = s.append(json.dumps(event).encode())
+        assert result.id == 1
+        row = s.events.loc[1]
+        assert pd.isna(row.event_timestamp) and pd.isna(row.call_started_at) and pd.isna(row.delivery_lag_s)
+        assert row.conversation_id == "c1" and row.duration_s == 3
+    with EventStore(tmp_path / "t.sqlite") as again:  # and so it reads back
+        assert pd.isna(again.events.event_timestamp.iloc[0]) and len(again) == 1
+
+
+def test_a_time_passed_in_must_be_one_pandas_can_hold(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="received_at"):
+        store.append(bodies(1)[0], received_at=10**11)
+    with pytest.raises(ValueError, match="submitted_at"):
+        store.expect("job", submitted_at=-(10**10))
+    assert len(store) == 0 and store.jobs.empty
+
+
+def test_a_rolled_back_batch_leaves_no_event_type_behind(store: EventStore) -> None:
+    store.append(b'{"type": "kept"}')
+    # A real SQLite failure mid-way through a batch: the first body is inserted, the second fails.
+    store._db.execute(
+        "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.event_type = 'poison'"
+        " BEGIN SELECT RAISE(FAIL, 'disk full'); END"
+    )
+    with pytest.raises(StoreError, match="disk full"):
+        store.append_many([b'{"type": "brand_new"}', b'{"type": "poison"}'])
+    df = store.events
+    assert list(df.event_type.cat.categories) == ["kept"]  # only types that have rows
+    assert set(df.event_type.cat.categories) == set(df.event_type)
+    store._db.execute("DROP TRIGGER poison")
+    store.append_many([b'{"type": "brand_new"}', b'{"type": "later"}'])
+    assert list(store.events.event_type) == ["kept", "brand_new", "later"]
+    assert list(store.events.event_type.cat.categories) == ["kept", "brand_new", "later"]

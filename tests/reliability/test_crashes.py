@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sqlite3
@@ -112,6 +113,52 @@ def test_a_locked_store_answers_500_and_recovers(rx: elwh_nb.Receiver) -> None:
         other.execute("ROLLBACK")
         other.close()
     assert post(rx, 3).status_code == 200
+
+
+@pytest.mark.parametrize("where", ["_write", "append_many"])  # inside the store's transaction, or its API
+def test_whatever_the_store_raises_every_delivery_is_answered(
+    rx: elwh_nb.Receiver, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    # Every other batch fails with some exception (not only sqlite3's) while many senders
+    # wait on it: each gets an answer, 500 store_error for the failed ones, and the books add up.
+    real_write = getattr(rx.store, where)
+    faults = itertools.cycle(
+        [
+            OverflowError("Python int too large to convert to SQLite INTEGER"),
+            RuntimeError("a bug"),
+            KeyError("event_type"),
+            MemoryError(),
+            sqlite3.OperationalError("disk I/O error"),
+            elwh_nb.StoreError("could not write"),
+        ]
+    )
+    calls = itertools.count()
+
+    def sick_write(*args: object, **kwargs: object) -> object:
+        if next(calls) % 2:
+            raise next(faults)
+        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rx.store, where, sick_write)
+    sent = elwh_nb.send(
+        rx.local_url,
+        SECRET,
+        300,
+        concurrency=32,
+        retry=False,
+        timeout=20,
+        types=["speech_to_text_transcription"],
+        seed=6,
+        progress=False,
+    )
+    assert sent.status.notna().all(), sent.error.dropna().tolist()[:3]  # nothing timed out
+    assert set(sent.status) == {200, 500}
+    assert rx._batcher.largest > 1  # the failures hit whole batches of waiting deliveries
+    ok, failed = sent[sent.status == 200], sent[sent.status == 500]
+    assert set(ok.id.astype(int)) == set(rx.events.index)
+    assert (rx.failures.reason == "store_error").sum() == len(failed) == len(rx.failures)
+    monkeypatch.setattr(rx.store, where, real_write)
+    assert post(rx, 7).status_code == 200  # and the receiver goes on
 
 
 def test_callbacks_that_raise_or_hang_do_not_stall_deliveries(rx: elwh_nb.Receiver) -> None:
