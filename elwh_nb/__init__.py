@@ -8,22 +8,47 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._exceptions import REASONS, ElwhError, ReceiverError, SignatureError, StoreError
-from ._explain import Check, Diagnosis, explain
-from ._normalize import FIELDS, normalize
-from ._payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
-from ._receiver import Receiver, start
-from ._sender import FAULTS, send
-from ._signature import construct_event, sign, verify
-from ._store import Appended, EventStore, StoredPayload
-from ._timings import (
-    plot_delivery_lag,
-    plot_durations,
-    plot_events_over_time,
-    plot_failures,
-    plot_processing,
-    timings,
-)
+
+# Everything else loads on first use: the Jupyter server imports this package for its
+# public route on every start, and must not load pandas, numpy or widgets for it.
+_LAZY = {
+    "._explain": ("Check", "Diagnosis", "explain"),
+    "._normalize": ("FIELDS", "normalize"),
+    "._payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
+    "._receiver": ("Receiver", "start"),
+    "._sender": ("FAULTS", "send"),
+    "._signature": ("construct_event", "sign", "verify"),
+    "._store": ("Appended", "EventStore", "StoredPayload"),
+    "._timings": (
+        "plot_delivery_lag",
+        "plot_durations",
+        "plot_events_over_time",
+        "plot_failures",
+        "plot_processing",
+        "timings",
+    ),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+if TYPE_CHECKING:
+    from ._explain import Check, Diagnosis, explain
+    from ._normalize import FIELDS, normalize
+    from ._payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
+    from ._receiver import Receiver, start
+    from ._sender import FAULTS, send
+    from ._signature import construct_event, sign, verify
+    from ._store import Appended, EventStore, StoredPayload
+    from ._timings import (
+        plot_delivery_lag,
+        plot_durations,
+        plot_events_over_time,
+        plot_failures,
+        plot_processing,
+        timings,
+    )
 
 __version__ = "0.1.0"
 
@@ -66,3 +91,18 @@ __all__ = [
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """Where Jupyter finds the public hook route (enabled on install)."""
     return [{"module": "elwh_nb._serverext"}]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'elwh_nb' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

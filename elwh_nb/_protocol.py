@@ -1,0 +1,33 @@
+"""What the public hook route and a receiver say to each other, in one place.
+
+Stdlib only: the Jupyter server imports this module, and must not load pandas, numpy or
+the receiver. Internal headers (``X-Elwh-*``) are set only by the route, which strips any
+a client sends; a receiver trusts them only next to :data:`ROUTE_TOKEN_HEADER` holding its
+route's token (a random value in the route file, readable by the user alone), and answers
+with :data:`ACK_HEADER` so that the route knows it reached that receiver and not some other
+program that took over the port after the kernel died.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
+SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
+
+INTERNAL_PREFIX = "x-elwh-"
+ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
+TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # "<size> <how>"
+ACK_HEADER = "X-Elwh-Ack"
+MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
+
+
+def ack(token: str) -> str:
+    """The value a receiver answers with: proves it holds the route's token without showing it."""
+    return hmac.new(token.encode(), b"elwh-ack", hashlib.sha256).hexdigest()[:32]
+
+
+def acked(token: str, value: str | None) -> bool:
+    """Whether an answer came from the receiver that holds ``token``."""
+    return bool(token) and value is not None and hmac.compare_digest(ack(token), value)
