@@ -1,4 +1,4 @@
-"""Command line: ``elwh-nb demo``, ``elwh-nb serve``, ``elwh-nb send URL`` (or ``python -m elwh_nb``).
+"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``retire --store PATH`` (``python -m elwh_nb``).
 
 Secrets are read from an environment variable (``--secret-env``, default
 ELWH_WEBHOOK_SECRET), never from the command line, where other users and shell
@@ -117,6 +117,29 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _retire(args: argparse.Namespace) -> int:
+    from . import _claim
+    from ._exceptions import ElwhError
+    from ._receiver import retire_url
+    from ._store import EventStore
+
+    try:
+        with EventStore(args.store) as store:
+            held = _claim.claim(store.path)
+            try:
+                had = retire_url(store)
+            finally:
+                held.release()
+    except ElwhError as exc:
+        print(f"elwh-nb: {exc}", file=sys.stderr)
+        return 1
+    if had:
+        print(f"Retired the URL of {args.store}: it answers 410 Gone from now on and keeps nothing.")
+    else:
+        print(f"{args.store} has no URL to retire.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="elwh-nb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="want this kit's exact status codes, not just answers ElevenLabs treats alike",
     )
     send.set_defaults(run=_send)
+
+    retire = sub.add_parser("retire", help="end a store's webhook URL for good (it then answers 410 Gone)")
+    retire.add_argument("--store", required=True, help="the store file whose URL ends")
+    retire.set_defaults(run=_retire)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

@@ -289,7 +289,7 @@ class Dashboard(w.VBox):
         lines = [
             f"<b>elwh-nb receiver</b> {state} on <code>{_esc(rx.local_url)}</code>, "
             f"up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
-            f"Give ElevenLabs: <code>{_esc(rx.url)}</code>",
+            f"Give ElevenLabs: <code>{_esc(rx.url)}</code> ({_esc(rx.url_story)})",
         ]
         if rx.public_url:
             lines.append(f"public hook route (no login): <code>{_esc(rx.public_url)}</code>")

@@ -19,7 +19,9 @@ from typing import Any
 
 from ._exceptions import SignatureError, StoreError
 from ._explain import explain
+from ._inbox import Kept
 from ._normalize import normalize
+from ._protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
 from ._signature import Secret, secret_keys, verify
 from ._store import Appended, EventStore
 
@@ -56,6 +58,31 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
         if name.lower() in lowered:
             return lowered[name.lower()]
     return None
+
+
+# How a body over max_body was dealt with, for the record ({by}: by whom, if not the receiver).
+_HOW = {
+    "unread": "refused{by} without being read (its Content-Length is over the limit)",
+    "discarded": "read and discarded{by}",
+    "cut": "read{by} up to that size and discarded, and the connection was closed without reading the rest",
+}
+_GIB = 2**30
+
+
+def too_large_explanation(size: int, max_body: int, how: str, *, by_route: bool = False) -> str:
+    """Why a body got 413, what was done with it, and how to raise the limit."""
+    amount = f"at least {size} bytes" if how == "cut" else f"{size} bytes"
+    done = _HOW.get(how, "refused{by}").format(by=" by the public hook route" if by_route else "")
+    if size <= _GIB:
+        mib = 1 << (max(1, -(-size // 2**20)) - 1).bit_length()  # the next power of two, in MiB
+        example, aside = f"{mib} * 1024 * 1024", ""
+    else:  # no webhook is this big; do not suggest taking it
+        example, aside = "...", " (no ElevenLabs delivery comes near this size, though)"
+    return (
+        f"The body is {amount}, over this receiver's max_body of {max_body} bytes; it was {done}. "
+        "If deliveries this large are expected (post_call_audio carries the call's audio), "
+        f"start the receiver with a larger limit: elwh_nb.start(..., max_body={example}){aside}."
+    )
 
 
 @dataclass(frozen=True)
@@ -96,6 +123,7 @@ class Intake:
         *,
         tolerance: float | None,
         future_tolerance: float | None,
+        max_body: int = DEFAULT_MAX_BODY,
     ) -> None:
         # Read once (an iterator is used up by reading), and fail now (missing_secret),
         # not on the first delivery.
@@ -105,6 +133,7 @@ class Intake:
         self.store = store
         self.tolerance = tolerance
         self.future_tolerance = future_tolerance
+        self.max_body = max_body
         self.unrecorded_failures = 0  # failures the store could not write either
         self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
@@ -131,10 +160,22 @@ class Intake:
         return self.stored(result, checked)
 
     def check(
-        self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        remote: str | None,
+        path: str | None,
+        kept: Kept | None = None,
     ) -> dict[str, Any] | Answer:
-        """The verified event, or the (recorded) rejection to answer."""
-        if self.outage_left > 0:
+        """The verified event, or the (recorded) rejection to answer.
+
+        ``kept``: a delivery the public route kept while the receiver was away; its
+        timestamp window is measured against the time it arrived, not now.
+        """
+        now = None if kept is None else kept.received_ns / 1e9
+        record: dict[str, Any] = {} if kept is None else {"received_at": now, "from_inbox": kept.id}
+        if self.outage_left > 0 and kept is None:
             self.outage_left -= 1
             return self.reject(
                 "outage",
@@ -147,7 +188,12 @@ class Intake:
         header = signature_header(headers)
         try:
             return verify(
-                body, header, self._keys, tolerance=self.tolerance, future_tolerance=self.future_tolerance
+                body,
+                header,
+                self._keys,
+                tolerance=self.tolerance,
+                future_tolerance=self.future_tolerance,
+                now=now,
             )
         except SignatureError as exc:
             explanation, details = str(exc), None
@@ -158,11 +204,55 @@ class Intake:
                     self._keys,
                     tolerance=self.tolerance,
                     future_tolerance=self.future_tolerance,
+                    now=now,
                 )
                 explanation, details = diagnosis.summary, str(diagnosis)
             return self.reject(
-                exc.reason, explanation, headers=headers, body=body, remote=remote, path=path, details=details
+                exc.reason,
+                explanation,
+                headers=headers,
+                body=body,
+                remote=remote,
+                path=path,
+                details=details,
+                **record,
             )
+
+    def deliver_kept(self, kept: Kept) -> bool:
+        """Verify and store one delivery kept while away, as if it had arrived live then.
+
+        It leaves the inbox in the same transaction that records it. Returns False when
+        the store could not take it (it stays in the inbox for the next try).
+        """
+        record: dict[str, Any] = {"received_at": kept.received_ns / 1e9, "from_inbox": kept.id}
+        path = "(kept while the receiver was away)"
+        notice = kept.headers.get(TOO_LARGE_HEADER.lower(), "")
+        size, _, how = notice.partition(" ")
+        if size.isdigit():  # the route refused the body; this is its record
+            self.reject(
+                "body_too_large",
+                too_large_explanation(int(size), self.max_body, how, by_route=True),
+                headers=kept.headers,
+                remote=kept.remote,
+                path=path,
+                **record,
+            )
+            return True
+        checked = self.check(kept.body, kept.headers, remote=kept.remote, path=path, kept=kept)
+        if isinstance(checked, Answer):
+            return True
+        try:
+            result = self.store.append(
+                kept.body,
+                checked,
+                received_at=record["received_at"],
+                kept_while_away=True,
+                from_inbox=kept.id,
+            )
+        except StoreError:
+            return False
+        self.stored(result, checked)
+        return True
 
     def stored(self, result: Appended, event: dict[str, Any]) -> Answer:
         """The answer once an event is committed (callbacks run for new ones)."""
@@ -200,6 +290,8 @@ class Intake:
         remote: str | None = None,
         path: str | None = None,
         details: str | None = None,
+        received_at: float | None = None,
+        from_inbox: int | None = None,
     ) -> Answer:
         """Record a rejected delivery and build its answer (which never echoes details)."""
         status = status_for(reason)
@@ -213,6 +305,8 @@ class Intake:
                 remote=remote,
                 path=path,
                 details=details,
+                received_at=received_at,
+                from_inbox=from_inbox,
             )
         except StoreError:
             self.unrecorded_failures += 1

@@ -27,54 +27,27 @@ from typing import TYPE_CHECKING, Any, overload
 import pandas as pd
 from tornado import httputil, netutil, web
 from tornado.httpserver import HTTPServer
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 
-from . import _routes, _urls
+from . import _claim, _routes, _urls
 from ._exceptions import ReceiverError, StoreError
-from ._intake import Answer, EventCallback, Intake, callback_types
+from ._intake import Answer, EventCallback, Intake, callback_types, too_large_explanation
+from ._protocol import (
+    ACK_HEADER,
+    DEFAULT_MAX_BODY,
+    MISDIRECTED,
+    ROUTE_TOKEN_HEADER,
+    SLACK,
+    TOO_LARGE_HEADER,
+    ack,
+)
 from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from ._store import Appended, EventStore
 
 if TYPE_CHECKING:
     from ._dashboard import Dashboard
 
-DEFAULT_MAX_BODY = 64 * 1024 * 1024  # post_call_audio bodies are megabytes; refuse only the absurd
-_SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
 log = logging.getLogger("elwh_nb")
-
-
-# Internal headers (X-Elwh-*) are set only by the public route, which strips any a client sends.
-# The receiver trusts them only next to ROUTE_TOKEN_HEADER holding its route's token, a random
-# value in the route file (readable by the user alone): not from a local process or a client
-# connecting to the receiver's port directly.
-INTERNAL_PREFIX = "x-elwh-"
-ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
-TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # "<size> <how>", how being one of _HOW
-
-
-# How a body over max_body was dealt with, for the record ({by}: by whom, if not the receiver).
-_HOW = {
-    "unread": "refused{by} without being read (its Content-Length is over the limit)",
-    "discarded": "read and discarded{by}",
-    "cut": "read{by} up to that size and discarded, and the connection was closed without reading the rest",
-}
-_GIB = 2**30
-
-
-def too_large_explanation(size: int, max_body: int, how: str, *, by_route: bool = False) -> str:
-    """Why a body got 413, what was done with it, and how to raise the limit."""
-    amount = f"at least {size} bytes" if how == "cut" else f"{size} bytes"
-    done = _HOW.get(how, "refused{by}").format(by=" by the public hook route" if by_route else "")
-    if size <= _GIB:
-        mib = 1 << (max(1, -(-size // 2**20)) - 1).bit_length()  # the next power of two, in MiB
-        example, aside = f"{mib} * 1024 * 1024", ""
-    else:  # no webhook is this big; do not suggest taking it
-        example, aside = "...", " (no ElevenLabs delivery comes near this size, though)"
-    return (
-        f"The body is {amount}, over this receiver's max_body of {max_body} bytes; it was {done}. "
-        "If deliveries this large are expected (post_call_audio carries the call's audio), "
-        f"start the receiver with a larger limit: elwh_nb.start(..., max_body={example}){aside}."
-    )
 
 
 def _is_loopback(ip: str | None) -> bool:
@@ -96,11 +69,14 @@ def _remote(request: httputil.HTTPServerRequest) -> str | None:
 class _Base(web.RequestHandler):
     def initialize(self, intake: Intake) -> None:
         self.intake = intake
+        self.acked = ""  # set when the request came through this receiver's public route
 
     def answer(self, status: int, body: dict[str, Any]) -> None:
         if self._finished:
             return
         self.set_status(status)
+        if self.acked:  # tells the route that this receiver, not another program, answered
+            self.set_header(ACK_HEADER, self.acked)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
@@ -134,20 +110,27 @@ class HookHandler(_Base):
         # A body a little over the cap is read and thrown away, so that a sender that
         # does not wait for "100 Continue" still gets a clean 413 instead of a reset
         # connection; anything bigger is refused unread and the connection closed.
-        self.drain_limit = 2 * max_body + _SLACK
+        self.drain_limit = 2 * max_body + SLACK
         self.chunks: list[bytes] = []
         self.size = 0
         self.over: int | None = None  # the size that put the body over the cap
 
     def prepare(self) -> None:
         method = self.request.method
+        if self.request.headers.get(ROUTE_TOKEN_HEADER) is not None:
+            if not self.from_route():  # meant for the receiver that had this port before
+                self.set_status(MISDIRECTED)
+                self.finish()
+                self.request.connection.close()  # type: ignore[union-attr]
+                return
+            self.acked = ack(self.route_token)
         if method in ("GET", "HEAD"):
             return
         if method != "POST":
             self.reject("method_not_allowed", f"{method} on the hook path; ElevenLabs delivers with POST.")
             return
         # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
-        self.request.connection.set_max_body_size(self.drain_limit + _SLACK)  # type: ignore[union-attr]
+        self.request.connection.set_max_body_size(self.drain_limit + SLACK)  # type: ignore[union-attr]
         noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
         size, _, how = noticed.partition(" ")
         if size.isdigit():  # the public route refused it and tells us how
@@ -188,7 +171,7 @@ class HookHandler(_Base):
         if self.over is not None:
             self.refuse(self.over, "discarded")
             return
-        body = b"".join(self.chunks)
+        body, self.chunks = b"".join(self.chunks), []  # one copy of the body from here on
         headers, remote, path = self.request.headers, _remote(self.request), self.request.path
         try:
             checked = self.intake.check(body, headers, remote=remote, path=path)
@@ -329,7 +312,11 @@ class Receiver:
         self._own_store = not isinstance(store, EventStore)
         self.store = store if isinstance(store, EventStore) else EventStore(store)
         try:
-            self._intake = Intake(secret, self.store, tolerance=tolerance, future_tolerance=future_tolerance)
+            self._intake = Intake(
+                secret, self.store, tolerance=tolerance, future_tolerance=future_tolerance, max_body=max_body
+            )
+            _stop_earlier(self.store.path)
+            self._claim = _claim.claim(self.store.path)
         except BaseException:
             if self._own_store:
                 self.store.close()
@@ -341,6 +328,7 @@ class Receiver:
         try:
             sockets = netutil.bind_sockets(port, address=host)
         except OSError as exc:
+            self._claim.release()
             if self._own_store:
                 self.store.close()
             raise ReceiverError(
@@ -375,27 +363,66 @@ class Receiver:
         if not self._ready.wait(10):
             raise ReceiverError("the receiver thread did not start")
         self._ctx = _urls.detect(public_url=public_url)
+        # The URL belongs to the store: its route id is kept in the file (made on first use).
+        started_ns = time.time_ns()
+        stored_route = self.store.route()
+        self.url_created_at = (stored_route[1] if stored_route else started_ns) / 1e9
+        self.url_is_new = stored_route is None or stored_route[1] >= started_ns
         self.route_id: str | None = None
         if self._ctx is not None and self._ctx.server_pid and _routes.server_has_route(self._ctx.server_pid):
-            self.route_id = _routes.new_route_id()
-            _routes.register(
+            self.route_id = stored_route[0] if stored_route else _routes.new_route_id()
+            _routes.attach(
                 self.route_id,
                 _routes.Route(
-                    host=_connectable(host),
-                    port=self.port,
-                    path=path,
+                    store=str(self.store.path or ""),
                     max_body=max_body,
-                    pid=os.getpid(),
-                    token=self._route_token,
+                    created_ns=int(self.url_created_at * 1e9),
+                    receiver=_routes.Live(
+                        host=_connectable(host),
+                        port=self.port,
+                        path=path,
+                        pid=os.getpid(),
+                        token=self._route_token,
+                    ),
                 ),
             )
         self._urls = _urls.hook_urls(
-            self._ctx, local_url=self.local_url, port=self.port, path=path, route_id=self.route_id
+            self._ctx,
+            local_url=self.local_url,
+            port=self.port,
+            path=path,
+            route_id=self.route_id,
+            stable=stored_route is not None,
+            new=self.url_is_new,
         )
         if self._ctx is not None and self.route_id is None:
             # The one thing to act on: no public route on this server yet.
             warnings.warn(self._urls.note or "", stacklevel=3)
         _LIVE.add(self)
+        # Deliveries the public route kept while no receiver ran: verified now, as if live then.
+        self._draining = threading.Lock()
+        self.kept_while_away = 0
+        self._drain()
+        if self.store.path is not None:
+            assert self._loop is not None
+            self._loop.add_callback(lambda: PeriodicCallback(self._drain, 2000).start())
+
+    def _drain(self) -> None:
+        """Verify and store what waits in the inbox (a delivery kept just as this started, too)."""
+        if self.store.path is None or self._stopped or not self._draining.acquire(blocking=False):
+            return
+        try:
+            after = 0
+            while batch := self.store.inbox(after=after):
+                for kept in batch:
+                    after = kept.id
+                    if not self._intake.deliver_kept(kept):
+                        return  # the store refuses writes now; the inbox keeps it for the next try
+                    self.kept_while_away += 1
+        except StoreError:
+            log.warning("elwh_nb could not read the inbox of %s", self.store.path)
+        finally:
+            self._draining.release()
 
     # -- the thread --------------------------------------------------------------------
     def _serve(self, app: web.Application, sockets: list[Any]) -> None:
@@ -403,7 +430,7 @@ class Receiver:
         self._loop = IOLoop.current()
         self._server = HTTPServer(
             app,
-            max_body_size=2 * self.max_body + 2 * _SLACK,
+            max_body_size=2 * self.max_body + 2 * SLACK,
             idle_connection_timeout=75,
             body_timeout=self.body_timeout,
         )
@@ -422,19 +449,41 @@ class Receiver:
         self._loop.stop()
 
     def stop(self) -> None:
-        """Stop listening, remove the public route, close the store if the receiver opened it."""
+        """Stop listening and close the store if the receiver opened it.
+
+        The URL stays: while no receiver runs, the public route keeps deliveries in the
+        store's inbox, and the next ``start()`` on this store verifies them. (A store in
+        memory has no inbox: its URL ends here.) :meth:`retire` ends a URL for good.
+        """
         if self._stopped:
             return
         self._stopped = True
         _LIVE.discard(self)
         if self.route_id:
-            _routes.unregister(self.route_id)
+            if self.store.path is None:
+                _routes.remove(self.route_id)
+            else:
+                _routes.detach(self.route_id, os.getpid())
         if self._loop is not None:
             self._loop.add_callback(self._shutdown)
         self._thread.join(10)
         self._intake.close()
-        if self._own_store:
-            self.store.close()
+        with self._draining:
+            self._claim.release()
+            if self._own_store:
+                self.store.close()
+
+    def retire(self) -> None:
+        """End this store's URL for good and stop: the URL answers 410 Gone, keeps nothing.
+
+        The next ``start()`` on this store gets a new URL (give ElevenLabs that one).
+        """
+        if self._stopped:
+            raise ReceiverError("retire() a receiver before stopping it, or use: elwh-nb retire --store PATH")
+        if self.route_id and self.store.path is None:
+            _routes.retire(self.route_id)
+        retire_url(self.store)
+        self.stop()
 
     def __enter__(self) -> Receiver:
         return self
@@ -577,13 +626,59 @@ class Receiver:
             return self.local_url, {}
         raise ValueError(f"cannot send via {via!r} here; use 'direct'")
 
+    @property
+    def url_story(self) -> str:
+        """When this URL was set up, and what was kept for it while no receiver ran."""
+        age = _age(time.time() - self.url_created_at)
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.url_created_at))
+        story = f"URL set up {when} ({age} ago)"
+        if self.kept_while_away:
+            story += f"; {self.kept_while_away} deliveries kept while the receiver was away"
+        return story
+
     def __repr__(self) -> str:
         c = self.store.counts
         state = "listening" if self.running else "stopped"
         return (
             f"<Receiver {state} on {self.local_url}: {c['events']} events, {c['duplicates']} "
-            f"duplicates, {c['failures']} failures; url={self.url}>"
+            f"duplicates, {c['failures']} failures; url={self.url}; {self.url_story}>"
         )
+
+
+def retire_url(store: EventStore) -> bool:
+    """End a store's URL for good: the public route answers 410 Gone for it and keeps nothing.
+
+    The events stay; the next receiver on the store gets a new URL. Returns whether the
+    store had a URL. The caller holds the store (no other receiver runs on it).
+    """
+    route = store.route(create=False)
+    if route is None:
+        return False
+    _routes.retire(route[0])  # first: from now on the route keeps nothing more
+    store.forget_route()
+    return True
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def _stop_earlier(path: Path | None) -> None:
+    """Re-running a start() cell: the kernel's earlier receiver on this store stops first."""
+    if path is None:
+        return
+    for other in list(_LIVE):
+        if other.store.path == path and not other._stopped:
+            warnings.warn(
+                f"Stopped this kernel's earlier receiver on {path.name} (a store has one receiver "
+                "at a time); its URL carries on with this one.",
+                stacklevel=4,
+            )
+            other.stop()
 
 
 def _connectable(host: str) -> str:

@@ -1,10 +1,13 @@
-"""The files through which receivers and the Jupyter server extension find each other.
+"""The registry through which receivers and the Jupyter server extension find each other.
 
-A receiver registers a random route id (192 bits) in a file only the user can read; the
-server extension looks the id up to know where to forward. The extension leaves a marker
-per server process so that a receiver can tell whether its Jupyter server loaded it.
-Everything lives under Jupyter's per-user runtime directory, which a kernel shares with
-the server that started it.
+A store's route id (192 random bits, kept in the store file, so the URL lives as long as
+the store) names a route file that only the user can read, in Jupyter's data directory:
+where the store file is, the body cap, whether the URL was retired, and the receiver that
+runs now, if any. The files outlive kernels, Jupyter servers and reboots, so that the
+public route can keep deliveries in the store's inbox while its receiver is away. A
+marker per server process, in the runtime directory, tells a receiver whether its
+Jupyter server serves the public route. Stdlib, jupyter_core and psutil only: the Jupyter
+server imports this module.
 """
 
 from __future__ import annotations
@@ -13,22 +16,30 @@ import json
 import os
 import re
 import secrets
-import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 ROUTE_ID = re.compile(r"[A-Za-z0-9_-]{32}")
 
 
-def runtime_dir() -> Path:
-    """``<jupyter runtime dir>/elwh_nb``, created private to the user."""
+def _private_dir(path: Path) -> Path:
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def routes_dir() -> Path:
+    """``<jupyter data dir>/elwh_nb/routes``: kept across restarts and reboots."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return _private_dir(Path(jupyter_data_dir()) / "elwh_nb" / "routes")
+
+
+def servers_dir() -> Path:
+    """``<jupyter runtime dir>/elwh_nb/servers``: one marker per running Jupyter server."""
     from jupyter_core.paths import jupyter_runtime_dir
 
-    path = Path(jupyter_runtime_dir()) / "elwh_nb"
-    for sub in (path, path / "routes", path / "servers"):
-        sub.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return _private_dir(Path(jupyter_runtime_dir()) / "elwh_nb" / "servers")
 
 
 def new_route_id() -> str:
@@ -36,81 +47,116 @@ def new_route_id() -> str:
     return secrets.token_urlsafe(24)
 
 
-def _write_private(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+def write_private(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with JSON only the user can read (POSIX mode or Windows ACL)."""
+    from jupyter_core.paths import secure_write
+
+    tmp = path.with_name(f".tmp-{secrets.token_hex(8)}-{path.name}")
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as f:
+        with secure_write(str(tmp)) as f:
             json.dump(data, f)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists (POSIX)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    """Whether a process with this id exists, on every platform (``os.kill(pid, 0)`` is not
+    harmless on Windows, where signal 0 is a console Ctrl-C)."""
+    import psutil
+
+    return bool(psutil.pid_exists(pid))
 
 
 @dataclass(frozen=True)
-class Route:
-    """Where the extension forwards deliveries for one route id."""
+class Live:
+    """The receiver that runs for a route now: where to forward, and its token."""
 
     host: str
     port: int
     path: str
-    max_body: int
     pid: int
-    token: str = ""  # sent with each forwarded request: the receiver trusts X-Elwh-* headers only with it
+    token: str
 
 
-def register(route_id: str, route: Route) -> Path:
-    """Write the route file (mode 0600); returns its path."""
-    path = runtime_dir() / "routes" / f"{route_id}.json"
-    _write_private(path, asdict(route))
+@dataclass(frozen=True)
+class Route:
+    """One route file: the store behind a URL, and its receiver when one runs."""
+
+    store: str
+    max_body: int
+    created_ns: int
+    retired: bool = False
+    receiver: Live | None = None
+
+
+def _file(route_id: str) -> Path | None:
+    return routes_dir() / f"{route_id}.json" if ROUTE_ID.fullmatch(route_id) else None
+
+
+def write(route_id: str, route: Route) -> Path:
+    """Write a route file; returns its path."""
+    path = _file(route_id)
+    if path is None:
+        raise ValueError("not a route id")
+    write_private(path, asdict(route))
     return path
 
 
-def unregister(route_id: str) -> None:
-    """Remove a route; unknown ids are fine."""
-    if ROUTE_ID.fullmatch(route_id):
-        (runtime_dir() / "routes" / f"{route_id}.json").unlink(missing_ok=True)
-
-
 def lookup(route_id: str) -> Route | None:
-    """The live route for an id, or None (bad id, unknown, or its process is gone)."""
-    if not ROUTE_ID.fullmatch(route_id):
+    """The route an id names, or None (a malformed id opens nothing; no directory is listed)."""
+    path = _file(route_id)
+    if path is None:
         return None
-    path = runtime_dir() / "routes" / f"{route_id}.json"
     try:
-        route = Route(**json.loads(path.read_text()))
+        data = json.loads(path.read_text())
+        live = data.pop("receiver", None)
+        return Route(**data, receiver=Live(**live) if live else None)
     except (OSError, ValueError, TypeError):
         return None
-    if not pid_alive(route.pid):
+
+
+def attach(route_id: str, route: Route) -> None:
+    """Record the route with its running receiver."""
+    write(route_id, route)
+
+
+def detach(route_id: str, pid: int) -> None:
+    """The receiver of ``pid`` stopped: deliveries now go to the inbox (the URL stays)."""
+    route = lookup(route_id)
+    if route is not None and route.receiver is not None and route.receiver.pid == pid:
+        write(route_id, replace(route, receiver=None))
+
+
+def remove(route_id: str) -> None:
+    """Forget a route (a store in memory: its URL ends with its receiver)."""
+    path = _file(route_id)
+    if path is not None:
         path.unlink(missing_ok=True)
-        return None
-    return route
+
+
+def retire(route_id: str) -> None:
+    """End a URL for good: from now on the route answers 410 Gone and keeps nothing."""
+    route = lookup(route_id)
+    write(
+        route_id,
+        replace(route, retired=True, receiver=None) if route else Route("", 0, 0, retired=True),
+    )
 
 
 def mark_server(pid: int, base_url: str, version: str) -> Path:
     """Record that the server process ``pid`` serves the public hook route."""
-    path = runtime_dir() / "servers" / f"{pid}.json"
-    _write_private(path, {"pid": pid, "base_url": base_url, "version": version})
+    path = servers_dir() / f"{pid}.json"
+    write_private(path, {"pid": pid, "base_url": base_url, "version": version})
     return path
 
 
 def unmark_server(pid: int) -> None:
-    (runtime_dir() / "servers" / f"{pid}.json").unlink(missing_ok=True)
+    (servers_dir() / f"{pid}.json").unlink(missing_ok=True)
 
 
 def server_has_route(pid: int) -> bool:
     """Whether the live server ``pid`` loaded the extension."""
-    path = runtime_dir() / "servers" / f"{pid}.json"
+    path = servers_dir() / f"{pid}.json"
     return path.exists() and pid_alive(pid)

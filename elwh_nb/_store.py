@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import _inbox
 from ._columns import NAT, Columns
 from ._exceptions import StoreError
 from ._normalize import normalize
@@ -35,7 +36,8 @@ DEFAULT_FILENAME = "elwh_events.sqlite"
 DEFAULT_MAX_FAILURES = 5000
 PREVIEW_BYTES = 300
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY,
     body_sha256 BLOB NOT NULL UNIQUE,
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS events (
     call_started_ns INTEGER,
     failure_reason TEXT,
     body_bytes INTEGER NOT NULL,
-    body BLOB NOT NULL
+    body BLOB NOT NULL,
+    kept_while_away INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY,
@@ -80,15 +83,21 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+    + _inbox.SCHEMA
+    + ";"
+)
 _SCHEMA_VERSION = "1"
 _INSERT = (
     "INSERT INTO events (body_sha256, received_ns, last_received_ns, deliveries, event_type,"
     " event_timestamp_ns, conversation_id, agent_id, request_id, voice_id, status, duration_s,"
-    " call_started_ns, failure_reason, body_bytes, body) VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " call_started_ns, failure_reason, body_bytes, body, kept_while_away)"
+    " VALUES (?,?,?,1,?,?,?,?,?,?,?,?,?,?,?,{body},?)"
 )
 
 
-def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: bytes) -> tuple[Any, ...]:
+def _insert_params(
+    digest: bytes, now: int, rec: dict[str, Any], ets: int, blob: object, away: bool, size: int
+) -> tuple[Any, ...]:
     started = _ns(rec["call_started_at"])
     return (
         digest,
@@ -104,8 +113,9 @@ def _insert_params(digest: bytes, now: int, rec: dict[str, Any], ets: int, raw: 
         rec["duration_s"],
         None if started == NAT else started,
         rec["failure_reason"],
-        len(raw),
-        raw,
+        size,
+        blob,
+        int(away),
     )
 
 
@@ -128,6 +138,7 @@ _EVENT_DTYPES: dict[str, Any] = {
     "deliveries": np.int64,
     "last_received_at": np.int64,
     "body_bytes": np.int64,
+    "kept_while_away": np.bool_,  # kept by the public route while no receiver ran
     "payload": object,
 }
 _TIME_COLUMNS = ("event_timestamp", "received_at", "call_started_at", "last_received_at")
@@ -272,7 +283,9 @@ class EventStore:
     resolved when the store is made) or ``":memory:"``. Reopening a file restores
     everything. ``durability="power"`` also syncs to disk on each commit (survives a
     power cut, not only a process crash), at a cost in speed. ``lock_timeout`` is how long
-    a write waits for another process holding the file before it fails.
+    a write waits for another process holding the file before it fails. ``readonly=True``
+    opens a file that a receiver elsewhere writes to: reads never write, and every read
+    first picks up rows written since (see :meth:`refresh`).
     """
 
     def __init__(
@@ -282,6 +295,7 @@ class EventStore:
         max_failures: int = DEFAULT_MAX_FAILURES,
         durability: str = "process",
         lock_timeout: float = 5.0,
+        readonly: bool = False,
     ) -> None:
         if durability not in ("process", "power"):
             raise ValueError("durability must be 'process' or 'power'")
@@ -291,6 +305,8 @@ class EventStore:
             path = Path.cwd() / DEFAULT_FILENAME
         self._memory = str(path) == ":memory:"
         self.path: Path | None = None if self._memory else Path(path).resolve()
+        self.readonly = readonly and not self._memory
+        self._seen_version: int | None = None  # PRAGMA data_version at the last refresh
         self.max_failures = max_failures
         self.lock_timeout = lock_timeout  # seconds to wait for another writer before failing
         self._lock = threading.RLock()
@@ -319,6 +335,14 @@ class EventStore:
 
     def _connect(self, durability: str) -> sqlite3.Connection:
         target = ":memory:" if self.path is None else str(self.path)
+        if self.readonly:
+            from urllib.parse import quote
+
+            db = sqlite3.connect(
+                f"file:{quote(target)}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+            )
+            db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()  # fail now if not a store
+            return db
         db = sqlite3.connect(target, check_same_thread=False, isolation_level=None, timeout=self.lock_timeout)
         if self.path is not None:
             db.execute("PRAGMA journal_mode=WAL")
@@ -329,6 +353,8 @@ class EventStore:
         columns = {row[1] for row in db.execute("PRAGMA table_info(failures)")}
         if "details" not in columns:  # files from before the failure inspector
             db.execute("ALTER TABLE failures ADD COLUMN details TEXT")
+        if "kept_while_away" not in {row[1] for row in db.execute("PRAGMA table_info(events)")}:
+            db.execute("ALTER TABLE events ADD COLUMN kept_while_away INTEGER NOT NULL DEFAULT 0")
         row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is None:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (_SCHEMA_VERSION,))
@@ -336,11 +362,13 @@ class EventStore:
             raise StoreError(f"{self.path} has store schema {row[0]}; this elwh_nb reads {_SCHEMA_VERSION}")
         return db
 
-    def _load(self) -> None:
+    def _load(self, after_event: int = 0, after_failure: int = 0) -> None:
+        """Read rows with ids over the given ones into memory (all of them when opening)."""
         cur = self._db.execute(
             "SELECT id, event_type, event_timestamp_ns, received_ns, conversation_id, agent_id,"
             " request_id, voice_id, status, duration_s, call_started_ns, failure_reason,"
-            " deliveries, last_received_ns, body_bytes FROM events ORDER BY id"
+            " deliveries, last_received_ns, body_bytes, kept_while_away FROM events WHERE id > ? ORDER BY id",
+            (after_event,),
         )
         while rows := cur.fetchmany(50_000):
             cols = list(zip(*rows, strict=True))
@@ -365,20 +393,21 @@ class EventStore:
                     "deliveries": cols[12],
                     "last_received_at": cols[13],
                     "body_bytes": cols[14],
+                    "kept_while_away": [bool(v) for v in cols[15]],
                     "payload": [StoredPayload(self, i, t) for i, t in zip(cols[0], cols[1], strict=True)],
                 }
             )
             self._deliveries += sum(cols[12])
-        for job_id, kind, submitted, event_id in self._db.execute("SELECT * FROM jobs ORDER BY rowid"):
-            self._jobs[job_id] = _Job(job_id, kind, submitted, event_id)
-            if event_id is not None:
-                self._set_turnaround(event_id, submitted)
-        for reason, n in self._db.execute("SELECT reason, n FROM failure_counts"):
-            self._failure_counts[reason] = n
+        if not after_event:
+            for job_id, kind, submitted, event_id in self._db.execute("SELECT * FROM jobs ORDER BY rowid"):
+                self._jobs[job_id] = _Job(job_id, kind, submitted, event_id)
+                if event_id is not None:
+                    self._set_turnaround(event_id, submitted)
+        self._failure_counts = dict(self._db.execute("SELECT reason, n FROM failure_counts").fetchall())
         rows = self._db.execute(
             "SELECT id, received_ns, reason, status, explanation, headers, body_preview,"
-            " body_bytes, remote, path, details FROM failures ORDER BY id DESC LIMIT ?",
-            (self.max_failures,),
+            " body_bytes, remote, path, details FROM failures WHERE id > ? ORDER BY id DESC LIMIT ?",
+            (after_failure, self.max_failures),
         ).fetchall()
         for row in reversed(rows):
             self._failures.append(
@@ -422,27 +451,140 @@ class EventStore:
         if self._closed:
             raise StoreError("the event store is closed")
 
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"the event store {self._where()} was opened read-only")
+
+    # -- the webhook URL and its inbox (see _inbox and _routes) --------------------------
+    def route(self, *, create: bool = True) -> tuple[str, int] | None:
+        """The store's route id and when it was made (ns since epoch), made on first use.
+
+        The id is the last part of the store's public URL: kept in the file, it lasts as
+        long as the store (or until :meth:`forget_route`). None for a store in memory (or,
+        with ``create=False``, for a file that has none yet).
+        """
+        if self.path is None:
+            return None
+        with self._lock:
+            self._check_open()
+            meta = dict(
+                self._db.execute(
+                    "SELECT key, value FROM meta WHERE key IN (?, ?)",
+                    (_inbox.ROUTE_ID_KEY, _inbox.ROUTE_CREATED_KEY),
+                ).fetchall()
+            )
+            if _inbox.ROUTE_ID_KEY in meta:
+                return meta[_inbox.ROUTE_ID_KEY], int(meta.get(_inbox.ROUTE_CREATED_KEY, 0))
+            if not create:
+                return None
+            self._check_writable()
+            from ._routes import new_route_id
+
+            made = (new_route_id(), _now_ns())
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute("INSERT INTO meta VALUES (?, ?)", (_inbox.ROUTE_ID_KEY, made[0]))
+                self._db.execute("INSERT INTO meta VALUES (?, ?)", (_inbox.ROUTE_CREATED_KEY, str(made[1])))
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"could not record the store's URL {self._where()}: {exc}") from exc
+            return made
+
+    def forget_route(self) -> None:
+        """Drop the route id and whatever waits in the inbox (retiring the URL)."""
+        self._check_writable()
+        with self._lock:
+            self._check_open()
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "DELETE FROM meta WHERE key IN (?, ?, ?)",
+                    (_inbox.ROUTE_ID_KEY, _inbox.ROUTE_CREATED_KEY, _inbox.REFUSED_KEY),
+                )
+                self._db.execute("DELETE FROM inbox")
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"could not retire the store's URL {self._where()}: {exc}") from exc
+
+    def inbox(self, after: int = 0, limit: int = 16) -> list[_inbox.Kept]:
+        """Deliveries kept while the receiver was away (inbox id over ``after``), oldest first."""
+        with self._lock:
+            self._check_open()
+            try:
+                return list(_inbox.pending(self._db, after, limit))
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not read the inbox {self._where()}: {exc}") from exc
+
+    @property
+    def inbox_refused(self) -> int:
+        """Deliveries the public route answered 503 because this store's inbox was full."""
+        with self._lock:
+            self._check_open()
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_inbox.REFUSED_KEY,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def refresh(self) -> bool:
+        """Pick up rows another process wrote since the last read; returns whether there were any.
+
+        A store opened with ``readonly=True`` does this on every read. Repeat counts of rows
+        already read are not updated; :attr:`counts` is.
+        """
+        with self._lock:
+            self._check_open()
+            version = int(self._db.execute("PRAGMA data_version").fetchone()[0])
+            if version == self._seen_version:
+                return False
+            self._seen_version = version
+            before = (len(self._events), len(self._failures))
+            last_event = int(self._events.snapshot()["id"][-1]) if len(self._events) else 0
+            failure_ids = self._failures.snapshot()["id"]
+            last_failure = int(failure_ids.max()) if len(failure_ids) else 0
+            self._load(after_event=last_event, after_failure=max(last_failure, 0))
+            total = self._db.execute("SELECT coalesce(sum(deliveries), 0) FROM events").fetchone()[0]
+            self._deliveries = int(total)
+            changed = before != (len(self._events), len(self._failures))
+            if changed:
+                self._changes += 1
+            return changed
+
+    def _fresh(self) -> None:
+        if self.readonly and not self._closed:
+            self.refresh()
+
     def append(
         self,
         body: Body,
         event: Mapping[str, Any] | None = None,
         *,
         received_at: datetime | float | None = None,
+        kept_while_away: bool = False,
+        from_inbox: int | None = None,
     ) -> Appended:
         """Store a verified delivery; a body seen before only counts up its ``deliveries``.
 
         ``event`` is the parsed body (parsed here when left out). Returns once the event
         is committed; raises :class:`StoreError` if the file cannot be written.
+        ``from_inbox`` is the inbox id of a delivery kept while the receiver was away: it
+        leaves the inbox in the same transaction (``kept_while_away`` marks the row).
         """
-        return self.append_many([(body, event)], received_at=received_at)[0]
+        return self.append_many(
+            [(body, event)], received_at=received_at, kept_while_away=kept_while_away, from_inbox=from_inbox
+        )[0]
 
     def append_many(
         self,
         deliveries: Iterable[Body | tuple[Body, Mapping[str, Any] | None]],
         *,
         received_at: datetime | float | None = None,
+        kept_while_away: bool = False,
+        from_inbox: int | None = None,
     ) -> list[Appended]:
         """Store many deliveries in one transaction (bulk imports, replays, benchmarks)."""
+        self._check_writable()
         prepared = []
         for item in deliveries:
             body, event = item if isinstance(item, tuple) else (item, None)
@@ -453,7 +595,7 @@ class EventStore:
         with self._lock:
             self._check_open()
             try:
-                results, new_rows, repeats = self._write(prepared, now)
+                results, new_rows, repeats = self._write(prepared, now, kept_while_away, from_inbox)
             except sqlite3.Error as exc:
                 raise StoreError(f"could not write to the event store {self._where()}: {exc}") from exc
             except Exception as exc:  # rolled back; a caller must still be told (a receiver answers 500)
@@ -473,22 +615,35 @@ class EventStore:
             return results
 
     def _write(
-        self, prepared: list[tuple[bytes, bytes, dict[str, Any]]], now: int
+        self,
+        prepared: list[tuple[bytes, bytes, dict[str, Any]]],
+        now: int,
+        away: bool = False,
+        from_inbox: int | None = None,
     ) -> tuple[list[Appended], list[dict[str, Any]], list[tuple[int, int]]]:
         db = self._db
         results: list[Appended] = []
         new_rows: list[dict[str, Any]] = []
         repeats: list[tuple[int, int]] = []
         pending: dict[bytes, int] = {}  # repeats inside this batch
-        # One statement commits by itself; a batch is one transaction.
-        batch = len(prepared) > 1
+        # One statement commits by itself; a batch, or a body written in pieces, is one transaction.
+        batch = (
+            len(prepared) > 1
+            or from_inbox is not None
+            or any(_inbox.in_pieces(raw) for raw, _, _ in prepared)
+        )
         if batch:
             db.execute("BEGIN IMMEDIATE")
         try:
             for raw, digest, rec in prepared:
                 ets = _ns(rec["event_timestamp"])
                 try:
-                    cur = db.execute(_INSERT, _insert_params(digest, now, rec, ets, raw))
+                    value, blob = _inbox.blob_value(db, raw)
+                    cur = db.execute(
+                        _INSERT.format(body=value),
+                        _insert_params(digest, now, rec, ets, blob, away, len(raw)),
+                    )
+                    _inbox.fill_blob(db, "events", "body", int(cur.lastrowid or 0), raw)
                 except sqlite3.IntegrityError:  # the same body again: count a delivery
                     updated = db.execute(
                         "UPDATE events SET deliveries = deliveries + 1, last_received_ns = ?"
@@ -512,7 +667,9 @@ class EventStore:
                 event_id = int(cur.lastrowid or 0)
                 results.append(Appended(event_id, False, 1))
                 pending[digest] = len(new_rows)
-                new_rows.append(self._memory_row(event_id, rec, ets, now, len(raw)))
+                new_rows.append(self._memory_row(event_id, rec, ets, now, len(raw), away))
+            if from_inbox is not None:
+                db.execute("DELETE FROM inbox WHERE id = ?", (from_inbox,))
             if batch:
                 db.execute("COMMIT")
         except BaseException:
@@ -522,7 +679,7 @@ class EventStore:
         return results, new_rows, repeats
 
     def _memory_row(
-        self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int
+        self, event_id: int, rec: dict[str, Any], ets: int, now: int, size: int, away: bool = False
     ) -> dict[str, Any]:
         return {
             "id": event_id,
@@ -542,6 +699,7 @@ class EventStore:
             "deliveries": 1,
             "last_received_at": now,
             "body_bytes": size,
+            "kept_while_away": away,
             "payload": StoredPayload(self, event_id, rec["event_type"]),
         }
 
@@ -557,10 +715,12 @@ class EventStore:
         path: str | None = None,
         received_at: datetime | float | None = None,
         details: str | None = None,
+        from_inbox: int | None = None,
     ) -> int:
         """Record a rejected delivery (headers are redacted, the body shortened); returns its id.
 
         ``explanation`` is one line; ``details`` may hold a whole :func:`explain` report.
+        ``from_inbox``: a kept delivery that leaves the inbox in the same transaction.
         When the file refuses the write (disk full, locked, read-only), the record is kept
         in memory with a negative id and the reason it is not saved, and nothing is raised.
         """
@@ -568,11 +728,14 @@ class EventStore:
         clean = redact_headers(headers)
         preview = body_preview(raw)
         now = _given_ns(received_at, "received_at") if received_at is not None else _now_ns()
+        self._check_writable()
         with self._lock:
             self._check_open()
             db = self._db
             try:
                 db.execute("BEGIN IMMEDIATE")
+                if from_inbox is not None:
+                    db.execute("DELETE FROM inbox WHERE id = ?", (from_inbox,))
                 cur = db.execute(
                     "INSERT INTO failures (received_ns, reason, status, explanation, headers,"
                     " body_preview, body_bytes, remote, path, details) VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -709,6 +872,7 @@ class EventStore:
     @property
     def events(self) -> pd.DataFrame:
         """Every accepted event, oldest first, indexed by ``id`` (a read-only snapshot; O(1) to get)."""
+        self._fresh()
         with self._lock:
             views = self._events.snapshot()
             types = self._categories("event_type", self._types)
@@ -717,6 +881,7 @@ class EventStore:
     @property
     def failures(self) -> pd.DataFrame:
         """The newest ``max_failures`` rejected deliveries, oldest first, indexed by ``id``."""
+        self._fresh()
         with self._lock:
             views = self._failures.snapshot()
             reasons = self._categories("reason", self._reasons)
@@ -739,6 +904,7 @@ class EventStore:
     @property
     def counts(self) -> dict[str, int]:
         """Counters: ``events`` (distinct), ``deliveries`` (repeats too), ``duplicates``, ``failures``."""
+        self._fresh()
         with self._lock:
             n = len(self._events)
             return {

@@ -105,14 +105,36 @@ def hook_urls(
     port: int,
     path: str,
     route_id: str | None,
+    stable: bool = True,
+    new: bool = False,
 ) -> HookUrls:
-    """The receiver's URLs; ``route_id`` is None when the server has no public route."""
+    """The receiver's URLs; ``route_id`` is None when the server has no public route.
+
+    ``stable``: the route id is kept in the store file (not a store in memory); ``new``:
+    it was made just now (a new store file), so any URL given out before is not this one.
+    """
     if ctx is None:
         return HookUrls(local_url, local_url, None, None, None)
     prefix = ctx.origin + ctx.base_url
     proxy_url = f"{prefix}proxy/{port}{path}"
     public_url = f"{prefix}elwh/hook/{route_id}" if route_id else None
     notes = []
+    if route_id is not None and not stable:
+        notes.append(
+            "This receiver keeps its events in memory (store=':memory:'), so its URL is new on every "
+            "start() and nothing is kept while it is stopped: use a store file to keep one URL."
+        )
+    elif route_id is not None and new:
+        notes.append(
+            "A new URL: this store file had none yet. Give it to ElevenLabs; it stays the same for "
+            "this store across kernel and server restarts (a URL from another store file is not this one)."
+        )
+    if route_id is not None and ctx.hub:
+        notes.append(
+            "On JupyterHub, deliveries sent while the hub has your server stopped (idle culling) get the "
+            "hub's 403 and are lost: ElevenLabs does not retry a 4xx. Keep the server running while "
+            "deliveries are due, or have the hub run a team receiver."
+        )
     if route_id is None:
         notes.append(
             "This Jupyter server has not loaded the elwh_nb extension (installed after it "

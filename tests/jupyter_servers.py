@@ -32,6 +32,7 @@ class JupyterServer:
     base_url: str
     runtime: Path
     log: Path
+    data: Path
 
     @property
     def origin(self) -> str:
@@ -43,13 +44,29 @@ class JupyterServer:
 
     def env(self) -> dict[str, str]:
         """What a kernel of this server would have in its environment."""
-        return {"JUPYTER_RUNTIME_DIR": str(self.runtime), "JPY_PARENT_PID": str(self.proc.pid)}
+        return {
+            "JUPYTER_RUNTIME_DIR": str(self.runtime),
+            "JUPYTER_DATA_DIR": str(self.data),
+            "JPY_PARENT_PID": str(self.proc.pid),
+        }
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
 
 @contextmanager
 def jupyter_server(
-    root: Path, *, base_url: str = "/jbase/", elwh_extension: bool = True
+    root: Path,
+    *,
+    base_url: str = "/jbase/",
+    elwh_extension: bool = True,
+    port: int | None = None,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
 ) -> Iterator[JupyterServer]:
+    """A server on ``root`` (its runtime, config and data directories live there, so a second
+    server on the same root and ``port`` is the same server restarted)."""
     root.mkdir(parents=True, exist_ok=True)
     runtime, config = root / "runtime", root / "config"
     config.mkdir(exist_ok=True)
@@ -57,11 +74,12 @@ def jupyter_server(
         (config / "jupyter_server_config.json").write_text(
             json.dumps({"ServerApp": {"jpserver_extensions": {"elwh_nb": False}}})
         )
-    port = free_port()
+    port = port or free_port()
     token = "jt_test_" + secrets.token_hex(16)
     log = root / "server.log"
     env = {
         **os.environ,
+        **(env or {}),
         "JUPYTER_RUNTIME_DIR": str(runtime),
         "JUPYTER_CONFIG_DIR": str(config),
         "JUPYTER_DATA_DIR": str(root / "data"),
@@ -78,12 +96,13 @@ def jupyter_server(
         f"--ServerApp.base_url={base_url}",
         f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
+        *args,
     ]
     if os.geteuid() == 0:  # CI containers run as root
         cmd.append("--allow-root")
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-    server = JupyterServer(proc, port, token, base_url, runtime, log)
+    server = JupyterServer(proc, port, token, base_url, runtime, log, root / "data")
 
     def up() -> bool:
         if proc.poll() is not None:

@@ -12,11 +12,26 @@ import elwh_nb
 def test_all_matches_public_names() -> None:
     public = {
         name
-        for name, value in vars(elwh_nb).items()
-        if not name.startswith("_") and not isinstance(value, types.ModuleType) and name != "annotations"
+        for name in dir(elwh_nb)
+        if not name.startswith("_")
+        and not isinstance(getattr(elwh_nb, name), types.ModuleType)
+        and name not in ("annotations", "TYPE_CHECKING", "Any")
     }
     assert set(elwh_nb.__all__) - {"__version__"} == public
     assert len(elwh_nb.__all__) == len(set(elwh_nb.__all__))
+
+
+def test_lazy_names_are_the_type_checking_imports() -> None:
+    # One list for the lazy loader and one for type checkers: they must name the same things.
+    tree = ast.parse(Path(elwh_nb.__file__).read_text())
+    guarded = next(n for n in tree.body if isinstance(n, ast.If) and "TYPE_CHECKING" in ast.unparse(n.test))
+    checked = {
+        (f".{n.module}", a.name) for n in guarded.body if isinstance(n, ast.ImportFrom) for a in n.names
+    }
+    lazy = {(module, name) for module, names in elwh_nb._LAZY.items() for name in names}
+    assert checked == lazy
+    for _, name in lazy:
+        assert getattr(elwh_nb, name) is not None
 
 
 def test_every_public_name_is_documented() -> None:

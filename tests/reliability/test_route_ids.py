@@ -12,7 +12,8 @@ from elwh_nb import _routes
 
 @pytest.fixture
 def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path))
+    monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
     return tmp_path
 
 
@@ -27,7 +28,7 @@ def test_lookup_opens_only_the_guess_own_file(runtime: Path, monkeypatch: pytest
     # so a near miss is looked up exactly as a random guess is. (A timing test of this
     # compared two lookups of absent files, which time alike whatever the code does.)
     real = _routes.new_route_id()
-    _routes.register(real, _routes.Route("127.0.0.1", 1, "/webhook", 10, os.getpid()))
+    _routes.write(real, _routes.Route(store="/nowhere.sqlite", max_body=10, created_ns=1))
 
     def no_listing(*args: object, **kwargs: object) -> None:
         raise AssertionError("route lookup enumerated the directory")

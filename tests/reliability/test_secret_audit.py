@@ -70,7 +70,7 @@ def test_a_quickstart_session_leaves_the_secret_nowhere(server: JupyterServer, t
     nb = nbformat.read(ROOT / "notebooks" / "01_quickstart.ipynb", as_version=4)
     cells = [cell.source for cell in nb.cells if cell.cell_type == "code"]
     assert cells[-1].startswith("rx.stop()")
-    kit_runtime = server.runtime / "elwh_nb"
+    kit_routes = server.data / "elwh_nb" / "routes"
     kernel = RemoteKernel(server.origin + server.base_url, server.auth)  # a kernel of this server
     try:
         kernel.run(f"import os; os.chdir({str(work)!r})")
@@ -81,13 +81,13 @@ def test_a_quickstart_session_leaves_the_secret_nowhere(server: JupyterServer, t
             "import ipywidgets, json; print(json.dumps(ipywidgets.Widget.get_manager_state(), default=str))"
         )
         # The receiver is live: its route file exists. Send credentials through its route.
-        (route,) = (kit_runtime / "routes").glob("*.json")
+        (route,) = kit_routes.glob("*.json")
         url = f"{server.origin}{server.base_url}elwh/hook/{route.stem}"
         r = httpx.post(
             url, content=b"{}", headers={"Authorization": f"token {server.token}", "Cookie": COOKIE}
         )
         assert r.status_code == 401
-        while_running = files_under(work, server.runtime)
+        while_running = files_under(work, server.runtime, server.data)
         kernel.run(cells[-1])
     finally:
         kernel.shutdown()
@@ -96,14 +96,18 @@ def test_a_quickstart_session_leaves_the_secret_nowhere(server: JupyterServer, t
     assert f"Give ElevenLabs this URL: {url}" in transcript  # the public route
     assert "application/vnd.jupyter.widget-view+json" in transcript and '"state"' in transcript
 
-    leftovers = {**while_running, **files_under(work, server.runtime), "kernel output": transcript.encode()}
+    leftovers = {
+        **while_running,
+        **files_under(work, server.runtime, server.data),
+        "kernel output": transcript.encode(),
+    }
     assert str(route) in leftovers  # the route file is searched
     assert any(name.endswith("elwh_events.sqlite") for name in leftovers)  # the store file too
     for name, data in leftovers.items():
         text = data.decode("latin-1")
         assert SECRET not in text and SECRET[5:] not in text, name
         assert COOKIE not in text, name
-        if not name.startswith(str(server.runtime)) or name.startswith(str(kit_runtime)):
+        if not name.startswith(str(server.runtime)):
             assert server.token not in text, name  # Jupyter's own runtime files hold its token
     with EventStore(work / "elwh_events.sqlite") as store:  # what the route let through, on disk
         last = store.failures.iloc[-1]
