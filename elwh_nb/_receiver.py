@@ -70,6 +70,7 @@ class _Base(web.RequestHandler):
     def initialize(self, intake: Intake) -> None:
         self.intake = intake
         self.acked = ""  # set when the request came through this receiver's public route
+        self.body_read = False
 
     def answer(self, status: int, body: dict[str, Any]) -> None:
         if self._finished:
@@ -77,6 +78,10 @@ class _Base(web.RequestHandler):
         self.set_status(status)
         if self.acked:  # tells the route that this receiver, not another program, answered
             self.set_header(ACK_HEADER, self.acked)
+        if not self.body_read and self.request.method not in ("GET", "HEAD"):
+            # Answered before the body was read: Tornado closes the connection, so say so
+            # (a client that reused it would get a reset instead of its next answer).
+            self.set_header("Connection", "close")
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps(body))
@@ -166,6 +171,7 @@ class HookHandler(_Base):
         self.chunks.append(chunk)
 
     async def post(self) -> None:
+        self.body_read = True
         if self._finished:
             return
         if self.over is not None:

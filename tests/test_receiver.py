@@ -479,3 +479,15 @@ def test_concurrent_deliveries_share_commits(rx: elwh_nb.Receiver) -> None:
     )
     assert (sent.status == 200).all() and len(rx.events) == 300
     assert rx._batcher.largest > 1  # group commit happened; each still answered after its commit
+
+
+def test_an_answer_given_before_the_body_is_read_says_the_connection_closes(rx: elwh_nb.Receiver) -> None:
+    # Tornado drops a connection whose request body it did not read; a client told nothing
+    # would reuse it and get a reset instead of its next answer.
+    with httpx.Client() as client:
+        refused = client.put(rx.local_url, content=b"{}" * 1000)
+        assert refused.status_code == 405 and refused.headers.get("connection") == "close"
+        body, headers = signed(seed=31)
+        assert client.post(rx.local_url, content=body, headers=headers).status_code == 200
+        kept_alive = client.post(rx.local_url, content=body, headers=headers)
+        assert kept_alive.status_code == 200 and kept_alive.headers.get("connection") != "close"
