@@ -186,26 +186,13 @@ class Intake:
                 path=path,
             )
         header = signature_header(headers)
+        window = {"tolerance": self.tolerance, "future_tolerance": self.future_tolerance, "now": now}
         try:
-            return verify(
-                body,
-                header,
-                self._keys,
-                tolerance=self.tolerance,
-                future_tolerance=self.future_tolerance,
-                now=now,
-            )
+            return verify(body, header, self._keys, **window)
         except SignatureError as exc:
             explanation, details = str(exc), None
             if self._explain_budget.take():  # the full account, unless bad requests flood in
-                diagnosis = explain(
-                    body,
-                    header,
-                    self._keys,
-                    tolerance=self.tolerance,
-                    future_tolerance=self.future_tolerance,
-                    now=now,
-                )
+                diagnosis = explain(body, header, self._keys, **window)
                 explanation, details = diagnosis.summary, str(diagnosis)
             return self.reject(
                 exc.reason,

@@ -37,6 +37,14 @@ def server(tmp_path: Path) -> Iterator[JupyterServer]:
         yield s
 
 
+def url_with_no_receiver(server: JupyterServer, monkeypatch: pytest.MonkeyPatch, store: Path) -> str:
+    """As a kernel of ``server``: give ``store`` its URL, then stop its receiver."""
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    with elwh_nb.start(SECRET, store=store) as rx:
+        return rx.url
+
+
 def kernel_of(server: JupyterServer) -> RemoteKernel:
     return RemoteKernel(server.origin + server.base_url, server.auth)
 
@@ -96,12 +104,8 @@ def test_a_kernel_restart_keeps_the_url_and_every_delivery_sent_meanwhile(
 def test_a_delivery_kept_for_hours_is_checked_against_its_arrival(
     server: JupyterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
     store = tmp_path / "events.sqlite"
-    rx = elwh_nb.start(SECRET, store=store)
-    url = rx.url
-    rx.stop()
+    url = url_with_no_receiver(server, monkeypatch, store)
     # Sent (signed) and kept two hours ago; the receiver comes back now. Against now, both
     # would be expired (the window is 30 minutes); against their arrival, they are fine.
     two_hours_ago = time.time() - 7200
@@ -210,12 +214,8 @@ def test_a_full_inbox_answers_503_and_counts_what_it_refused(
 def test_an_unwritable_store_answers_503_and_keeps_nothing_half_done(
     server: JupyterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
     store = tmp_path / "events.sqlite"
-    rx = elwh_nb.start(SECRET, store=store)
-    url = rx.url
-    rx.stop()
+    url = url_with_no_receiver(server, monkeypatch, store)
     holder = sqlite3.connect(store, isolation_level=None)
     holder.execute("BEGIN EXCLUSIVE")  # another program holds the file
     try:
@@ -231,12 +231,8 @@ def test_an_unwritable_store_answers_503_and_keeps_nothing_half_done(
 def test_a_retired_url_answers_410_and_keeps_nothing(
     server: JupyterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
     store = tmp_path / "events.sqlite"
-    rx = elwh_nb.start(SECRET, store=store)
-    url = rx.url
-    rx.stop()
+    url = url_with_no_receiver(server, monkeypatch, store)
     assert post(url, 1).status_code == 200  # kept
     rx = elwh_nb.start(SECRET, store=store)
     assert len(rx.events) == 1
@@ -256,12 +252,8 @@ def test_a_retired_url_answers_410_and_keeps_nothing(
 def test_the_cli_retires_a_store_url(
     server: JupyterServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for key, value in server.env().items():
-        monkeypatch.setenv(key, value)
     store = tmp_path / "events.sqlite"
-    rx = elwh_nb.start(SECRET, store=store)
-    url = rx.url
-    rx.stop()
+    url = url_with_no_receiver(server, monkeypatch, store)
     env = {**os.environ, **server.env()}
     done = subprocess.run(
         [sys.executable, "-m", "elwh_nb", "retire", "--store", str(store)],
