@@ -76,13 +76,16 @@ class PublicHookHandler(JupyterHandler):
         self.short(status_code)
 
     async def prepare(self) -> None:  # type: ignore[override]
+        route_id = self.path_kwargs.get("route_id", "")
+        if route_id:  # the id is the URL's secret part: the server's request log shows a stand-in
+            self.request.uri = self.request.path = self.request.path.replace(route_id, "<route id>")
         await super().prepare()
         if self._finished:
             return
         if self.request.method != "POST":
             self.short(405)
             return
-        self.route = _routes.lookup(self.path_kwargs.get("route_id", ""))
+        self.route = _routes.lookup(route_id)
         if self.route is None or self.route.retired:
             self.short(404 if self.route is None else 410)
             self.request.connection.close()  # type: ignore[union-attr]

@@ -209,6 +209,9 @@ def test_a_full_inbox_answers_503_and_counts_what_it_refused(
         assert [post(url, s).status_code for s in range(5)] == [200, 200, 200, 503, 503]
         with elwh_nb.start(SECRET, store=store) as rx:
             assert len(rx.events) == 3 and rx.store.inbox_refused == 2
+        # The 503s are in the server's log (warnings), without the URL's secret part.
+        log = server.log.read_text()
+        assert "503 POST" in log and "<route id>" in log and url_id[0] not in log
 
 
 def test_an_unwritable_store_answers_503_and_keeps_nothing_half_done(
