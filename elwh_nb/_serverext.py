@@ -58,6 +58,7 @@ class PublicHookHandler(JupyterHandler):
         self.received = 0
         self.too_large: str | None = None  # how a body over the cap was dealt with
         self.drain_limit = 0
+        self.body_read = False
 
     def check_xsrf_cookie(self) -> None:
         # No cookie authenticates this route; the receiver checks the HMAC signature.
@@ -67,10 +68,18 @@ class PublicHookHandler(JupyterHandler):
         if self._finished:
             return
         self.clear()
+        self.answer(status, json.dumps({"ok": False, "status": status}).encode())
+
+    def answer(self, status: int, body: bytes) -> None:
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps({"ok": False, "status": status}))
+        if not self.body_read:
+            # Tornado closes a connection whose request body it has not read: say so, or a
+            # client that keeps its connections (a proxy, a tunnel) sends its next request
+            # into a closed one.
+            self.set_header("Connection", "close")
+        self.finish(body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.short(status_code)
@@ -134,13 +143,11 @@ class PublicHookHandler(JupyterHandler):
         notice = f"{self.size} {self.too_large}" if self.too_large else None
         reply = await self.relay.deliver(route, body, headers, remote=remote, too_large=notice)
         del body
-        self.set_status(reply.status)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(reply.body)
+        self.answer(reply.status, reply.body)
 
     @allow_unauthenticated
     async def post(self, route_id: str) -> None:
+        self.body_read = True  # Tornado calls the method once the whole body is in
         if self._finished:
             return
         await self.hand_over()

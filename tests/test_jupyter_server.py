@@ -166,6 +166,25 @@ def test_unknown_ids_and_other_methods_reveal_nothing(rx: elwh_nb.Receiver, serv
     assert len(rx.events) == 0 and len(rx.failures) == 0
 
 
+def test_a_kept_alive_connection_survives_the_routes_refusals(
+    rx: elwh_nb.Receiver, server: JupyterServer
+) -> None:
+    # Clients that keep connections open (a proxy, a tunnel) send the next delivery on the
+    # same one: an answer given before the body was read (404, 405, 410, 413 unread), after
+    # which the connection is closed, must say so (Connection: close), or that delivery fails.
+    base = f"{server.origin}/jbase/elwh/hook/"
+    with httpx.Client(timeout=10) as client:
+        answers = []
+        for seed in range(10):
+            body, headers = signed(seed=seed)
+            answers.append(client.post(base + "E" * 32, content=body, headers=headers))
+            answers.append(client.get(rx.url))
+            answers.append(client.post(rx.url, content=body, headers=headers))
+    assert [a.status_code for a in answers] == [404, 405, 200] * 10
+    assert {a.headers["Connection"] for a in answers if a.status_code != 200} == {"close"}
+    assert len(rx.events) == 10
+
+
 def test_a_stopped_in_memory_receiver_is_gone_from_the_route(
     server: JupyterServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
