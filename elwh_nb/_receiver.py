@@ -514,6 +514,13 @@ class Receiver:
         return self._urls.public_url
 
     @property
+    def hook_port(self) -> int | None:
+        """The loopback port of this kernel's Jupyter server that serves only the hook routes
+        (``http://127.0.0.1:<hook_port>/elwh/hook/<route id>``: what a tunnel points at), if any."""
+        pid = self._ctx.server_pid if self._ctx is not None else None
+        return _routes.server_hook_port(pid) if pid else None
+
+    @property
     def url_note(self) -> str | None:
         """What to check about :attr:`url` (a local host, no public route), if anything."""
         return self._urls.note

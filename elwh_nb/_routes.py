@@ -145,10 +145,11 @@ def retire(route_id: str) -> None:
     )
 
 
-def mark_server(pid: int, base_url: str, version: str) -> Path:
-    """Record that the server process ``pid`` serves the public hook route."""
+def mark_server(pid: int, base_url: str, version: str, hook_port: int | None = None) -> Path:
+    """Record that the server process ``pid`` serves the public hook route, and on which
+    loopback port it serves only that (``hook_port``; None when it does not)."""
     path = servers_dir() / f"{pid}.json"
-    write_private(path, {"pid": pid, "base_url": base_url, "version": version})
+    write_private(path, {"pid": pid, "base_url": base_url, "version": version, "hook_port": hook_port})
     return path
 
 
@@ -160,3 +161,12 @@ def server_has_route(pid: int) -> bool:
     """Whether the live server ``pid`` loaded the extension."""
     path = servers_dir() / f"{pid}.json"
     return path.exists() and pid_alive(pid)
+
+
+def server_hook_port(pid: int) -> int | None:
+    """The hook-only port of the live server ``pid`` (what a tunnel points at), or None."""
+    try:
+        port = json.loads((servers_dir() / f"{pid}.json").read_text()).get("hook_port")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return port if isinstance(port, int) and not isinstance(port, bool) and pid_alive(pid) else None

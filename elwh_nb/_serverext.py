@@ -8,6 +8,10 @@ answers nothing else: other methods and unknown ids get the same short 404/405 w
 not an id exists; a retired id gets 410. The handler holds a body once and lets go of it
 once handed over (jupyter_server keeps a finished handler reachable for a while).
 
+The same route is also served on a hook-only port (``127.0.0.1:<hook port>/elwh/hook/<id>``)
+by a plain Tornado application that has nothing else: no Jupyter handler, login, static
+file or proxy. That is the port a tunnel points at, so a tunnel never reaches Jupyter.
+
 This module and everything it imports load in the Jupyter server process on every start:
 no pandas, numpy, widgets or receiver here (a test checks).
 """
@@ -15,20 +19,29 @@ no pandas, numpy, widgets or receiver here (a test checks).
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
+import re
 from typing import Any
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
+from jupyter_server.log import log_request
 from jupyter_server.utils import url_path_join
-from tornado import web
+from tornado import netutil, web
+from tornado.httpserver import HTTPServer
+from tornado.ioloop import IOLoop
 from traitlets import Int
 from traitlets.config import Configurable
 
 from . import _inbox, _routes
 from ._protocol import SLACK
 from ._relay import Relay, clean_headers
+
+HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
+HOOK_PORT_OFFSET = 1000
+ANY_ROUTE_ID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
 
 class ElwhHook(Configurable):
@@ -44,25 +57,37 @@ class ElwhHook(Configurable):
         config=True,
         help="Body bytes a store's inbox keeps while its receiver is away; past it the route answers 503.",
     )
+    hook_port = Int(
+        None,
+        allow_none=True,
+        config=True,
+        help=(
+            "Loopback port (127.0.0.1) that serves only the hook routes, at /elwh/hook/<route id>: "
+            "point tunnels here, never at the Jupyter port. Default: the Jupyter server's port + 1000. "
+            "0 turns it off. If it is taken, the server runs without it (a warning says so)."
+        ),
+    )
 
 
-@web.stream_request_body
-class PublicHookHandler(JupyterHandler):
-    """POST a delivery for a route, with no Jupyter login."""
+def default_hook_port(server_port: int) -> int:
+    """The Jupyter server's port + 1000 (- 1000 near the top of the range); 0 without a port.
 
-    def initialize(self, relay: Relay) -> None:
-        self.relay = relay
-        self.route: _routes.Route | None = None
-        self.body = bytearray()
-        self.size = 0  # declared or received, for the notice to the receiver
-        self.received = 0
-        self.too_large: str | None = None  # how a body over the cap was dealt with
-        self.drain_limit = 0
-        self.body_read = False
+    Derived from the server's port so that it is the same on every start of the same
+    configuration (a tunnel set up once keeps working) and differs for servers on different
+    ports. 1000 clears the ports Jupyter itself tries when its port is taken (the next few,
+    then random ones within 2 * port_retries, 50 by default), so the hook port of one server
+    is not the Jupyter port of its neighbour.
+    """
+    if server_port <= 0:
+        return 0
+    port = server_port + HOOK_PORT_OFFSET
+    return port if port <= 65535 else server_port - HOOK_PORT_OFFSET
 
-    def check_xsrf_cookie(self) -> None:
-        # No cookie authenticates this route; the receiver checks the HMAC signature.
-        return
+
+class ShortAnswers(web.RequestHandler):
+    """JSON answers; errors as a short body that says nothing about what exists."""
+
+    body_read = False  # set once the whole request body is in
 
     def short(self, status: int) -> None:
         if self._finished:
@@ -84,11 +109,33 @@ class PublicHookHandler(JupyterHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.short(status_code)
 
-    async def prepare(self) -> None:  # type: ignore[override]
+
+@web.stream_request_body
+class HookRoute(ShortAnswers):
+    """POST a delivery for a route, with no login: served as is on the hook-only port, and
+    as :class:`PublicHookHandler` on Jupyter's port."""
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+        self.route: _routes.Route | None = None
+        self.body = bytearray()
+        self.size = 0  # declared or received, for the notice to the receiver
+        self.received = 0
+        self.too_large: str | None = None  # how a body over the cap was dealt with
+        self.drain_limit = 0
+
+    def check_xsrf_cookie(self) -> None:
+        # No cookie authenticates this route; the receiver checks the HMAC signature.
+        return
+
+    async def prepare(self) -> None:
         route_id = self.path_kwargs.get("route_id", "")
         if route_id:  # the id is the URL's secret part: the server's request log shows a stand-in
             self.request.uri = self.request.path = self.request.path.replace(route_id, "<route id>")
-        await super().prepare()
+        # JupyterHandler's on Jupyter's port (the methods are allow_unauthenticated); Tornado's no-op here.
+        before = super().prepare()
+        if before is not None:
+            await before
         if self._finished:
             return
         if self.request.method != "POST":
@@ -159,22 +206,103 @@ class PublicHookHandler(JupyterHandler):
     head = put = delete = patch = options = get
 
 
+@web.stream_request_body
+class PublicHookHandler(HookRoute, JupyterHandler):  # type: ignore[misc]  # prepare() never redirects to a login
+    """The hook route on Jupyter's own port, ``<base_url>elwh/hook/<route_id>``, with no Jupyter login."""
+
+
+@web.stream_request_body
+class NotHere(ShortAnswers):
+    """Everything on the hook-only port but a hook route: the route's own short 404, body unread."""
+
+    def prepare(self) -> None:
+        # A route id in a wrong path (rx.url's path sent here) is still the URL's secret part.
+        self.request.uri = ANY_ROUTE_ID.sub("<route id>", self.request.uri or "")
+        self.short(404)
+        self.request.connection.close()  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        return
+
+
+def hook_only_app(relay: Relay) -> web.Application:
+    """A Tornado application with the hook route and nothing else (no Jupyter handler at all)."""
+    return web.Application(
+        [(HOOK_PATH, HookRoute, {"relay": relay})],
+        default_handler_class=NotHere,
+        log_function=functools.partial(log_request, record_prometheus_metrics=False),
+    )
+
+
+def serve_hook_port(serverapp: Any, relay: Relay, configured: int | None) -> int | None:
+    """Listen on 127.0.0.1:<hook port> with :func:`hook_only_app`; the port, or None (and why, in the log).
+
+    Never another port than the configured (or default) one: a tunnel set up once points at it.
+    """
+    if configured is None and getattr(serverapp, "sock", ""):
+        serverapp.log.info(
+            "elwh_nb: Jupyter serves a Unix socket; set c.ElwhHook.hook_port for a hook-only port"
+        )
+        return None
+    port = default_hook_port(int(serverapp.port)) if configured is None else configured
+    if port == 0:
+        return None
+    problem = None
+    if not 0 < port <= 65535:
+        problem = "not a port number"
+    elif port == serverapp.port:
+        problem = "it is the Jupyter server's own port"
+    else:
+        try:
+            sockets = netutil.bind_sockets(port, address="127.0.0.1")
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    if problem is not None:
+        serverapp.log.warning(
+            "elwh_nb: cannot listen on 127.0.0.1:%d for the hook-only port (%s); running without it. "
+            "Free that port or choose another with c.ElwhHook.hook_port (0 turns it off); "
+            "the public route on the Jupyter port works as before.",
+            port,
+            problem,
+        )
+        return None
+    # Bodies are capped per request by the route (set_max_body_size, from the receiver's
+    # max_body) before any is read; nothing else here reads one.
+    server = HTTPServer(hook_only_app(relay), max_body_size=SLACK)
+    server.add_sockets(sockets)
+    # jupyter_server calls a stop hook only on ExtensionApp extensions; this plain module
+    # extension has none, so the listening socket closes with the server process.
+    return port
+
+
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    """Add the public hook route to a Jupyter server, and tell receivers it is there."""
+    """Add the public hook route to a Jupyter server, open the hook-only port, and tell
+    receivers both are there."""
     from . import __version__
 
     settings = ElwhHook(parent=serverapp)
     relay = Relay(_inbox.Limits(settings.inbox_max_deliveries, settings.inbox_max_bytes))
     base_url = serverapp.web_app.settings.get("base_url", "/")
-    pattern = url_path_join(base_url, r"/elwh/hook/(?P<route_id>[^/]*)/?")
+    pattern = url_path_join(base_url, HOOK_PATH)
     serverapp.web_app.add_handlers(".*$", [(pattern, PublicHookHandler, {"relay": relay})])
     pid = os.getpid()
-    _routes.mark_server(pid, base_url, __version__)
     atexit.register(_routes.unmark_server, pid)
-    serverapp.log.info(
-        "elwh_nb %s: public hook route at %selwh/hook/<route id>; inboxes hold up to %d deliveries, %d bytes",
-        __version__,
-        base_url,
-        settings.inbox_max_deliveries,
-        settings.inbox_max_bytes,
-    )
+
+    def begin() -> None:
+        # On the server's loop, once Jupyter has settled its own port (port_retries, port 0),
+        # which the default hook port follows.
+        hook_port = serve_hook_port(serverapp, relay, settings.hook_port)
+        _routes.mark_server(pid, base_url, __version__, hook_port=hook_port)
+        serverapp.log.info(
+            "elwh_nb %s: public hook route at %selwh/hook/<route id>%s; "
+            "inboxes hold up to %d deliveries, %d bytes",
+            __version__,
+            base_url,
+            f", and only that at http://127.0.0.1:{hook_port}/elwh/hook/<route id> (point tunnels there)"
+            if hook_port
+            else "",
+            settings.inbox_max_deliveries,
+            settings.inbox_max_bytes,
+        )
+
+    (getattr(serverapp, "io_loop", None) or IOLoop.current()).add_callback(begin)
