@@ -239,7 +239,7 @@ def serve_hook_port(serverapp: Any, relay: Relay, configured: int | None) -> int
 
     Never another port than the configured (or default) one: a tunnel set up once points at it.
     """
-    if configured is None and getattr(serverapp, "sock", ""):
+    if configured is None and getattr(serverapp, "sock", None):
         serverapp.log.info(
             "elwh_nb: Jupyter serves a Unix socket; set c.ElwhHook.hook_port for a hook-only port"
         )
