@@ -113,15 +113,20 @@ class Relay:
             if too_large:
                 sent[_protocol.TOO_LARGE_HEADER] = too_large
             host = f"[{live.host}]" if ":" in live.host else live.host
-            try:
-                reply = await self._post(f"http://{host}:{live.port}{live.path}", body, sent, live.token)
-            except Exception as exc:  # gone, or died mid-request: keep it (a repeat is deduplicated)
-                log.debug(
-                    "elwh_nb: the receiver did not answer (%s); keeping the delivery", type(exc).__name__
-                )
-            else:
+            url = f"http://{host}:{live.port}{live.path}"
+            # Twice: a pooled keep-alive connection the receiver already closed fails at
+            # once, and the second try opens a fresh one. A repeat is deduplicated.
+            for attempt in (1, 2):
+                try:
+                    reply = await self._post(url, body, sent, live.token)
+                except Exception as exc:  # gone, or died mid-request: keep it
+                    log.debug(
+                        "elwh_nb: the receiver did not answer (%s, try %d)", type(exc).__name__, attempt
+                    )
+                    continue
                 if reply is not None:
                     return reply
+                break  # another program answered on that port
         if not route.store:  # a receiver with its events in memory: no inbox, its URL ends with it
             return _json(404, ok=False, status=404)
         return await self.keep(route, body, headers, remote=remote, too_large=too_large)

@@ -6,7 +6,7 @@ where the store file is, the body cap, whether the URL was retired, and the rece
 runs now, if any. The files outlive kernels, Jupyter servers and reboots, so that the
 public route can keep deliveries in the store's inbox while its receiver is away. A
 marker per server process, in the runtime directory, tells a receiver whether its
-Jupyter server serves the public route. Stdlib, jupyter_core and psutil only: the Jupyter
+Jupyter server serves the public route. Stdlib, jupyter_core, psutil and filelock only: the Jupyter
 server imports this module.
 """
 
@@ -117,16 +117,26 @@ def lookup(route_id: str) -> Route | None:
         return None
 
 
+def _changing(route_id: str) -> Any:
+    """A lock around read-change-write of one route file: a stopping kernel's detach must not
+    undo a new kernel's attach (readers need none: files are replaced whole)."""
+    from filelock import FileLock
+
+    return FileLock(str(routes_dir() / f".{route_id}.lock"), timeout=10)
+
+
 def attach(route_id: str, route: Route) -> None:
     """Record the route with its running receiver."""
-    write(route_id, route)
+    with _changing(route_id):
+        write(route_id, route)
 
 
 def detach(route_id: str, pid: int) -> None:
     """The receiver of ``pid`` stopped: deliveries now go to the inbox (the URL stays)."""
-    route = lookup(route_id)
-    if route is not None and route.receiver is not None and route.receiver.pid == pid:
-        write(route_id, replace(route, receiver=None))
+    with _changing(route_id):
+        route = lookup(route_id)
+        if route is not None and route.receiver is not None and route.receiver.pid == pid:
+            write(route_id, replace(route, receiver=None))
 
 
 def remove(route_id: str) -> None:
@@ -138,11 +148,12 @@ def remove(route_id: str) -> None:
 
 def retire(route_id: str) -> None:
     """End a URL for good: from now on the route answers 410 Gone and keeps nothing."""
-    route = lookup(route_id)
-    write(
-        route_id,
-        replace(route, retired=True, receiver=None) if route else Route("", 0, 0, retired=True),
-    )
+    with _changing(route_id):
+        route = lookup(route_id)
+        write(
+            route_id,
+            replace(route, retired=True, receiver=None) if route else Route("", 0, 0, retired=True),
+        )
 
 
 def mark_server(pid: int, base_url: str, version: str, hook_port: int | None = None) -> Path:

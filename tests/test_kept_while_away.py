@@ -96,7 +96,11 @@ def test_a_kernel_restart_keeps_the_url_and_every_delivery_sent_meanwhile(
         assert reasons.count("signature_mismatch") == 3  # the forged ones end as failures
         assert "kept while" in kernel.run("print(repr(rx))")
         # Verified against the time they arrived: still accepted when the receiver comes back later.
-        assert post(url, 20).status_code == 200 and post(url, 20).json()["duplicate"] is True
+        first, again_20 = post(url, 20), post(url, 20)
+        assert first.status_code == 200 and again_20.json()["duplicate"] is True, (
+            first.json(),
+            again_20.json(),
+        )
     finally:
         kernel.shutdown()
 
