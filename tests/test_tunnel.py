@@ -31,6 +31,7 @@ from elwh_nb import ReceiverError, _routes, _tunnel, _urls, payloads, sign
 
 from .conftest import SECRET, require
 from .helpers import stop_process, wait_for
+from .jupyter_servers import jupyter_server
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -183,6 +184,44 @@ def test_the_server_picks_the_port_when_none_is_given(sshd: Sshd, tmp_path: Path
         assert r.status_code == 200 and len(rx.events) == 1
         # The tunnel reaches the receiver's hook path and nothing else.
         assert httpx.get(rx.url.replace("/webhook", "/api/contents"), timeout=10).status_code == 404
+
+
+def test_through_a_real_sshd_to_a_real_jupyter_servers_hook_only_port(
+    sshd: Sshd, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not hasattr(_routes, "server_hook_port"):
+        pytest.skip("this tree has no hook-only port yet (issue 12, item 1)")
+    hook = free_port()
+    with jupyter_server(tmp_path / "jupyter", args=(f"--ElwhHook.hook_port={hook}",)) as server:
+        for key, value in server.env().items():  # this process is a kernel of that server
+            monkeypatch.setenv(key, value)
+        monkeypatch.delenv("ELWH_PUBLIC_URL", raising=False)
+        remote = free_port()
+        with elwh_nb.start(
+            SECRET,
+            store=tmp_path / "rx.sqlite",
+            tunnel=sshd.tunnel,
+            remote_port=remote,
+            ssh_options=sshd.options,
+        ) as rx:
+            assert rx.route_id is not None
+            assert rx.url == f"http://127.0.0.1:{remote}/elwh/hook/{rx.route_id}"  # no base_url there
+            factory = payloads(5)
+            body = factory.body(factory.make("post_call_transcription"))
+            r = httpx.post(
+                rx.url, content=body, headers={"ElevenLabs-Signature": sign(body, SECRET)}, timeout=10
+            )
+            assert r.status_code == 200 and len(rx.events) == 1
+            # Nothing of Jupyter is behind the tunnel, not even with the Jupyter token.
+            for path in (
+                "/api/contents",
+                "/api/kernels",
+                "/lab",
+                "/jbase/api/kernels",
+                f"/proxy/{rx.port}/webhook",
+            ):
+                answer = httpx.get(f"http://127.0.0.1:{remote}{path}", headers=server.auth, timeout=10)
+                assert answer.status_code == 404, path
 
 
 def test_a_tunnel_that_cannot_start_is_a_clear_error_and_leaves_nothing_running(
