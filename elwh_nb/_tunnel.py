@@ -225,6 +225,8 @@ class SshTunnel:
         self.url_changed_at: float | None = None
         self.restarts = 0
         self.last_error: str | None = None
+        self.delay = 0.0  # the wait before the latest restart (backoff)
+        self.retry_at: float | None = None  # when the next attempt starts, while waiting
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._settled = threading.Event()  # the first run is up, or has ended
@@ -269,8 +271,12 @@ class SshTunnel:
         """One line: up or down, since when, restarts, the last error, a changed URL."""
         if self.up:
             state = f"up {_age(self.uptime)} via {self.via}"
+        elif self._stopping.is_set():
+            state = "stopped"
         else:
-            state = f"down (reconnecting) via {self.via}" if not self._stopping.is_set() else "stopped"
+            retry = self.retry_at
+            when = f", next try in {max(0.0, retry - time.time()):.0f} s" if retry else ""
+            state = f"down (reconnecting{when}) via {self.via}"
         parts = [state, f"{self.restarts} restart{'s' * (self.restarts != 1)}"]
         if self.last_error and not self.up:
             parts.append(f"last error: {self.last_error}")
@@ -351,14 +357,18 @@ class SshTunnel:
             if self._stopping.is_set():
                 break
             failures = 1 if up_for >= STABLE else failures + 1
+            self.delay = min(self.max_backoff, self.backoff * 2 ** (failures - 1))
+            self.retry_at = time.time() + self.delay
             self._settled.set()
-            if self._stopping.wait(min(self.max_backoff, self.backoff * 2 ** (failures - 1))):
+            if self._stopping.wait(self.delay):
                 break
+            self.retry_at = None
             self.restarts += 1
 
     def _run_once(self) -> float:
         """Run ssh once, reading its output until it ends; returns how long it was up."""
         self._run_state = {}
+        self._recent.clear()  # what this run says, for last_error
         try:
             flags = {"start_new_session": True} if os.name == "posix" else {}
             proc = subprocess.Popen(
@@ -377,22 +387,23 @@ class SshTunnel:
                 return 0.0
             self._proc = proc
         code: int | None = None
+        up_for = 0.0
         assert proc.stdout is not None
         for raw in proc.stdout:
             line = _ANSI.sub("", raw[:4096].decode("utf-8", "replace")).rstrip()
             exited = _EXIT.match(line)
             if exited:
                 code = int(exited.group(1))
-                with self._lock:
-                    self._pid, self._up_since = None, None  # down now, before the guard is gone
+                with self._lock:  # down now, before the guard is gone
+                    up_for, self._pid, self._up_since = self.uptime, None, None
             else:
                 self._read(line)
         proc.wait()
         for pipe in (proc.stdin, proc.stdout):
             with contextlib.suppress(OSError):
                 pipe.close()
-        up_for = self.uptime
         with self._lock:
+            up_for = up_for or self.uptime
             self._proc, self._pid, self._up_since = None, None, None
         if not self._stopping.is_set():
             self.last_error = self._exit_reason(code)
@@ -432,12 +443,12 @@ class SshTunnel:
         self._settle()
 
     def _settle(self) -> None:
-        """Up once the forward is confirmed (and, for a service, its URL announced)."""
+        """Up once the forward is confirmed, or, for a service, once it announced its URL."""
         state = self._run_state
         if self.up:
             return
         if self.service is not None:
-            url = self._fixed or state.get("url")
+            url = (self._fixed or state["url"]) if "url" in state else None
         elif state.get("forwarded"):
             port = state.get("port", self.remote_port)
             url = self._fixed or f"http://{_url_host(self._host)}:{port}"

@@ -309,6 +309,29 @@ def test_a_changed_quick_tunnel_url_is_followed_and_announced(fake_ssh: Path, tm
     wait_for(lambda: not psutil.pid_exists(second), 20, "stop() to end the tunnel")
 
 
+def test_restarts_back_off_and_a_long_run_resets_the_backoff(
+    fake_ssh: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_tunnel, "STABLE", 3.0)  # up this long counts as a good run
+    t = _tunnel.SshTunnel("ssh://nokey@localhost.run", target=("127.0.0.1", 9), backoff=0.2)
+    assert t.start(30)
+    try:
+        delays = []
+        for restarts in (1, 2, 3):  # ssh dies right after each start: 0.2, 0.4, 0.8 s
+            os.kill(t.pid or 0, signal.SIGKILL)
+            wait_for(lambda n=restarts: t.restarts == n and t.up, 30, f"restart {restarts}")
+            delays.append(t.delay)
+        assert delays == [0.2, 0.4, 0.8]
+        wait_for(lambda: t.uptime >= 3.0, 30, "a good run")
+        os.kill(t.pid or 0, signal.SIGKILL)
+        wait_for(lambda: t.restarts == 4 and t.up, 30, "restart 4")
+        assert t.delay == 0.2  # back to the first step
+        assert "SIGKILL" in (t.last_error or "")
+    finally:
+        t.stop()
+    assert not t.up and t.pid is None
+
+
 def test_a_kernel_that_dies_takes_its_tunnel_with_it(fake_ssh: Path, tmp_path: Path) -> None:
     code = (
         "import sys; from elwh_nb import _tunnel\n"
