@@ -336,6 +336,13 @@ class SshTunnel:
         if self._proc is None and self.restarts == 0 and self.last_error is not None:
             error = self.last_error
             self.stop()
+            if "remote port forwarding failed" in error:
+                error += (
+                    f". Port {self.remote_port} is taken on the server: by another program, or by an earlier "
+                    "tunnel whose connection died without closing (sshd frees it after ClientAliveInterval x "
+                    "ClientAliveCountMax; set ClientAliveInterval 15 in its sshd_config), or pass another "
+                    "remote_port"
+                )
             raise TunnelError(f"the ssh tunnel to {self.via} failed: {error}")
         return False
 

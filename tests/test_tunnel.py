@@ -170,6 +170,19 @@ def test_a_killed_ssh_client_is_restarted_and_every_200_is_stored(sshd: Sshd, tm
         httpx.post(url, content=b"{}", timeout=5)  # the tunnel is gone with the receiver
 
 
+def test_rerunning_the_start_cell_keeps_the_tunnel_and_its_url(sshd: Sshd, tmp_path: Path) -> None:
+    remote = free_port()
+    options = {"store": tmp_path / "rx.sqlite", "tunnel": sshd.tunnel, "remote_port": remote}
+    first = elwh_nb.start(SECRET, ssh_options=sshd.options, **options)
+    for _ in range(3):  # the earlier receiver, and its tunnel, stop; the new one takes the same port
+        with pytest.warns(UserWarning, match="Stopped this kernel's earlier receiver"):
+            again = elwh_nb.start(SECRET, ssh_options=sshd.options, **options)
+        assert not first.running and first.tunnel is not None and not first.tunnel.up
+        assert again.tunnel is not None and again.tunnel.up and again.url == first.url
+        first = again
+    first.stop()
+
+
 def test_the_server_picks_the_port_when_none_is_given(sshd: Sshd, tmp_path: Path) -> None:
     with elwh_nb.start(
         SECRET, store=tmp_path / "rx.sqlite", tunnel=sshd.tunnel, ssh_options=sshd.options
@@ -238,7 +251,9 @@ def test_a_tunnel_that_cannot_start_is_a_clear_error_and_leaves_nothing_running(
         ssh_options=sshd.options,
     ) as first:
         assert first.tunnel is not None and first.tunnel.up
-        with pytest.raises(ReceiverError, match=f"remote port forwarding failed for listen port {taken}"):
+        with pytest.raises(
+            ReceiverError, match=f"remote port forwarding failed for listen port {taken}.*ClientAliveInterval"
+        ):
             elwh_nb.start(
                 SECRET, store=store, tunnel=sshd.tunnel, remote_port=taken, ssh_options=sshd.options
             )
