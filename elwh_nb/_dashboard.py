@@ -297,6 +297,8 @@ class Dashboard(w.VBox):
             lines.append(f"proxy URL (needs a Jupyter login): <code>{_esc(rx.proxy_url)}</code>")
         if rx.url_note:
             lines.append(f"<i>{_esc(rx.url_note)}</i>")
+        if rx.tunnel is not None:
+            lines.append(f"tunnel: {_esc(rx.tunnel.summary)}")
         self.header.value = "<br>".join(lines)
 
     def _render_counters(self, events: pd.DataFrame) -> None:

@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -29,7 +29,7 @@ from tornado import httputil, netutil, web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from . import _claim, _routes, _urls
+from . import _claim, _routes, _tunnel, _urls
 from ._exceptions import ReceiverError, StoreError
 from ._intake import Answer, EventCallback, Intake, callback_types, too_large_explanation
 from ._protocol import (
@@ -312,9 +312,20 @@ class Receiver:
         max_body: int,
         public_url: str | None,
         body_timeout: float = 120.0,
+        tunnel: str | None = None,
+        remote_port: int | None = None,
+        ssh_options: Sequence[str] | None = None,
+        tunnel_timeout: float = 30.0,
     ) -> None:
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', not {path!r}")
+        # Bad tunnel arguments fail here, before anything starts.
+        if tunnel is not None:
+            _tunnel.check(tunnel, remote_port, ssh_options, public_url)
+        elif remote_port is not None or ssh_options:
+            raise ValueError("remote_port= and ssh_options= go with tunnel='ssh://user@host'")
+        elif public_url is not None:
+            _tunnel.prefix(public_url)
         self._own_store = not isinstance(store, EventStore)
         self.store = store if isinstance(store, EventStore) else EventStore(store)
         try:
@@ -368,7 +379,8 @@ class Receiver:
         self._thread.start()
         if not self._ready.wait(10):
             raise ReceiverError("the receiver thread did not start")
-        self._ctx = _urls.detect(public_url=public_url)
+        # With a tunnel, public_url is the tunnel's public address, not the Jupyter server's.
+        self._ctx = _urls.detect(public_url=None if tunnel else public_url)
         # The URL belongs to the store: its route id is kept in the file (made on first use).
         started_ns = time.time_ns()
         stored_route = self.store.route()
@@ -392,6 +404,7 @@ class Receiver:
                     ),
                 ),
             )
+        where = _urls.runtime()
         self._urls = _urls.hook_urls(
             self._ctx,
             local_url=self.local_url,
@@ -400,9 +413,38 @@ class Receiver:
             route_id=self.route_id,
             stable=stored_route is not None,
             new=self.url_is_new,
+            where=where,
         )
-        if self._ctx is not None and self.route_id is None:
-            # The one thing to act on: no public route on this server yet.
+        # A tunnel goes to the hook-only port of the Jupyter server when it has one (so the
+        # hook route's inbox keeps deliveries while no receiver runs), else to this receiver.
+        hook_port = self._hook_port()
+        self._tunnel_target = ("127.0.0.1", hook_port) if hook_port else (_connectable(host), self.port)
+        self._tunnel_path = f"/elwh/hook/{self.route_id}" if hook_port else path
+        self._via_hook_port = hook_port is not None
+        self._port_is_fixed = bool(hook_port or port)
+        self._tunnel: _tunnel.SshTunnel | None = None
+        self._adopted: tuple[str, str] | None = None  # (the public URL's prefix, "public_url" or "ngrok")
+        if tunnel is not None:
+            self._tunnel = _tunnel.SshTunnel(
+                tunnel,
+                target=self._tunnel_target,
+                remote_port=remote_port,
+                public_url=public_url,
+                ssh_options=ssh_options or (),
+                on_url=self._tunnel_moved,
+            )
+        elif public_url is not None and self._ctx is None:
+            self._adopted = (_tunnel.prefix(public_url), "public_url")
+        elif public_url is None and (self._ctx is None or self._ctx.origin_is_local):
+            found = _tunnel.ngrok_url(self._tunnel_target[1])
+            if found:
+                self._adopted = (_tunnel.prefix(found), "ngrok")
+        if (
+            self._tunnel is None
+            and self._adopted is None
+            and ((self._ctx is not None and self.route_id is None) or where is not None)
+        ):
+            # The one thing to act on: no public route on this server yet, or no tunnel where one is needed.
             warnings.warn(self._urls.note or "", stacklevel=3)
         _LIVE.add(self)
         # Deliveries the public route kept while no receiver ran: verified now, as if live then.
@@ -412,6 +454,42 @@ class Receiver:
         if self.store.path is not None:
             assert self._loop is not None
             self._loop.add_callback(lambda: PeriodicCallback(self._drain, 2000).start())
+        if self._tunnel is not None:
+            try:
+                up = self._tunnel.start(tunnel_timeout)
+            except BaseException as exc:
+                self.stop()
+                if isinstance(exc, _tunnel.TunnelError):
+                    raise ReceiverError(str(exc)) from None
+                raise
+            if not up:
+                warnings.warn(
+                    f"The ssh tunnel via {self._tunnel.via} is not up after {tunnel_timeout:.0f} s "
+                    f"({self._tunnel.last_error or 'no answer yet'}); it keeps trying, and rx.url "
+                    "follows it.",
+                    stacklevel=3,
+                )
+
+    def _hook_port(self) -> int | None:
+        """The Jupyter server's hook-only port, when it has one and serves this store's route."""
+        lookup = getattr(_routes, "server_hook_port", None)
+        if lookup is None or self._ctx is None or not self._ctx.server_pid or self.route_id is None:
+            return None
+        port = lookup(self._ctx.server_pid)
+        return int(port) if port else None
+
+    def _tunnel_moved(self, old: str | None, new: str) -> None:
+        """The tunnel's public URL changed (a quick tunnel reconnected): say it, in one line."""
+        if old is None:
+            return
+        path = self._tunnel_path
+        warnings.warn_explicit(
+            f"The tunnel's public URL changed: ElevenLabs needs the new URL {new}{path} "
+            f"(it was {old}{path}).",
+            UserWarning,
+            "elwh_nb",  # one line, from whichever thread: no source line to show
+            0,
+        )
 
     def _drain(self) -> None:
         """Verify and store what waits in the inbox (a delivery kept just as this started, too)."""
@@ -465,6 +543,8 @@ class Receiver:
             return
         self._stopped = True
         _LIVE.discard(self)
+        if self._tunnel is not None:
+            self._tunnel.stop()  # first: nothing more comes in through it
         if self.route_id:
             if self.store.path is None:
                 _routes.remove(self.route_id)
@@ -500,8 +580,27 @@ class Receiver:
     # -- what a notebook reads ---------------------------------------------------------
     @property
     def url(self) -> str:
-        """The URL to give ElevenLabs: the public hook route, else the proxy URL, else local."""
-        return self._urls.url
+        """The URL to give ElevenLabs: through the tunnel (or the adopted public URL) when there
+        is one, else the public hook route, else the proxy URL, else local."""
+        origin = self._tunnel.url if self._tunnel is not None else self._adopted[0] if self._adopted else None
+        return origin + self._tunnel_path if origin else self._urls.url
+
+    @property
+    def tunnel(self) -> _tunnel.SshTunnel | None:
+        """The ssh tunnel started with ``tunnel=``: ``.up``, ``.url``, ``.restarts``, ``.last_error``,
+        ``.uptime`` (None without one)."""
+        return self._tunnel
+
+    def tunnel_help(self) -> None:
+        """Print the one-line commands (ssh, cloudflared, ngrok) for a tunnel that reaches only the hook."""
+        print(
+            _tunnel.help_text(
+                port=self._tunnel_target[1],
+                path=self._tunnel_path,
+                hook_port=self._via_hook_port,
+                port_is_fixed=self._port_is_fixed,
+            )
+        )
 
     @property
     def proxy_url(self) -> str | None:
@@ -522,7 +621,21 @@ class Receiver:
 
     @property
     def url_note(self) -> str | None:
-        """What to check about :attr:`url` (a local host, no public route), if anything."""
+        """What to check about :attr:`url` (a local host, no public route, a tunnel), if anything."""
+        target = "{}:{}{}".format(*self._tunnel_target, self._tunnel_path)
+        if self._tunnel is not None:
+            t = self._tunnel
+            return _urls.tunnel_note(
+                via=t.via,
+                target=target,
+                up=t.up,
+                had_url=t.url is not None,
+                stable=t.stable,
+                changed_at=t.url_changed_at,
+                last_error=t.last_error,
+            )
+        if self._adopted is not None:
+            return _urls.adopted_note(how=self._adopted[1], url=self._adopted[0], target=target)
         return self._urls.note
 
     @property
@@ -577,8 +690,9 @@ class Receiver:
         """Play ElevenLabs: send ``n`` realistic signed deliveries (and ``faults``) to this receiver.
 
         ``via`` is ``"public"`` (the public hook route), ``"proxy"`` (with this kernel's
-        Jupyter credentials), ``"direct"`` (the local URL), or ``"auto"``: the route an
-        outside sender would use. Returns what :func:`elwh_nb.send` returns.
+        Jupyter credentials), ``"direct"`` (the local URL), ``"tunnel"`` (:attr:`url`,
+        through the tunnel), or ``"auto"``: the route an outside sender would use. Returns
+        what :func:`elwh_nb.send` returns.
         """
         from ._sender import send
 
@@ -637,6 +751,8 @@ class Receiver:
             return f"{local}{ctx.base_url}proxy/{self.port}{self.path}", headers
         if via == "direct":
             return self.local_url, {}
+        if via == "tunnel" and (self._tunnel is not None or self._adopted is not None):
+            return self.url, {}
         raise ValueError(f"cannot send via {via!r} here; use 'direct'")
 
     @property
@@ -652,9 +768,10 @@ class Receiver:
     def __repr__(self) -> str:
         c = self.store.counts
         state = "listening" if self.running else "stopped"
+        tunnel = f"; tunnel {self._tunnel.summary}" if self._tunnel is not None else ""
         return (
             f"<Receiver {state} on {self.local_url}: {c['events']} events, {c['duplicates']} "
-            f"duplicates, {c['failures']} failures; url={self.url}; {self.url_story}>"
+            f"duplicates, {c['failures']} failures; url={self.url}; {self.url_story}{tunnel}>"
         )
 
 
@@ -711,6 +828,10 @@ def start(
     max_body: int = DEFAULT_MAX_BODY,
     public_url: str | None = None,
     body_timeout: float = 120.0,
+    tunnel: str | None = None,
+    remote_port: int | None = None,
+    ssh_options: Sequence[str] | None = None,
+    tunnel_timeout: float = 30.0,
 ) -> Receiver:
     """Start a receiver on its own thread and return it; give ElevenLabs ``rx.url``.
 
@@ -719,6 +840,13 @@ def start(
     ``ELWH_PUBLIC_URL`` environment variable) is the origin ElevenLabs can reach.
     ``body_timeout`` is how long a sender may take to send a body before the connection
     is dropped (a body that never ends cannot hold a connection forever).
+
+    ``tunnel="ssh://user@host[:port]"`` (or ``"ssh://nokey@localhost.run"``) opens a
+    supervised ssh tunnel that reaches only the hook, and ``rx.url`` follows it;
+    ``remote_port`` fixes the port on your server (so the URL stays), ``ssh_options``
+    adds ssh arguments, and ``public_url`` is then the tunnel's public address. Outside
+    Jupyter, ``public_url`` adopts a tunnel you run yourself (``rx.tunnel_help()``); a
+    running ngrok agent's tunnel to this receiver is adopted by itself.
     """
     return Receiver(
         secret,
@@ -731,4 +859,8 @@ def start(
         max_body=max_body,
         public_url=public_url,
         body_timeout=body_timeout,
+        tunnel=tunnel,
+        remote_port=remote_port,
+        ssh_options=ssh_options,
+        tunnel_timeout=tunnel_timeout,
     )

@@ -4,12 +4,16 @@ Order for the public origin: an explicit ``public_url`` argument, ``ELWH_PUBLIC_
 ``JUPYTERHUB_PUBLIC_URL``, ``JUPYTERHUB_HOST``, else the Jupyter server's own (local)
 URL with a note that its host may need replacing. URLs given out never contain a token;
 the token is kept only so that the kit's own sender can use the authenticated proxy.
+Where no public URL can exist without a tunnel (Colab, a VS Code kernel), the note says so
+and gives the one line that opens one.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,6 +91,75 @@ def detect(
     )
 
 
+TUNNEL_LINE = 'elwh_nb.start(secret, tunnel="ssh://nokey@localhost.run")'
+_VSCODE = ("VSCODE_PID", "VSCODE_CWD", "VSCODE_IPC_HOOK", "VSCODE_IPC_HOOK_CLI")
+
+
+def runtime(
+    env: Mapping[str, str] | None = None, find_spec: Callable[[str], object] | None = None
+) -> str | None:
+    """``"colab"`` where ``google.colab`` is importable, ``"vscode"`` in a kernel VS Code started."""
+    env = os.environ if env is None else env
+    find_spec = find_spec or importlib.util.find_spec
+    try:
+        if find_spec("google.colab") is not None:
+            return "colab"
+    except (ImportError, ValueError):  # no ``google`` package at all
+        pass
+    if any(env.get(name) for name in _VSCODE):  # what VS Code gives the kernels it starts
+        return "vscode"
+    return None
+
+
+def tunnel_needed(where: str) -> str:
+    """The note for a kernel that the internet cannot reach without a tunnel."""
+    name = {"colab": "Colab", "vscode": "VS Code"}.get(where, where)
+    return (
+        f"On {name}, ElevenLabs cannot reach this receiver: open a tunnel with one argument, "
+        f"{TUNNEL_LINE} (rx.tunnel_help() prints the cloudflared and ngrok commands)."
+    )
+
+
+def tunnel_note(
+    *,
+    via: str,
+    target: str,
+    up: bool,
+    had_url: bool,
+    stable: bool,
+    changed_at: float | None,
+    last_error: str | None,
+) -> str:
+    """What ``rx.url_note`` says about a URL that goes through an SSH tunnel."""
+    notes = [f"rx.url goes through the SSH tunnel via {via} to {target}, and reaches nothing else."]
+    if not up:
+        why = f" ({last_error})" if last_error else ""
+        notes.append(
+            f"The tunnel is down and reconnecting{why}; rx.url is the URL it had."
+            if had_url
+            else f"The tunnel is not up yet{why}: rx.url is local until it is."
+        )
+    if changed_at is not None:
+        when = time.strftime("%H:%M:%S", time.localtime(changed_at))
+        notes.append(f"Its URL changed at {when}: give ElevenLabs the new rx.url.")
+    if not stable:
+        notes.append(
+            "This URL can change when the tunnel reconnects (a warning says so); for one that stays, "
+            "see rx.tunnel_help()."
+        )
+    return " ".join(notes)
+
+
+def adopted_note(*, how: str, url: str, target: str) -> str:
+    """What ``rx.url_note`` says about a URL adopted from ``public_url=`` or a running ngrok agent."""
+    if how == "ngrok":
+        return (
+            f"rx.url is the running ngrok agent's tunnel {url} to {target}, found through its local API. "
+            "ngrok's free URLs change when the agent restarts: then start() again (or use a static domain)."
+        )
+    return f"rx.url is built from public_url={url!r}: a tunnel or proxy there must reach {target}."
+
+
 @dataclass(frozen=True)
 class HookUrls:
     """The URLs of one receiver. ``url`` is the one to give out."""
@@ -107,14 +180,16 @@ def hook_urls(
     route_id: str | None,
     stable: bool = True,
     new: bool = False,
+    where: str | None = None,
 ) -> HookUrls:
     """The receiver's URLs; ``route_id`` is None when the server has no public route.
 
     ``stable``: the route id is kept in the store file (not a store in memory); ``new``:
-    it was made just now (a new store file), so any URL given out before is not this one.
+    it was made just now (a new store file), so any URL given out before is not this one;
+    ``where``: :func:`runtime`, when the kernel runs where only a tunnel can reach it.
     """
     if ctx is None:
-        return HookUrls(local_url, local_url, None, None, None)
+        return HookUrls(local_url, local_url, None, None, tunnel_needed(where) if where else None)
     prefix = ctx.origin + ctx.base_url
     proxy_url = f"{prefix}proxy/{port}{path}"
     public_url = f"{prefix}elwh/hook/{route_id}" if route_id else None
@@ -147,4 +222,6 @@ def hook_urls(
             "ElevenLabs needs one it can reach: set ELWH_PUBLIC_URL=https://your.host "
             "or pass public_url= to start()."
         )
+    if where == "colab":  # Colab's own server is not reachable from the internet at all
+        notes = [tunnel_needed(where)]
     return HookUrls(local_url, public_url or proxy_url, proxy_url, public_url, " ".join(notes) or None)

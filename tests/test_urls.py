@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from elwh_nb._urls import detect, hook_urls
+from collections.abc import Callable
+
+from elwh_nb._urls import TUNNEL_LINE, detect, hook_urls, runtime
 
 SERVER = {
     "pid": 4242,
@@ -82,3 +84,33 @@ def test_urls_never_carry_a_token() -> None:
     ctx = detect(env={"JPY_PARENT_PID": "4242"}, servers=[SERVER])
     urls = hook_urls(ctx, local_url="x", port=1, path="/webhook", route_id=ROUTE)
     assert "jt_secret_token" not in f"{urls} {ctx}"
+
+
+def _importable(*names: str) -> Callable[[str], object]:
+    def find_spec(name: str) -> object:
+        if name.split(".")[0] not in {n.split(".")[0] for n in names}:
+            raise ModuleNotFoundError(name)  # as importlib does when the parent package is missing
+        return object() if name in names else None
+
+    return find_spec
+
+
+def test_colab_and_vs_code_are_recognised() -> None:
+    assert runtime(env={}, find_spec=_importable("google.colab")) == "colab"
+    assert runtime(env={}, find_spec=_importable("google.protobuf")) is None  # google, but not Colab
+    assert runtime(env={}, find_spec=_importable()) is None
+    for env in ({"VSCODE_PID": "17"}, {"VSCODE_CWD": "/home/me"}, {"VSCODE_IPC_HOOK_CLI": "/run/x.sock"}):
+        assert runtime(env=env, find_spec=_importable()) == "vscode"
+    assert runtime(env={"TERM_PROGRAM": "vscode", "VSCODE_PID": ""}, find_spec=_importable()) is None
+
+
+def test_where_only_a_tunnel_reaches_the_kernel_the_note_gives_the_one_line() -> None:
+    local = "http://127.0.0.1:5000/webhook"
+    for where, name in (("vscode", "VS Code"), ("colab", "Colab")):
+        urls = hook_urls(None, local_url=local, port=5000, path="/webhook", route_id=None, where=where)
+        assert urls.url == local and urls.note is not None
+        assert name in urls.note and TUNNEL_LINE in urls.note and "rx.tunnel_help()" in urls.note
+    # Colab runs a Jupyter server of its own, which the internet cannot reach: the same note, alone.
+    ctx = detect(env={"JPY_PARENT_PID": "4242"}, servers=[SERVER])
+    urls = hook_urls(ctx, local_url=local, port=5000, path="/webhook", route_id=None, where="colab")
+    assert urls.note is not None and urls.note.startswith("On Colab") and "restart" not in urls.note
