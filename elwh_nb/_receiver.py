@@ -472,11 +472,7 @@ class Receiver:
 
     def _hook_port(self) -> int | None:
         """The Jupyter server's hook-only port, when it has one and serves this store's route."""
-        lookup = getattr(_routes, "server_hook_port", None)
-        if lookup is None or self._ctx is None or not self._ctx.server_pid or self.route_id is None:
-            return None
-        port = lookup(self._ctx.server_pid)
-        return int(port) if port else None
+        return self.hook_port if self.route_id is not None else None
 
     def _tunnel_moved(self, old: str | None, new: str) -> None:
         """The tunnel's public URL changed (a quick tunnel reconnected): say it, in one line."""
