@@ -48,6 +48,10 @@ pytest: $(VENV)/.dev
 
 test: lint typecheck pytest
 
+# The inner loop: everything but the tests marked slow (real servers, kernels, browser, hub).
+test-fast: $(VENV)/.dev
+	$(PY) -m pytest -m "not slow"
+
 # Needs wrk (apt-get install wrk). `bench` rewrites BENCHMARKS.md and its plots;
 # `bench-quick` (about two minutes, a smoke check in CI) writes to a temporary folder.
 bench: $(VENV)/.dev

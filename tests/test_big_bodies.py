@@ -24,7 +24,10 @@ from .conftest import SECRET
 from .jupyter_servers import jupyter_server
 from .kernel_ws import RemoteKernel
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc"),
+]
 
 MB = 1_000_000
 AUDIO = 120 * MB  # 120 MB of MP3 is 160 MB of base64: about two hours of call audio

@@ -29,6 +29,8 @@ from .helpers import signed, stop_process, wait_for
 from .jupyter_servers import free_port
 from .kernel_ws import RemoteKernel
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("ELWH_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

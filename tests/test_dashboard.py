@@ -145,6 +145,7 @@ def test_refresh_is_throttled_and_only_when_something_changed(rx: elwh_nb.Receiv
     assert dash.renders <= first + 2  # five bursts inside 0.5 s: at most one render
 
 
+@pytest.mark.slow
 def test_a_refresh_at_100k_events_renders_one_page(rx: elwh_nb.Receiver) -> None:
     bodies = [
         b'{"type":"%s","event_timestamp":1700000000,"data":{"request_id":"r%d"}}'

@@ -24,6 +24,8 @@ from .conftest import OTHER_SECRET, SECRET
 from .helpers import signed
 from .jupyter_servers import JupyterServer, free_port, jupyter_server
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 NOT_HERE = {"ok": False, "status": 404}
 
 

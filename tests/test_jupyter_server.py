@@ -23,6 +23,8 @@ from .conftest import OTHER_SECRET, SECRET
 from .helpers import signed, wait_for
 from .jupyter_servers import JupyterServer, jupyter_server
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JupyterServer]:

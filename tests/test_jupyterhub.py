@@ -27,6 +27,8 @@ from .helpers import signed, stop_process, wait_for
 from .jupyter_servers import free_port
 from .kernel_ws import RemoteKernel
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 TOKEN = "hub_test_token_" + "3" * 24
 
 

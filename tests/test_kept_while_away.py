@@ -28,6 +28,8 @@ from .helpers import signed, wait_for
 from .jupyter_servers import JupyterServer, free_port, jupyter_server
 from .kernel_ws import RemoteKernel
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 START = "import elwh_nb; rx = elwh_nb.start({secret!r}, store={store!r}); print(rx.url)"
 
 

@@ -18,6 +18,8 @@ from .conftest import require
 from .helpers import wait_for
 from .jupyter_servers import free_port
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(sys.prefix)  # this test's environment, which `make test` set up with the lab extra
 

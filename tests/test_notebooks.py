@@ -10,6 +10,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 
 PLOT_CELL = re.compile(r"\bplot_\w+\(")  # a cell that calls one of the plot helpers

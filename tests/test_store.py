@@ -302,6 +302,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
     path = tmp_path / "crash.sqlite"
     child = subprocess.Popen(

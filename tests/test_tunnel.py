@@ -33,6 +33,8 @@ from .conftest import SECRET, require
 from .helpers import stop_process, wait_for
 from .jupyter_servers import jupyter_server
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
 

@@ -23,6 +23,7 @@ from ..helpers import signed, wait_for
 from ..jupyter_servers import free_port
 
 
+@pytest.mark.slow
 def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
     path, port = tmp_path / "crash.sqlite", free_port()
     proc = subprocess.Popen(

@@ -111,6 +111,7 @@ def test_what_http_clients_will_not_send(rx: elwh_nb.Receiver) -> None:
     still_serving(rx, 2)
 
 
+@pytest.mark.slow
 def test_a_flood_of_bad_requests_keeps_memory_capped() -> None:
     store = elwh_nb.EventStore(":memory:", max_failures=200)
     with elwh_nb.start(SECRET, store=store) as rx, httpx.Client(timeout=10) as client:

@@ -16,6 +16,8 @@ import elwh_nb
 from ..conftest import SECRET
 from ..jupyter_servers import JupyterServer, jupyter_server
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 SCALE = int(os.environ.get("ELWH_RELIABILITY_SCALE", "1"))  # larger settings for local runs
 FAULTS = {"wrong_secret": 20, "expired": 20, "tampered": 20, "malformed_header": 10, "duplicate": 60}
 

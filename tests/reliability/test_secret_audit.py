@@ -24,6 +24,8 @@ from ..conftest import SECRET
 from ..jupyter_servers import JupyterServer, jupyter_server
 from ..kernel_ws import RemoteKernel
 
+pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
+
 ROOT = Path(__file__).resolve().parents[2]
 COOKIE = "sid=ck_" + secrets.token_hex(8)
 
