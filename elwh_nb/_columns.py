@@ -130,7 +130,3 @@ class Columns:
                 views[name] = view
             self._shared = set(self._arrays)
             return views
-
-    def column(self, name: str) -> np.ndarray[Any, Any]:
-        """A read-only view of one column's live rows."""
-        return self.snapshot()[name]

@@ -146,19 +146,6 @@ class Intake:
         return f"<Intake store={self.store!r}>"
 
     # -- deliveries --------------------------------------------------------------------
-    def deliver(
-        self, body: bytes, headers: Mapping[str, str], *, remote: str | None, path: str | None
-    ) -> Answer:
-        """Verify and store one POSTed delivery; returns the answer to send."""
-        checked = self.check(body, headers, remote=remote, path=path)
-        if isinstance(checked, Answer):
-            return checked
-        try:
-            result = self.store.append(body, checked)
-        except StoreError as exc:
-            return self.store_failed(exc, body, headers, remote=remote, path=path)
-        return self.stored(result, checked)
-
     def check(
         self,
         body: bytes,

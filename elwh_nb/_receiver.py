@@ -263,10 +263,9 @@ class Batcher:
 
 
 def make_app(
-    intake: Intake, *, path: str, max_body: int, batcher: Batcher | None = None, route_token: str = ""
+    intake: Intake, *, path: str, max_body: int, batcher: Batcher, route_token: str = ""
 ) -> web.Application:
     """The receiver's Tornado application (``route_token``: see :data:`ROUTE_TOKEN_HEADER`)."""
-    batcher = batcher or Batcher(intake.store)
     return web.Application(
         [
             (

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
+
+import elwh_nb
 
 
 def in_ci() -> bool:
@@ -28,6 +31,13 @@ OTHER_SECRET = "wsec_test_" + "fedcba9876543210" * 4
 @pytest.fixture
 def secret() -> str:
     return SECRET
+
+
+@pytest.fixture
+def rx() -> Iterator[elwh_nb.Receiver]:
+    """A receiver on loopback with its events in memory (files that need another kind override it)."""
+    with elwh_nb.start(SECRET, store=":memory:") as receiver:
+        yield receiver
 
 
 def require(available: bool, what: str, how: str) -> None:

@@ -6,14 +6,12 @@ Deliveries go over HTTP to a real receiver on loopback; callbacks run on its wor
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 import elwh_nb
 
-from .conftest import SECRET
 from .helpers import wait_for
 
 TYPES = [
@@ -25,12 +23,6 @@ TYPES = [
     "voice_removed",
     "post_call_audio",
 ]
-
-
-@pytest.fixture
-def rx() -> Iterator[elwh_nb.Receiver]:
-    with elwh_nb.start(SECRET, store=":memory:") as receiver:
-        yield receiver
 
 
 def test_each_callback_sees_only_its_types(rx: elwh_nb.Receiver) -> None:

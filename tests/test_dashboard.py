@@ -8,7 +8,7 @@ import gc
 import json
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as w
@@ -28,12 +28,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def rx() -> Iterator[elwh_nb.Receiver]:
-    with elwh_nb.start(SECRET, store=":memory:") as receiver:
-        yield receiver
 
 
 def rows_in(dash: Dashboard) -> int:
