@@ -37,8 +37,8 @@ lab: $(VENV)/.lab
 	$(PY) -m jupyterlab --ServerApp.root_dir=. $(LAB_ARGS) notebooks/01_quickstart.ipynb
 
 lint: $(VENV)/.dev
-	$(PY) -m ruff format --check elwh_nb tests bench
-	$(PY) -m ruff check elwh_nb tests bench
+	$(PY) -m ruff format --check elwh_nb tests bench testkit
+	$(PY) -m ruff check elwh_nb tests bench testkit
 
 typecheck: $(VENV)/.dev
 	$(PY) -m mypy

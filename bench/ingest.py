@@ -35,8 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import elwh_nb
-from tests.helpers import stop_process
-from tests.jupyter_servers import free_port
+from testkit.processes import free_port, stop_process
 
 from .servers import SECRET, prefill_events, write_prefill
 
@@ -511,8 +510,7 @@ def scenario_visible_and_busy(report: Report, tmp: Path) -> None:
 
 
 def scenario_jupyter(report: Report, tmp: Path) -> None:
-    sys.path.insert(0, str(ROOT))
-    from tests.jupyter_servers import jupyter_server
+    from testkit.jupyter import jupyter_server
 
     o = report.options
     n_bodies = int(o.seconds * 6_000)
@@ -583,7 +581,7 @@ def scenario_big_body(report: Report, tmp: Path) -> None:
     """Peak memory a 160 MB chunked post_call_audio adds to the Jupyter server and the kernel."""
     import httpx
 
-    from tests.jupyter_servers import jupyter_server
+    from testkit.jupyter import jupyter_server
 
     audio = 120_000_000 if report.options is FULL else 30_000_000  # MP3 bytes; base64 adds a third
     event = elwh_nb.payloads(5).post_call_audio(audio_bytes=audio)

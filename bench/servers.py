@@ -35,15 +35,9 @@ def rss_after_cleanup() -> int:
     gc.collect()
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    from testkit.processes import rss_bytes
+
     return rss_bytes("self")
-
-
-def rss_bytes(pid: int | str) -> int:
-    """Resident bytes of a process (``"self"`` for this one), from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def prefill_events(n: int, size: str, offset: int = 0) -> list[dict[str, Any]]:

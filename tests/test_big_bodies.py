@@ -19,9 +19,9 @@ import pytest
 
 import elwh_nb
 from elwh_nb import sign
+from testkit.jupyter import jupyter_server
 
 from .conftest import SECRET
-from .jupyter_servers import jupyter_server
 from .kernel_ws import RemoteKernel
 
 pytestmark = [

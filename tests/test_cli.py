@@ -15,9 +15,9 @@ import pytest
 import elwh_nb
 from elwh_nb import EventStore
 from elwh_nb.__main__ import _faults
+from testkit.jupyter import free_port
 
 from .conftest import SECRET
-from .jupyter_servers import free_port
 
 
 def run_cli(

@@ -19,10 +19,10 @@ import pytest
 
 import elwh_nb
 from elwh_nb import _routes, sign
+from testkit.jupyter import JupyterServer, free_port, jupyter_server
 
 from .conftest import OTHER_SECRET, SECRET
 from .helpers import signed
-from .jupyter_servers import JupyterServer, free_port, jupyter_server
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 

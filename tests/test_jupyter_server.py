@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 import elwh_nb
-from bench.servers import rss_bytes
 from elwh_nb import sign
+from testkit.jupyter import JupyterServer, jupyter_server
+from testkit.processes import rss_bytes
 
 from .conftest import OTHER_SECRET, SECRET
 from .helpers import signed, wait_for
-from .jupyter_servers import JupyterServer, jupyter_server
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 

@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from elwh_nb import payloads, sign
+from testkit.jupyter import free_port
 
 from .conftest import SECRET, require
 from .helpers import signed, stop_process, wait_for
-from .jupyter_servers import free_port
 from .kernel_ws import RemoteKernel
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it

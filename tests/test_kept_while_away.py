@@ -22,10 +22,10 @@ import pytest
 
 import elwh_nb
 from elwh_nb import ReceiverError, sign
+from testkit.jupyter import JupyterServer, free_port, jupyter_server
 
 from .conftest import OTHER_SECRET, SECRET
 from .helpers import signed, wait_for
-from .jupyter_servers import JupyterServer, free_port, jupyter_server
 from .kernel_ws import RemoteKernel
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it

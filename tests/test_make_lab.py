@@ -14,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from testkit.jupyter import free_port
+
 from .conftest import require
 from .helpers import wait_for
-from .jupyter_servers import free_port
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 

@@ -28,10 +28,10 @@ import pytest
 
 import elwh_nb
 from elwh_nb import ReceiverError, _routes, _tunnel, _urls, payloads, sign
+from testkit.jupyter import jupyter_server
 
 from .conftest import SECRET, require
 from .helpers import stop_process, wait_for
-from .jupyter_servers import jupyter_server
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 

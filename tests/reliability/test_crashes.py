@@ -17,10 +17,10 @@ import pandas as pd
 import pytest
 
 import elwh_nb
+from testkit.jupyter import free_port
 
 from ..conftest import SECRET
 from ..helpers import signed, wait_for
-from ..jupyter_servers import free_port
 
 
 @pytest.mark.slow

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import elwh_nb
+from testkit.jupyter import JupyterServer, jupyter_server
 
 from ..conftest import SECRET
-from ..jupyter_servers import JupyterServer, jupyter_server
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 

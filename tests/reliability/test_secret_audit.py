@@ -19,9 +19,9 @@ import pytest
 
 import elwh_nb
 from elwh_nb import EventStore
+from testkit.jupyter import JupyterServer, jupyter_server
 
 from ..conftest import SECRET
-from ..jupyter_servers import JupyterServer, jupyter_server
 from ..kernel_ws import RemoteKernel
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it

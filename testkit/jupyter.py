@@ -1,11 +1,10 @@
-"""A real `jupyter server` subprocess for tests, with its own runtime and config directories."""
+"""A real `jupyter server` subprocess for tests and benchmarks, with its own runtime, config, data dirs."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,13 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from .helpers import stop_process, wait_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from .processes import free_port, stop_process, wait_for
 
 
 @dataclass
