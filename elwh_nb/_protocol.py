@@ -10,6 +10,7 @@ program that took over the port after the kernel died.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 
@@ -23,6 +24,7 @@ ACK_HEADER = "X-Elwh-Ack"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 
 
+@functools.lru_cache(maxsize=64)  # one per route token; both sides ask on every request
 def ack(token: str) -> str:
     """The value a receiver answers with: proves it holds the route's token without showing it."""
     return hmac.new(token.encode(), b"elwh-ack", hashlib.sha256).hexdigest()[:32]
