@@ -16,7 +16,7 @@ import platform
 import pandas as pd
 
 import elwh_nb
-from elwh_nb._dashboard import Dashboard
+from elwh_nb._notebook.dashboard import Dashboard
 
 from .core import median_ms
 

@@ -665,7 +665,7 @@ def scenario_breakdown(report: Report) -> None:
     import hashlib
     import hmac
 
-    from elwh_nb._intake import Intake
+    from elwh_nb._core.intake import Intake
 
     events = prefill_events(3200, "small", offset=8 * 10**7)
     bodies = [json.dumps(e, separators=(",", ":")).encode() for e in events]

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._exceptions import REASONS, ElwhError, ReceiverError, SignatureError, StoreError
+from ._core.exceptions import REASONS, ElwhError, ReceiverError, SignatureError, StoreError
 
 # Everything else loads on first use: the Jupyter server imports this package for its
 # public route on every start, and must not load pandas, numpy or widgets for it.
 _LAZY = {
-    "._explain": ("Check", "Diagnosis", "explain"),
-    "._normalize": ("FIELDS", "normalize"),
-    "._payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
-    "._receiver": ("Receiver", "start"),
-    "._sender": ("FAULTS", "send"),
-    "._signature": ("construct_event", "sign", "verify"),
-    "._store": ("Appended", "EventStore", "StoredPayload"),
-    "._timings": (
+    "._core.explain": ("Check", "Diagnosis", "explain"),
+    "._core.normalize": ("FIELDS", "normalize"),
+    "._core.payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
+    "._server.receiver": ("Receiver", "start"),
+    "._server.sender": ("FAULTS", "send"),
+    "._core.signature": ("construct_event", "sign", "verify"),
+    "._core.store": ("Appended", "EventStore", "StoredPayload"),
+    "._notebook.timings": (
         "plot_delivery_lag",
         "plot_durations",
         "plot_events_over_time",
@@ -34,14 +34,12 @@ _LAZY = {
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 if TYPE_CHECKING:
-    from ._explain import Check, Diagnosis, explain
-    from ._normalize import FIELDS, normalize
-    from ._payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
-    from ._receiver import Receiver, start
-    from ._sender import FAULTS, send
-    from ._signature import construct_event, sign, verify
-    from ._store import Appended, EventStore, StoredPayload
-    from ._timings import (
+    from ._core.explain import Check, Diagnosis, explain
+    from ._core.normalize import FIELDS, normalize
+    from ._core.payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
+    from ._core.signature import construct_event, sign, verify
+    from ._core.store import Appended, EventStore, StoredPayload
+    from ._notebook.timings import (
         plot_delivery_lag,
         plot_durations,
         plot_events_over_time,
@@ -49,6 +47,8 @@ if TYPE_CHECKING:
         plot_processing,
         timings,
     )
+    from ._server.receiver import Receiver, start
+    from ._server.sender import FAULTS, send
 
 __version__ = "0.1.0"
 
@@ -90,7 +90,7 @@ __all__ = [
 
 def _jupyter_server_extension_points() -> list[dict[str, str]]:
     """Where Jupyter finds the public hook route (enabled on install)."""
-    return [{"module": "elwh_nb._serverext"}]
+    return [{"module": "elwh_nb._server.serverext"}]
 
 
 def __getattr__(name: str) -> Any:

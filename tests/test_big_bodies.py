@@ -110,6 +110,6 @@ def test_a_160_mb_chunked_audio_body_is_carried_with_bounded_memory(
 
 
 def test_the_default_cap_takes_a_two_hour_call() -> None:
-    from elwh_nb._protocol import DEFAULT_MAX_BODY
+    from elwh_nb._core.protocol import DEFAULT_MAX_BODY
 
     assert DEFAULT_MAX_BODY >= 2 * 60 * MB * 4 // 3  # two hours at 1 MB of MP3 a minute, in base64

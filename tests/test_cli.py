@@ -14,7 +14,7 @@ import pytest
 
 import elwh_nb
 from elwh_nb import EventStore
-from elwh_nb.__main__ import _faults
+from elwh_nb._cli.main import _faults
 from testkit.jupyter import free_port
 
 from .conftest import SECRET
@@ -131,7 +131,7 @@ def test_fault_spec(spec: str | None, expected: object) -> None:
 
 
 def test_cli_needs_a_command() -> None:
-    from elwh_nb.__main__ import main
+    from elwh_nb._cli.main import main
 
     with pytest.raises(SystemExit):
         main([])

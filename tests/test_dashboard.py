@@ -17,7 +17,7 @@ import pytest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 import elwh_nb
-from elwh_nb._dashboard import Dashboard, json_view
+from elwh_nb._notebook.dashboard import Dashboard, json_view
 
 from .conftest import SECRET
 

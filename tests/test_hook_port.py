@@ -18,7 +18,8 @@ import psutil
 import pytest
 
 import elwh_nb
-from elwh_nb import _routes, sign
+from elwh_nb import sign
+from elwh_nb._server import routes as _routes
 from testkit.jupyter import JupyterServer, free_port, jupyter_server
 
 from .conftest import OTHER_SECRET, SECRET

@@ -324,9 +324,10 @@ def test_a_read_only_store_sees_rows_written_after_it_was_opened(tmp_path: Path)
 
 def test_the_server_side_loads_no_pandas_numpy_widgets_or_receiver() -> None:
     code = (
-        "import sys, elwh_nb; elwh_nb._jupyter_server_extension_points(); import elwh_nb._serverext; "
+        "import sys, elwh_nb; elwh_nb._jupyter_server_extension_points(); import elwh_nb._server.serverext; "
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('pandas', 'numpy', 'ipywidgets', 'matplotlib') or m in ('elwh_nb._receiver', 'elwh_nb._store')); "
+        "('pandas', 'numpy', 'ipywidgets', 'matplotlib') "
+        "or m in ('elwh_nb._server.receiver', 'elwh_nb._core.store')); "
         "print(heavy)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

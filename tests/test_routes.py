@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from elwh_nb import _routes
+from elwh_nb._server import routes as _routes
 
 
 @pytest.fixture(autouse=True)

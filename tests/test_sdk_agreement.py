@@ -28,7 +28,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 
 from elwh_nb import SignatureError, sign, verify
-from elwh_nb._signature import digest, parse_header
+from elwh_nb._core.signature import digest, parse_header
 
 from .conftest import require
 

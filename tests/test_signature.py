@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import elwh_nb
 from elwh_nb import REASONS, ElwhError, SignatureError, sign, verify
-from elwh_nb import _signature as signature_module
+from elwh_nb._core import signature as signature_module
 
 from .conftest import OTHER_SECRET, SECRET
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from elwh_nb import EventStore, StoredPayload, StoreError, payloads
-from elwh_nb._store import REDACTED
+from elwh_nb._core.store import REDACTED
 
 NOW = 1_739_537_297.0
 

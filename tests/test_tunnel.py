@@ -27,7 +27,10 @@ import psutil
 import pytest
 
 import elwh_nb
-from elwh_nb import ReceiverError, _routes, _tunnel, _urls, payloads, sign
+from elwh_nb import ReceiverError, payloads, sign
+from elwh_nb._server import routes as _routes
+from elwh_nb._server import tunnel as _tunnel
+from elwh_nb._server import urls as _urls
 from testkit.jupyter import jupyter_server
 
 from .conftest import SECRET, require
@@ -351,7 +354,7 @@ def test_restarts_back_off_and_a_long_run_resets_the_backoff(
 
 def test_a_kernel_that_dies_takes_its_tunnel_with_it(fake_ssh: Path, tmp_path: Path) -> None:
     code = (
-        "import sys; from elwh_nb import _tunnel\n"
+        "import sys; from elwh_nb._server import tunnel as _tunnel\n"
         "t = _tunnel.SshTunnel('ssh://nokey@localhost.run', target=('127.0.0.1', 9))\n"
         "assert t.start(30)\n"
         "print(t.pid, flush=True)\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from elwh_nb._urls import TUNNEL_LINE, detect, hook_urls, runtime
+from elwh_nb._server.urls import TUNNEL_LINE, detect, hook_urls, runtime
 
 SERVER = {
     "pid": 4242,

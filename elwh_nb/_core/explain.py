@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ._exceptions import SignatureError
-from ._signature import (
+from .exceptions import SignatureError
+from .signature import (
     DEFAULT_FUTURE_TOLERANCE,
     DEFAULT_TOLERANCE,
     Body,

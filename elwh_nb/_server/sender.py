@@ -18,8 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from ._payloads import PayloadFactory, to_body
-from ._signature import sign
+from .._core.payloads import PayloadFactory, to_body
+from .._core.signature import sign
 
 #: What the sender can get wrong on purpose, and the status a correct receiver answers.
 FAULTS: dict[str, int] = {

@@ -2,7 +2,7 @@
 
 ElevenLabs can only sign its deliveries (HMAC); it cannot log in to Jupyter. This route
 lets exactly that in: POST only, no Jupyter login, the body capped, and handed to a
-:class:`~elwh_nb._relay.Relay`, which forwards it byte for byte to the receiver of the
+:class:`~elwh_nb._server.relay.Relay`, which forwards it byte for byte to the receiver of the
 (unguessable) route id, or keeps it in the store's inbox while that receiver is away. It
 answers nothing else: other methods and unknown ids get the same short 404/405 whether or
 not an id exists; a retired id gets 410. The handler holds a body once and lets go of it
@@ -35,9 +35,10 @@ from tornado.ioloop import IOLoop
 from traitlets import Int
 from traitlets.config import Configurable
 
-from . import _inbox, _routes
-from ._protocol import SLACK
-from ._relay import Relay, clean_headers
+from .._core import inbox as _inbox
+from .._core.protocol import SLACK
+from . import routes as _routes
+from .relay import Relay, clean_headers
 
 HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
 HOOK_PORT_OFFSET = 1000
@@ -278,7 +279,7 @@ def serve_hook_port(serverapp: Any, relay: Relay, configured: int | None) -> int
 def _load_jupyter_server_extension(serverapp: Any) -> None:
     """Add the public hook route to a Jupyter server, open the hook-only port, and tell
     receivers both are there."""
-    from . import __version__
+    from .. import __version__
 
     settings = ElwhHook(parent=serverapp)
     relay = Relay(_inbox.Limits(settings.inbox_max_deliveries, settings.inbox_max_bytes))

@@ -19,8 +19,9 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import _inbox, _protocol
-from ._routes import Route
+from .._core import inbox as _inbox
+from .._core import protocol as _protocol
+from .routes import Route
 
 log = logging.getLogger("elwh_nb.route")
 

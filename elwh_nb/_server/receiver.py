@@ -29,10 +29,9 @@ from tornado import httputil, netutil, web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from . import _claim, _routes, _tunnel, _urls
-from ._exceptions import ReceiverError, StoreError
-from ._intake import Answer, EventCallback, Intake, callback_types, too_large_explanation
-from ._protocol import (
+from .._core.exceptions import ReceiverError, StoreError
+from .._core.intake import Answer, EventCallback, Intake, callback_types, too_large_explanation
+from .._core.protocol import (
     ACK_HEADER,
     DEFAULT_MAX_BODY,
     MISDIRECTED,
@@ -41,11 +40,15 @@ from ._protocol import (
     TOO_LARGE_HEADER,
     ack,
 )
-from ._signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
-from ._store import Appended, EventStore
+from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
+from .._core.store import Appended, EventStore
+from . import claim as _claim
+from . import routes as _routes
+from . import tunnel as _tunnel
+from . import urls as _urls
 
 if TYPE_CHECKING:
-    from ._dashboard import Dashboard
+    from .._notebook.dashboard import Dashboard
 
 log = logging.getLogger("elwh_nb")
 
@@ -689,7 +692,7 @@ class Receiver:
         through the tunnel), or ``"auto"``: the route an outside sender would use. Returns
         what :func:`elwh_nb.send` returns.
         """
-        from ._sender import send
+        from .sender import send
 
         target, headers = self._target(via)
         options.setdefault("max_body", self.max_body)
@@ -697,7 +700,7 @@ class Receiver:
 
     def replay(self, event_id: int, *, via: str = "auto") -> pd.DataFrame:
         """Deliver a stored event again, signed anew, as an ElevenLabs retry would (a duplicate)."""
-        from ._sender import send
+        from .sender import send
 
         target, headers = self._target(via)
         body = self.store.raw_body(event_id)
@@ -720,7 +723,7 @@ class Receiver:
 
     def dashboard(self, **options: Any) -> Dashboard:
         """A new live panel over this receiver, an ipywidgets ``VBox`` (several may be open)."""
-        from ._dashboard import Dashboard
+        from .._notebook.dashboard import Dashboard
 
         return Dashboard(self, **options)
 

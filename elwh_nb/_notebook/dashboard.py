@@ -27,10 +27,10 @@ import numpy as np
 import pandas as pd
 from tornado.ioloop import PeriodicCallback
 
-from ._timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
+from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
 
 if TYPE_CHECKING:
-    from ._receiver import Receiver
+    from .._server.receiver import Receiver
 
 WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
 FAULT_MIXES = {"no faults": None, "some faults (20%)": 0.2, "many faults (50%)": 0.5}

@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import _inbox
-from ._columns import NAT, Columns
-from ._exceptions import StoreError
-from ._normalize import normalize
-from ._signature import Body, body_bytes, parse_event
+from . import inbox as _inbox
+from .columns import NAT, Columns
+from .exceptions import StoreError
+from .normalize import normalize
+from .signature import Body, body_bytes, parse_event
 
 DEFAULT_FILENAME = "elwh_events.sqlite"
 DEFAULT_MAX_FAILURES = 5000
@@ -478,7 +478,7 @@ class EventStore:
             if not create:
                 return None
             self._check_writable()
-            from ._routes import new_route_id
+            from .._server.routes import new_route_id
 
             made = (new_route_id(), _now_ns())
             try:

@@ -65,7 +65,7 @@ def timings(events: pd.DataFrame, *, by: str | Sequence[str] = "event_type") -> 
 
 
 def _figure(width: float = 7.0, height: float = 3.5) -> Figure:
-    from ._figure import Figure  # matplotlib is imported only when a plot is asked for
+    from .figure import Figure  # matplotlib is imported only when a plot is asked for
 
     return Figure(figsize=(width, height), layout="constrained")
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ._exceptions import SignatureError
+from .exceptions import SignatureError
 
 Secret = str | bytes | Iterable[str | bytes] | None
 Body = bytes | bytearray | memoryview | str

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from ._exceptions import ReceiverError
+from .._core.exceptions import ReceiverError
 
 _OWNER_KEY = "receiver"
 

@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._exceptions import SignatureError, StoreError
-from ._explain import explain
-from ._inbox import Kept
-from ._normalize import normalize
-from ._protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
-from ._signature import Secret, secret_keys, verify
-from ._store import Appended, EventStore
+from .exceptions import SignatureError, StoreError
+from .explain import explain
+from .inbox import Kept
+from .normalize import normalize
+from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
+from .signature import Secret, secret_keys, verify
+from .store import Appended, EventStore
 
 #: Reasons a receiver records besides the SignatureError ones.
 HTTP_REASONS = {

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from ._receiver import start
-from ._sender import send
-from ._store import EventStore
+from .._core.store import EventStore
+from .._server.receiver import start
+from .._server.sender import send
 
 FAULT_MIX = {
     "wrong_secret": 2,

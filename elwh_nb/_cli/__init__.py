@@ -1,0 +1,1 @@
+"""The command line: `elwh-nb` and `make demo`."""

@@ -1,0 +1,200 @@
+"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``retire --store PATH`` (``python -m elwh_nb``).
+
+Secrets are read from an environment variable (``--secret-env``, default
+ELWH_WEBHOOK_SECRET), never from the command line, where other users and shell
+history could see them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+DEFAULT_SECRET_ENV = "ELWH_WEBHOOK_SECRET"
+
+
+def _secret(name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise SystemExit(
+            f"elwh-nb: set the webhook secret in the environment variable {name} "
+            "(from the ElevenLabs webhook settings), or name another with --secret-env"
+        )
+    return value
+
+
+def _faults(spec: str | None) -> Any:
+    """'0.2' (a share), 'tampered,expired' (one each) or 'tampered=3,duplicate=2'."""
+    if not spec:
+        return None
+    try:
+        return float(spec)
+    except ValueError:
+        pass
+    counts: dict[str, int] = {}
+    for part in spec.split(","):
+        name, _, n = part.strip().partition("=")
+        counts[name] = counts.get(name, 0) + (int(n) if n else 1)
+    return counts
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .._server.receiver import start
+
+    rx = start(
+        _secret(args.secret_env),
+        port=args.port,
+        host=args.host,
+        path=args.path,
+        store=args.store,
+        public_url=args.public_url,
+    )
+    print(f"elwh-nb receiver listening on {rx.local_url} (store: {rx.store.path or 'memory'})", flush=True)
+    print("Ctrl-C to stop. Each event and each rejected delivery is printed as it arrives.", flush=True)
+    seen_events = len(rx.events)
+    seen_failures = rx.store.counts["failures"]
+    try:
+        while True:
+            changes = rx.store.changes
+            events = rx.events
+            for event_id, row in events.iloc[seen_events:].iterrows():
+                ident = row.conversation_id or row.request_id or row.voice_id or "-"
+                print(f"{row.received_at:%H:%M:%S} event #{event_id} {row.event_type} {ident}", flush=True)
+            seen_events = len(events)
+            total = rx.store.counts["failures"]
+            if total > seen_failures:
+                for _, row in rx.failures.tail(min(total - seen_failures, len(rx.failures))).iterrows():
+                    when = f"{row.received_at:%H:%M:%S}"
+                    print(f"{when} rejected {row.status} {row.reason}: {row.explanation[:160]}", flush=True)
+                seen_failures = total
+            while rx.store.changes == changes:
+                time.sleep(0.1)  # an idle console loop, not synchronisation
+    except KeyboardInterrupt:
+        print(f"\nstopped: {rx.store.counts}", flush=True)
+    finally:
+        rx.stop()
+    return 0
+
+
+def _send(args: argparse.Namespace) -> int:
+    from .._server.sender import send
+
+    types = args.types.split(",") if args.types else None
+    headers = {}
+    if args.token_env:
+        headers["Authorization"] = f"token {_secret(args.token_env)}"
+    result = send(
+        args.url,
+        _secret(args.secret_env),
+        args.events,
+        faults=_faults(args.faults),
+        concurrency=args.concurrency,
+        types=types,
+        headers=headers,
+        seed=args.seed,
+        strict=args.strict,
+    )
+    summary = result.groupby(["fault", "status"], dropna=False).size().rename("answers").reset_index()
+    print(summary.to_string(index=False))
+    verdicts = result.groupby("seq").ok.last()  # a delivery retried until it got through is right
+    rule = (
+        "the kit's exact status codes"
+        if args.strict
+        else "as ElevenLabs treats answers: 200 accepted, other 4xx refused, 5xx/429/408 retried"
+    )
+    print(f"{int(verdicts.sum())} of {len(verdicts)} answered as a correct receiver would ({rule})")
+    return 0 if verdicts.all() else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run
+
+    run(args.events, store=args.store, seed=args.seed).close()
+    return 0
+
+
+def _retire(args: argparse.Namespace) -> int:
+    from .._core.exceptions import ElwhError
+    from .._core.store import EventStore
+    from .._server import claim as _claim
+    from .._server.receiver import retire_url
+
+    try:
+        with EventStore(args.store) as store:
+            held = _claim.claim(store.path)
+            try:
+                had = retire_url(store)
+            finally:
+                held.release()
+    except ElwhError as exc:
+        print(f"elwh-nb: {exc}", file=sys.stderr)
+        return 1
+    if had:
+        print(f"Retired the URL of {args.store}: it answers 410 Gone from now on and keeps nothing.")
+    else:
+        print(f"{args.store} has no URL to retire.")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="elwh-nb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="receive a realistic burst over HTTP, print the tables")
+    demo.add_argument(
+        "--events", type=int, default=200, help="clean deliveries besides the faults (default 200)"
+    )
+    demo.add_argument("--store", default=None, help="SQLite file (default ./elwh_events.sqlite) or :memory:")
+    demo.add_argument("--seed", type=int, default=None, help="seed for the payload factory")
+    demo.set_defaults(run=_demo)
+
+    serve = sub.add_parser("serve", help="a standalone receiver that prints each event as it arrives")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback only)")
+    serve.add_argument("--path", default="/webhook")
+    serve.add_argument("--store", default=None, help="SQLite file (default ./elwh_events.sqlite) or :memory:")
+    serve.add_argument("--public-url", default=None, help="the origin ElevenLabs reaches you at")
+    serve.add_argument(
+        "--secret-env",
+        default=DEFAULT_SECRET_ENV,
+        help=f"variable holding the secret (default {DEFAULT_SECRET_ENV})",
+    )
+    serve.set_defaults(run=_serve)
+
+    send = sub.add_parser("send", help="play ElevenLabs: POST signed deliveries to a URL")
+    send.add_argument("url")
+    send.add_argument("--events", type=int, default=20)
+    send.add_argument("--faults", default=None, help="'0.2', 'tampered,expired' or 'tampered=3,duplicate=2'")
+    send.add_argument("--types", default=None, help="comma-separated event types (default: a realistic mix)")
+    send.add_argument("--concurrency", type=int, default=8)
+    send.add_argument("--seed", type=int, default=None)
+    send.add_argument(
+        "--secret-env",
+        default=DEFAULT_SECRET_ENV,
+        help=f"variable holding the secret (default {DEFAULT_SECRET_ENV})",
+    )
+    send.add_argument("--token-env", default=None, help="variable holding a Jupyter token, for a /proxy/ URL")
+    send.add_argument(
+        "--strict",
+        action="store_true",
+        help="want this kit's exact status codes, not just answers ElevenLabs treats alike",
+    )
+    send.set_defaults(run=_send)
+
+    retire = sub.add_parser("retire", help="end a store's webhook URL for good (it then answers 410 Gone)")
+    retire.add_argument("--store", required=True, help="the store file whose URL ends")
+    retire.set_defaults(run=_retire)
+
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The notebook side: the dashboard and the timing plots."""
