@@ -1,8 +1,8 @@
 """The in-kernel receiver: a Tornado server on its own thread and IOLoop.
 
 Cells can run (and block) on the kernel's main thread while this thread keeps answering
-ElevenLabs. Handlers are thin: they read the request and hand it to an :class:`Intake`;
-the main thread only reads the store's DataFrames.
+ElevenLabs (its handlers are in :mod:`.handlers`); the main thread only reads the store's
+DataFrames.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import hmac
 import ipaddress
-import json
 import logging
 import os
 import secrets
@@ -25,269 +23,26 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
-from tornado import httputil, netutil, web
+from tornado import netutil, web
 from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .._core.exceptions import ReceiverError, StoreError
-from .._core.intake import Answer, EventCallback, Intake, callback_types, too_large_explanation
-from .._core.protocol import (
-    ACK_HEADER,
-    DEFAULT_MAX_BODY,
-    MISDIRECTED,
-    ROUTE_TOKEN_HEADER,
-    SLACK,
-    TOO_LARGE_HEADER,
-    ack,
-)
+from .._core.intake import EventCallback, Intake, callback_types
+from .._core.protocol import DEFAULT_MAX_BODY, SLACK
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
-from .._core.store import Appended, EventStore
+from .._core.store import EventStore
 from . import claim as _claim
 from . import routes as _routes
 from . import tunnel as _tunnel
 from . import urls as _urls
+from .batcher import Batcher
+from .handlers import make_app
 
 if TYPE_CHECKING:
     from .._notebook.dashboard import Dashboard
 
 log = logging.getLogger("elwh_nb")
-
-
-def _is_loopback(ip: str | None) -> bool:
-    try:
-        return ip is not None and ipaddress.ip_address(ip).is_loopback
-    except ValueError:
-        return False
-
-
-def _remote(request: httputil.HTTPServerRequest) -> str | None:
-    """The peer, plus the hop our own proxy added (the last X-Forwarded-For entry)."""
-    peer = request.remote_ip
-    forwarded = request.headers.get("X-Forwarded-For")
-    if forwarded and _is_loopback(peer):
-        return f"{forwarded.split(',')[-1].strip()[:64]} (via {peer})"
-    return peer
-
-
-class _Base(web.RequestHandler):
-    def initialize(self, intake: Intake) -> None:
-        self.intake = intake
-        self.acked = ""  # set when the request came through this receiver's public route
-        self.body_read = False
-
-    def answer(self, status: int, body: dict[str, Any]) -> None:
-        if self._finished:
-            return
-        self.set_status(status)
-        if self.acked:  # tells the route that this receiver, not another program, answered
-            self.set_header(ACK_HEADER, self.acked)
-        if not self.body_read and self.request.method not in ("GET", "HEAD"):
-            # Answered before the body was read: Tornado closes the connection, so say so
-            # (a client that reused it would get a reset instead of its next answer).
-            self.set_header("Connection", "close")
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(body))
-
-    def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
-        answer = self.intake.reject(
-            reason,
-            explanation,
-            headers=dict(self.request.headers.get_all()),
-            body=body,
-            remote=_remote(self.request),
-            path=self.request.path,
-        )
-        self.answer(answer.status, answer.body)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.answer(status_code, {"ok": False, "status": status_code})
-
-
-@web.stream_request_body
-class HookHandler(_Base):
-    """POST a delivery; GET a health record with no event data."""
-
-    def initialize(  # type: ignore[override]
-        self, intake: Intake, max_body: int, batcher: Batcher, route_token: str = ""
-    ) -> None:
-        super().initialize(intake)
-        self.max_body = max_body
-        self.batcher = batcher
-        self.route_token = route_token
-        # A body a little over the cap is read and thrown away, so that a sender that
-        # does not wait for "100 Continue" still gets a clean 413 instead of a reset
-        # connection; anything bigger is refused unread and the connection closed.
-        self.drain_limit = 2 * max_body + SLACK
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.over: int | None = None  # the size that put the body over the cap
-
-    def prepare(self) -> None:
-        method = self.request.method
-        if self.request.headers.get(ROUTE_TOKEN_HEADER) is not None:
-            if not self.from_route():  # meant for the receiver that had this port before
-                self.set_status(MISDIRECTED)
-                self.finish()
-                self.request.connection.close()  # type: ignore[union-attr]
-                return
-            self.acked = ack(self.route_token)
-        if method in ("GET", "HEAD"):
-            return
-        if method != "POST":
-            self.reject("method_not_allowed", f"{method} on the hook path; ElevenLabs delivers with POST.")
-            return
-        # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
-        self.request.connection.set_max_body_size(self.drain_limit + SLACK)  # type: ignore[union-attr]
-        noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
-        size, _, how = noticed.partition(" ")
-        if size.isdigit():  # the public route refused it and tells us how
-            self.refuse(int(size), how, by_route=True)
-            return
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            self.over = int(length)
-            if self.over > self.drain_limit:
-                self.refuse(self.over, "unread")
-                self.request.connection.close()  # type: ignore[union-attr]
-
-    def from_route(self) -> bool:
-        """Whether the request carries this receiver's route token (so its X-Elwh-* headers count)."""
-        sent = self.request.headers.get(ROUTE_TOKEN_HEADER, "")
-        return bool(self.route_token) and hmac.compare_digest(sent.encode(), self.route_token.encode())
-
-    def refuse(self, size: int, how: str, *, by_route: bool = False) -> None:
-        """Answer 413 and record it; ``how`` is a key of ``_HOW``."""
-        self.reject("body_too_large", too_large_explanation(size, self.max_body, how, by_route=by_route))
-
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self.size += len(chunk)
-        if self.size > self.max_body:
-            self.over = max(self.over or 0, self.size)
-            self.chunks.clear()
-            if self.size > self.drain_limit:
-                self.refuse(self.size, "cut")
-                self.request.connection.close()  # type: ignore[union-attr]
-            return
-        self.chunks.append(chunk)
-
-    async def post(self) -> None:
-        self.body_read = True
-        if self._finished:
-            return
-        if self.over is not None:
-            self.refuse(self.over, "discarded")
-            return
-        body, self.chunks = b"".join(self.chunks), []  # one copy of the body from here on
-        headers, remote, path = self.request.headers, _remote(self.request), self.request.path
-        try:
-            checked = self.intake.check(body, headers, remote=remote, path=path)
-            if isinstance(checked, Answer):
-                self.answer(checked.status, checked.body)
-                return
-            try:
-                result = await self.batcher.submit(body, checked)
-            except StoreError as exc:
-                answer = self.intake.store_failed(exc, body, headers, remote=remote, path=path)
-            else:
-                answer = self.intake.stored(result, checked)
-        except Exception as exc:  # a bug here must still be answered 500 (ElevenLabs retries) and recorded
-            log.exception("elwh_nb receiver failed on a delivery")
-            self.reject("receiver_error", f"The receiver failed: {type(exc).__name__}. Answered 500.", body)
-            return
-        self.answer(answer.status, answer.body)
-
-    def get(self) -> None:
-        self.answer(200, {"ok": True, "service": "elwh-nb", "accepts": "POST"})
-
-    def head(self) -> None:
-        self.set_status(200)
-        self.finish()
-
-
-@web.stream_request_body
-class NotFoundHandler(_Base):
-    """Anything else: a short 404; deliveries sent to a wrong path are recorded."""
-
-    def prepare(self) -> None:
-        if self.request.method in ("GET", "HEAD", "OPTIONS"):
-            self.answer(404, {"ok": False, "status": 404})
-        else:
-            self.reject(
-                "not_found",
-                f"{self.request.method} to {self.request.path[:200]!r}, which is not the hook "
-                "path. Check the URL in the ElevenLabs webhook settings.",
-            )
-        self.request.connection.close()  # type: ignore[union-attr]
-
-    def data_received(self, chunk: bytes) -> None:
-        return
-
-
-class Batcher:
-    """Group commit: verified deliveries that arrive together are stored in one transaction.
-
-    Each handler waits for its own commit before it answers 200, so nothing acknowledged
-    is lost; under load the commit cost is shared by every delivery in the batch.
-    """
-
-    def __init__(self, store: EventStore) -> None:
-        self.store = store
-        self.pending: list[tuple[bytes, dict[str, Any], asyncio.Future[Appended]]] = []
-        self.largest = 0
-
-    def submit(self, body: bytes, event: dict[str, Any]) -> asyncio.Future[Appended]:
-        future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        self.pending.append((body, event, future))
-        if len(self.pending) == 1:  # the first of a batch schedules the commit
-            IOLoop.current().add_callback(self.flush)
-        return future
-
-    def flush(self) -> None:
-        batch, self.pending = self.pending, []
-        self.largest = max(self.largest, len(batch))
-        try:
-            results = self.store.append_many([(body, event) for body, event, _ in batch])
-        except BaseException as exc:  # whatever it is, every waiting delivery gets its answer (a 500)
-            if not isinstance(exc, StoreError):
-                log.exception("elwh_nb store failed on a batch of %d deliveries", len(batch))
-            message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
-            for _, _, future in batch:
-                if not future.done():
-                    future.set_exception(StoreError(message))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for result, (_, _, future) in zip(results, batch, strict=True):
-            if not future.done():
-                future.set_result(result)
-
-
-def make_app(
-    intake: Intake, *, path: str, max_body: int, batcher: Batcher, route_token: str = ""
-) -> web.Application:
-    """The receiver's Tornado application (``route_token``: see :data:`ROUTE_TOKEN_HEADER`)."""
-    return web.Application(
-        [
-            (
-                rf"{path.rstrip('/') or ''}/?",
-                HookHandler,
-                {"intake": intake, "max_body": max_body, "batcher": batcher, "route_token": route_token},
-            )
-        ],
-        default_handler_class=NotFoundHandler,
-        default_handler_args={"intake": intake},
-        log_function=lambda handler: log.debug(
-            "%s %s %s %.1fms",
-            handler.get_status(),
-            handler.request.method,
-            handler.request.path,
-            1000 * handler.request.request_time(),
-        ),
-    )
-
 
 _LIVE: weakref.WeakSet[Receiver] = weakref.WeakSet()
 
