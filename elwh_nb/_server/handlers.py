@@ -15,9 +15,10 @@ from typing import Any
 
 from tornado import httputil, web
 
+from .._core.bodies import BodyLimit, parse_notice, too_large_explanation
 from .._core.exceptions import StoreError
-from .._core.intake import Answer, Intake, too_large_explanation
-from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, SLACK, TOO_LARGE_HEADER, ack
+from .._core.intake import Answer, Intake
+from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
 from .batcher import Batcher
 
 log = logging.getLogger("elwh_nb")
@@ -85,13 +86,8 @@ class HookHandler(_Base):
         self.max_body = max_body
         self.batcher = batcher
         self.route_token = route_token
-        # A body a little over the cap is read and thrown away, so that a sender that
-        # does not wait for "100 Continue" still gets a clean 413 instead of a reset
-        # connection; anything bigger is refused unread and the connection closed.
-        self.drain_limit = 2 * max_body + SLACK
+        self.limit = BodyLimit(max_body)
         self.chunks: list[bytes] = []
-        self.size = 0
-        self.over: int | None = None  # the size that put the body over the cap
 
     def prepare(self) -> None:
         method = self.request.method
@@ -107,19 +103,14 @@ class HookHandler(_Base):
         if method != "POST":
             self.reject("method_not_allowed", f"{method} on the hook path; ElevenLabs delivers with POST.")
             return
-        # Tornado's own limit (a bare 400) sits above ours, so that we answer 413 and record it.
-        self.request.connection.set_max_body_size(self.drain_limit + SLACK)  # type: ignore[union-attr]
-        noticed = self.request.headers.get(TOO_LARGE_HEADER, "") if self.from_route() else ""
-        size, _, how = noticed.partition(" ")
-        if size.isdigit():  # the public route refused it and tells us how
-            self.refuse(int(size), how, by_route=True)
+        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
+        notice = parse_notice(self.request.headers.get(TOO_LARGE_HEADER)) if self.from_route() else None
+        if notice is not None:  # the public route refused it and tells us how
+            self.refuse(*notice, by_route=True)
             return
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.max_body:
-            self.over = int(length)
-            if self.over > self.drain_limit:
-                self.refuse(self.over, "unread")
-                self.request.connection.close()  # type: ignore[union-attr]
+        if self.limit.declare(self.request.headers.get("Content-Length")):
+            self.refuse(self.limit.size, "unread")
+            self.request.connection.close()  # type: ignore[union-attr]
 
     def from_route(self) -> bool:
         """Whether the request carries this receiver's route token (so its X-Elwh-* headers count)."""
@@ -127,28 +118,26 @@ class HookHandler(_Base):
         return bool(self.route_token) and hmac.compare_digest(sent.encode(), self.route_token.encode())
 
     def refuse(self, size: int, how: str, *, by_route: bool = False) -> None:
-        """Answer 413 and record it; ``how`` is a key of ``_HOW``."""
+        """Answer 413 and record it; ``how`` is a :attr:`BodyLimit.how`."""
         self.reject("body_too_large", too_large_explanation(size, self.max_body, how, by_route=by_route))
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return
-        self.size += len(chunk)
-        if self.size > self.max_body:
-            self.over = max(self.over or 0, self.size)
-            self.chunks.clear()
-            if self.size > self.drain_limit:
-                self.refuse(self.size, "cut")
-                self.request.connection.close()  # type: ignore[union-attr]
+        if self.limit.receive(len(chunk)):
+            self.chunks.append(chunk)
             return
-        self.chunks.append(chunk)
+        self.chunks.clear()
+        if self.limit.cut:
+            self.refuse(self.limit.size, "cut")
+            self.request.connection.close()  # type: ignore[union-attr]
 
     async def post(self) -> None:
         self.body_read = True
         if self._finished:
             return
-        if self.over is not None:
-            self.refuse(self.over, "discarded")
+        if self.limit.how is not None:
+            self.refuse(self.limit.size, self.limit.how)
             return
         body, self.chunks = b"".join(self.chunks), []  # one copy of the body from here on
         headers, remote, path = self.request.headers, _remote(self.request), self.request.path
