@@ -280,7 +280,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         # On the server's loop, once Jupyter has settled its own port (port_retries, port 0),
         # which the default hook port follows.
         hook_port = serve_hook_port(serverapp, relay, settings.hook_port)
-        _routes.mark_server(pid, base_url, __version__, hook_port=hook_port)
+        _routes.mark_server(pid, hook_port=hook_port)
         serverapp.log.info(
             "elwh_nb %s: public hook route at %selwh/hook/<route id>%s; "
             "inboxes hold up to %d deliveries, %d bytes",
