@@ -282,13 +282,13 @@ def test_server_hook_port_reads_the_marker_of_a_live_server(
     import sys
 
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(tmp_path / "runtime"))
-    _routes.mark_server(os.getpid(), "/", "0", hook_port=9888)
+    _routes.mark_server(os.getpid(), hook_port=9888)
     assert _routes.server_hook_port(os.getpid()) == 9888
-    _routes.mark_server(os.getpid(), "/", "0")
+    _routes.mark_server(os.getpid())
     assert _routes.server_hook_port(os.getpid()) is None
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    _routes.mark_server(child.pid, "/", "0", hook_port=9889)
+    _routes.mark_server(child.pid, hook_port=9889)
     assert _routes.server_hook_port(child.pid) is None  # a dead server's port is nobody's
     assert _routes.server_hook_port(child.pid + 10_000_000) is None  # no marker at all
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -47,9 +48,21 @@ def test_route_files_are_private_and_replaced_whole(tmp_path: Path) -> None:
 
 
 def test_a_server_marker_is_believed_only_while_its_process_lives() -> None:
-    _routes.mark_server(os.getpid(), "/", "0")
+    _routes.mark_server(os.getpid())
     assert _routes.server_has_route(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()
-    _routes.mark_server(child.pid, "/", "0")
+    _routes.mark_server(child.pid)
     assert not _routes.server_has_route(child.pid)
+
+
+def test_a_server_marker_holds_only_what_receivers_read() -> None:
+    # Receivers read whether it exists (with its process alive) and the hook-only port; nothing else.
+    path = _routes.mark_server(os.getpid(), hook_port=9888)
+    assert json.loads(path.read_text()) == {"hook_port": 9888}
+    assert _routes.server_has_route(os.getpid()) and _routes.server_hook_port(os.getpid()) == 9888
+    _routes.mark_server(os.getpid())
+    assert json.loads(path.read_text()) == {"hook_port": None}
+    assert _routes.server_has_route(os.getpid()) and _routes.server_hook_port(os.getpid()) is None
+    _routes.unmark_server(os.getpid())
+    assert not path.exists() and not _routes.server_has_route(os.getpid())

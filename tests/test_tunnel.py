@@ -495,7 +495,7 @@ def jupyter_with_hook_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> i
         "/", "http://127.0.0.1:8888", True, "http://127.0.0.1:8888", os.getpid(), False
     )
     monkeypatch.setattr(_urls, "detect", lambda public_url=None: ctx)
-    _routes.mark_server(os.getpid(), "/", "0")
+    _routes.mark_server(os.getpid())
     hook_port = 47613
     monkeypatch.setattr(_routes, "server_hook_port", lambda pid: hook_port, raising=False)
     return hook_port

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .bodies import parse_notice, too_large_explanation
 from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
@@ -58,31 +59,6 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
         if name.lower() in lowered:
             return lowered[name.lower()]
     return None
-
-
-# How a body over max_body was dealt with, for the record ({by}: by whom, if not the receiver).
-_HOW = {
-    "unread": "refused{by} without being read (its Content-Length is over the limit)",
-    "discarded": "read and discarded{by}",
-    "cut": "read{by} up to that size and discarded, and the connection was closed without reading the rest",
-}
-_GIB = 2**30
-
-
-def too_large_explanation(size: int, max_body: int, how: str, *, by_route: bool = False) -> str:
-    """Why a body got 413, what was done with it, and how to raise the limit."""
-    amount = f"at least {size} bytes" if how == "cut" else f"{size} bytes"
-    done = _HOW.get(how, "refused{by}").format(by=" by the public hook route" if by_route else "")
-    if size <= _GIB:
-        mib = 1 << (max(1, -(-size // 2**20)) - 1).bit_length()  # the next power of two, in MiB
-        example, aside = f"{mib} * 1024 * 1024", ""
-    else:  # no webhook is this big; do not suggest taking it
-        example, aside = "...", " (no ElevenLabs delivery comes near this size, though)"
-    return (
-        f"The body is {amount}, over this receiver's max_body of {max_body} bytes; it was {done}. "
-        "If deliveries this large are expected (post_call_audio carries the call's audio), "
-        f"start the receiver with a larger limit: elwh_nb.start(..., max_body={example}){aside}."
-    )
 
 
 @dataclass(frozen=True)
@@ -200,12 +176,12 @@ class Intake:
         """
         record: dict[str, Any] = {"received_at": kept.received_ns / 1e9, "from_inbox": kept.id}
         path = "(kept while the receiver was away)"
-        notice = kept.headers.get(TOO_LARGE_HEADER.lower(), "")
-        size, _, how = notice.partition(" ")
-        if size.isdigit():  # the route refused the body; this is its record
+        notice = parse_notice(kept.headers.get(TOO_LARGE_HEADER.lower()))
+        if notice is not None:  # the route refused the body; this is its record
+            size, how = notice
             self.reject(
                 "body_too_large",
-                too_large_explanation(int(size), self.max_body, how, by_route=True),
+                too_large_explanation(size, self.max_body, how, by_route=True),
                 headers=kept.headers,
                 remote=kept.remote,
                 path=path,

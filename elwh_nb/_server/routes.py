@@ -156,11 +156,15 @@ def retire(route_id: str) -> None:
         )
 
 
-def mark_server(pid: int, base_url: str, version: str, hook_port: int | None = None) -> Path:
+def mark_server(pid: int, hook_port: int | None = None) -> Path:
     """Record that the server process ``pid`` serves the public hook route, and on which
-    loopback port it serves only that (``hook_port``; None when it does not)."""
+    loopback port it serves only that (``hook_port``; None when it does not).
+
+    What receivers read, and nothing else: that the marker exists (:func:`server_has_route`)
+    and ``hook_port`` (:func:`server_hook_port`); the file's name is the pid.
+    """
     path = servers_dir() / f"{pid}.json"
-    write_private(path, {"pid": pid, "base_url": base_url, "version": version, "hook_port": hook_port})
+    write_private(path, {"hook_port": hook_port})
     return path
 
 

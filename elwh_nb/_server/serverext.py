@@ -36,6 +36,7 @@ from traitlets import Int
 from traitlets.config import Configurable
 
 from .._core import inbox as _inbox
+from .._core.bodies import BodyLimit
 from .._core.protocol import SLACK
 from . import routes as _routes
 from .relay import Relay, clean_headers
@@ -120,10 +121,7 @@ class HookRoute(ShortAnswers):
         self.relay = relay
         self.route: _routes.Route | None = None
         self.body = bytearray()
-        self.size = 0  # declared or received, for the notice to the receiver
-        self.received = 0
-        self.too_large: str | None = None  # how a body over the cap was dealt with
-        self.drain_limit = 0
+        self.limit: BodyLimit | None = None  # once the route, and so its max_body, is known
 
     def check_xsrf_cookie(self) -> None:
         # No cookie authenticates this route; the receiver checks the HMAC signature.
@@ -147,48 +145,37 @@ class HookRoute(ShortAnswers):
             self.short(404 if self.route is None else 410)
             self.request.connection.close()  # type: ignore[union-attr]
             return
-        # As the receiver does: read and discard a body a little over the cap (a clean 413
-        # for senders that do not wait for "100 Continue"), refuse a bigger one unread.
-        self.drain_limit = 2 * self.route.max_body + SLACK
-        self.request.connection.set_max_body_size(self.drain_limit + SLACK)  # type: ignore[union-attr]
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > self.route.max_body:
-            self.too_large = "discarded"
-            self.size = int(length)
-            if self.size > self.drain_limit:
-                self.too_large = "unread"
-                await self.hand_over()
-                self.request.connection.close()  # type: ignore[union-attr]
+        self.limit = BodyLimit(self.route.max_body)  # the receiver's own policy, told how it went
+        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
+        if self.limit.declare(self.request.headers.get("Content-Length")):
+            await self.hand_over()
+            self.request.connection.close()  # type: ignore[union-attr]
 
     async def data_received(self, chunk: bytes) -> None:
         if self._finished:
             return
-        self.received += len(chunk)
-        assert self.route is not None
-        if self.received > self.route.max_body:
-            self.too_large = self.too_large if self.too_large == "unread" else "discarded"
-            self.size = max(self.size, self.received)
-            self.body = bytearray()
-            if self.received > self.drain_limit:
-                self.too_large = "cut"
-                await self.hand_over()
-                self.request.connection.close()  # type: ignore[union-attr]
+        assert self.limit is not None
+        if self.limit.receive(len(chunk)):
+            self.body += chunk
             return
-        self.body += chunk
+        self.body = bytearray()
+        if self.limit.cut:
+            await self.hand_over()
+            self.request.connection.close()  # type: ignore[union-attr]
 
     async def hand_over(self) -> None:
         """Give the body to the relay (this handler keeps no reference) and send its answer."""
-        route = self.route
-        assert route is not None
+        route, limit = self.route, self.limit
+        assert route is not None and limit is not None
         body, self.body = self.body, bytearray()
-        if self.too_large:
+        notice = limit.notice()
+        if notice:
             body = bytearray()
         headers = clean_headers(self.request.headers.get_all())
         forwarded = self.request.headers.get("X-Forwarded-For")
         remote = str(self.request.remote_ip)
         headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
         headers["X-Forwarded-Proto"] = self.request.protocol
-        notice = f"{self.size} {self.too_large}" if self.too_large else None
         reply = await self.relay.deliver(route, body, headers, remote=remote, too_large=notice)
         del body
         self.answer(reply.status, reply.body)
@@ -293,7 +280,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         # On the server's loop, once Jupyter has settled its own port (port_retries, port 0),
         # which the default hook port follows.
         hook_port = serve_hook_port(serverapp, relay, settings.hook_port)
-        _routes.mark_server(pid, base_url, __version__, hook_port=hook_port)
+        _routes.mark_server(pid, hook_port=hook_port)
         serverapp.log.info(
             "elwh_nb %s: public hook route at %selwh/hook/<route id>%s; "
             "inboxes hold up to %d deliveries, %d bytes",
