@@ -382,3 +382,19 @@ def test_failure_search_is_literal_and_export_follows_the_failure_filters(
     path = dash.export(tmp_path / "window")
     assert path is not None
     assert len(exported := pd.read_csv(path)) == 4 and "not_found" not in set(exported.reason)
+
+
+def test_the_window_table_and_export_agree_when_arrivals_are_out_of_order(
+    rx: elwh_nb.Receiver, tmp_path: Path
+) -> None:
+    rx.store.append_many([b'{"type":"x","n":%d}' % i for i in range(10)])
+    # Kept while away an hour ago, stored only now: received_at is older than the rows before it.
+    rx.store.append(b'{"type":"x","n":10}', received_at=time.time() - 3600, kept_while_away=True)
+    dash = rx.dashboard(autorefresh=False)
+    dash.window.value = "last 5 min"
+    path = dash.export(tmp_path)
+    assert path is not None
+    exported = pd.read_csv(path)
+    assert len(exported) == 10 and 11 not in set(exported.id)
+    assert rows_in(dash) == 10 and "rows 1-10 of 10" in dash.page_label.value
+    assert ("event", 11) not in [value for _, value in dash.pick.options]

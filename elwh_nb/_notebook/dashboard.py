@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from tornado.ioloop import PeriodicCallback
 
+from .query import ID_COLUMNS, Query, in_window, matching, run
 from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
 
 if TYPE_CHECKING:
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
 
 WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
 FAULT_MIXES = {"no faults": None, "some faults (20%)": 0.2, "many faults (50%)": 0.5}
-ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
-_SCAN = 4096  # rows looked at per step when a filter is on
 _LONG = 160  # strings longer than this are shortened in the JSON view
 _DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
 
@@ -304,8 +303,7 @@ class Dashboard(w.VBox):
     def _render_counters(self, events: pd.DataFrame) -> None:
         counts = self.rx.store.counts
         by_reason = self.rx.store.failure_counts
-        received = events["received_at"].array.asi8
-        per_minute = len(received) - int(np.searchsorted(received, time.time_ns() - 60 * 10**9))
+        per_minute = int(np.count_nonzero(in_window(events, 60)))
         reasons = (
             ", ".join(f"{_esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1])) or "none"
         )
@@ -339,7 +337,8 @@ class Dashboard(w.VBox):
         if self.outcome.value == "failed":
             self._render_failures()
             return
-        rows, self._more, total = self.visible_events(events)
+        page = run(events, self.query)
+        rows, self._more, total = page.rows, page.more, page.total
         self.rows_rendered = len(rows)
         shown = [
             [
@@ -391,73 +390,21 @@ class Dashboard(w.VBox):
             self.pick.value = None
         self._show_detail()
 
-    def _mask(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-        mask = np.ones(len(frame), dtype=bool)
-        if self.types.value:
-            mask &= frame["event_type"].isin(self.types.value).to_numpy()
-        text = self.search.value.strip().lower()
-        if text:
-            hit = np.zeros(len(frame), dtype=bool)
-            for column in ID_COLUMNS:
-                hit |= (
-                    frame[column]
-                    .astype("string")
-                    .str.lower()
-                    .str.contains(text, regex=False)
-                    .fillna(False)
-                    .to_numpy(bool)
-                )
-            mask &= hit
-        return mask
-
-    def visible_events(self, events: pd.DataFrame) -> tuple[pd.DataFrame, bool, int | None]:
-        """(rows of this page newest first, whether older matches exist, total or None)."""
-        n = len(events)
-        seconds = WINDOWS[self.window.value]
-        lo = 0
-        if seconds is not None:
-            lo = int(np.searchsorted(events["received_at"].array.asi8, time.time_ns() - seconds * 10**9))
-        want = (self._page + 1) * self.page_size
-        if not self.types.value and not self.search.value.strip():
-            start = max(lo, n - want)
-            end = n - self._page * self.page_size
-            page = events.iloc[start : max(start, end)].iloc[::-1]
-            return page, start > lo, n - lo
-        found: list[np.ndarray[Any, Any]] = []
-        count, end = 0, n
-        while end > lo and count < want + 1:
-            start = max(lo, end - _SCAN)
-            chunk = events.iloc[start:end]
-            positions = np.flatnonzero(self._mask(chunk))[::-1] + start
-            found.append(positions)
-            count += len(positions)
-            end = start
-        hits = np.concatenate(found) if found else np.array([], dtype=int)
-        page_positions = hits[self._page * self.page_size : want]
-        # The scan stops at want + 1 matches or at the window's start, so this is exact.
-        return events.iloc[page_positions], len(hits) > want, None
-
-    def filtered_failures(self) -> pd.DataFrame:
-        """Kept failures matching the search (literal, over reason and explanation) and window."""
-        failures = self.rx.failures
-        text = self.search.value.strip().lower()
-        if text:
-            failures = failures[
-                failures["reason"].astype(str).str.lower().str.contains(text, regex=False)
-                | failures["explanation"].str.lower().str.contains(text, regex=False)
-            ]
-        seconds = WINDOWS[self.window.value]
-        if seconds is not None:
-            failures = failures[
-                failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
-            ]
-        return failures
+    @property
+    def query(self) -> Query:
+        """What the filters and the pager select now."""
+        return Query(
+            outcome=self.outcome.value,
+            types=tuple(self.types.value),
+            search=self.search.value,
+            window=WINDOWS[self.window.value],
+            page=self._page,
+            page_size=self.page_size,
+        )
 
     def _render_failures(self) -> None:
-        failures = self.filtered_failures().iloc[::-1]
-        start = self._page * self.page_size
-        page = failures.iloc[start : start + self.page_size]
-        self._more = len(failures) > start + self.page_size
+        found = run(self.rx.failures, self.query, count=True)
+        page, self._more = found.rows, found.more
         self.rows_rendered = len(page)
         shown = [
             [
@@ -476,7 +423,7 @@ class Dashboard(w.VBox):
             else "<i>no failures</i>"
         )
         self.page_label.value = (
-            f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
+            f"newest first · {found.total:,} kept (the newest {self.rx.store.max_failures:,})"
         )
         # Failure ids can be negative (kept in memory only), so the kind is said, not encoded.
         self._set_pick([(f"#{i} {r.reason}", ("failure", int(i))) for i, r in page.iterrows()])
@@ -557,15 +504,8 @@ class Dashboard(w.VBox):
     def filtered(self) -> pd.DataFrame:
         """All rows matching the filters (for export; this one is O(all))."""
         if self.outcome.value == "failed":
-            return self.filtered_failures()
-        events = self.rx.events
-        keep = self._mask(events)
-        seconds = WINDOWS[self.window.value]
-        if seconds is not None:
-            keep &= (
-                events["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
-            ).to_numpy()
-        return events[keep].drop(columns=["payload"])
+            return matching(self.rx.failures, self.query)
+        return matching(self.rx.events, self.query).drop(columns=["payload"])
 
     def export(self, directory: str | Path = ".") -> Path | None:
         """Write the filtered table to CSV or Parquet in ``directory``; returns the file."""
