@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from unittest import mock
 
@@ -187,3 +189,14 @@ def test_every_page_is_the_slice_of_every_match(
     assert got.more == expected.more and got.first == expected.first
     assert got.total in (None, expected.total) and counted.total == expected.total
     assert got.total is not None or query.row_by_row
+
+
+def test_the_query_and_the_html_import_no_widgets_server_or_receiver() -> None:
+    code = (
+        "import sys\n"
+        "import elwh_nb._notebook.query, elwh_nb._notebook.render, elwh_nb._notebook.source\n"
+        "print(' '.join(sorted(n for n in sys.modules if n.startswith(('tornado', 'ipywidgets', "
+        "'matplotlib', 'elwh_nb._server', 'elwh_nb._notebook.dashboard')))))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == []
