@@ -586,7 +586,7 @@ def scenario_big_body(report: Report, tmp: Path) -> None:
     audio = 120_000_000 if report.options is FULL else 30_000_000  # MP3 bytes; base64 adds a third
     event = elwh_nb.payloads(5).post_call_audio(audio_bytes=audio)
     raw = json.dumps(event, separators=(",", ":")).encode()
-    rows = []
+    rows: list[list[str]] = []
 
     def pieces(size: int = 1 << 20) -> Iterator[bytes]:
         view = memoryview(raw)

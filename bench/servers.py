@@ -138,7 +138,7 @@ def tutorial(port: int, args: argparse.Namespace) -> None:
         payload = request.data.decode("utf-8")
         signature = request.headers.get("ElevenLabs-Signature")
         try:
-            event = client.webhooks.construct_event(payload, signature, SECRET)
+            event = client.webhooks.construct_event(payload, signature, SECRET)  # type: ignore[arg-type]
             state["events"] = pd.concat([state["events"], pd.DataFrame([event])], ignore_index=True)
             return jsonify({"success": True}), 200
         except Exception as e:
@@ -167,7 +167,11 @@ def docs(port: int, args: argparse.Namespace) -> None:
         payload = (await request.body()).decode("utf-8")
         signature = request.headers.get("elevenlabs-signature")
         try:
-            event = client.webhooks.construct_event(rawBody=payload, sig_header=signature, secret=SECRET)
+            event = client.webhooks.construct_event(
+                rawBody=payload,
+                sig_header=signature,  # type: ignore[arg-type]
+                secret=SECRET,
+            )
         except Exception as e:
             return JSONResponse({"error": str(e)}, status_code=400)
         events.append(event)

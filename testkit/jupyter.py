@@ -57,9 +57,14 @@ def jupyter_server(
     port: int | None = None,
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    app: str = "jupyter_server",
+    timeout: float = 60,
 ) -> Iterator[JupyterServer]:
     """A server on ``root`` (its runtime, config and data directories live there, so a second
-    server on the same root and ``port`` is the same server restarted)."""
+    server on the same root and ``port`` is the same server restarted).
+
+    ``app`` is the module run: ``jupyter_server``, or ``jupyterlab`` for the browser tests.
+    """
     root.mkdir(parents=True, exist_ok=True)
     runtime, config = root / "runtime", root / "config"
     config.mkdir(exist_ok=True)
@@ -81,7 +86,7 @@ def jupyter_server(
     cmd = [
         sys.executable,
         "-m",
-        "jupyter_server",
+        app,
         "--no-browser",
         f"--port={port}",
         "--ServerApp.port_retries=0",
@@ -94,12 +99,12 @@ def jupyter_server(
     if os.geteuid() == 0:  # CI containers run as root
         cmd.append("--allow-root")
     with log.open("ab") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
     server = JupyterServer(proc, port, token, base_url, runtime, log, root / "data")
 
     def up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"jupyter server exited:\n{log.read_text()[-3000:]}")
+            raise AssertionError(f"{app} exited:\n{log.read_text()[-3000:]}")
         try:
             return (
                 httpx.get(f"{server.origin}{base_url}api/status", headers=server.auth, timeout=2).status_code
@@ -109,7 +114,7 @@ def jupyter_server(
             return False
 
     try:
-        wait_for(up, timeout=60, what="jupyter server")
+        wait_for(up, timeout=timeout, what=app)
         if elwh_extension:
             marker = runtime / "elwh_nb" / "servers" / f"{proc.pid}.json"
             wait_for(marker.exists, timeout=10, what="the elwh_nb extension to load")

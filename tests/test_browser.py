@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,10 +21,10 @@ import httpx
 import pytest
 
 from elwh_nb import sign
-from testkit.jupyter import free_port
+from testkit.jupyter import jupyter_server
 
 from .conftest import SECRET, require
-from .helpers import signed, stop_process, wait_for
+from .helpers import signed, wait_for
 from .kernel_ws import RemoteKernel
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
@@ -54,53 +52,16 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Pa
     )
     root = tmp_path_factory.mktemp("lab")
     shutil.copy(ROOT / "notebooks" / "01_quickstart.ipynb", root)
-    port, token = free_port(), "jt_browser_" + "5" * 24
-    env = {
-        **os.environ,
-        "ELWH_WEBHOOK_SECRET": SECRET,  # what the notebook reads; the test signs with it too
-        "JUPYTER_RUNTIME_DIR": str(root / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(root / "config"),
-        "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
-    }
-    env.pop("JPY_PARENT_PID", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        "--ServerApp.ip=127.0.0.1",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-    ]
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
     news = root / "settings" / "@jupyterlab" / "apputils-extension"
     news.mkdir(parents=True)  # no "would you like news?" pop-up over the screenshots
     (news / "notification.jupyterlab-settings").write_text('{"fetchNews": "false", "checkForUpdates": false}')
-    log = root / "lab.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, env=env, cwd=root, stdout=out, stderr=subprocess.STDOUT)
-    origin = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        if proc.poll() is not None:
-            raise AssertionError("jupyterlab exited:\n" + log.read_text()[-3000:])
-        try:
-            return (
-                httpx.get(f"{origin}/api/status", headers={"Authorization": f"token {token}"}).status_code
-                == 200
-            )
-        except httpx.HTTPError:
-            return False
-
-    try:
-        wait_for(up, timeout=90, what="jupyterlab")
-        yield origin, token, root
-    finally:
-        stop_process(proc)
+    env = {
+        "ELWH_WEBHOOK_SECRET": SECRET,  # what the notebook reads; the test signs with it too
+        "JUPYTERLAB_SETTINGS_DIR": str(root / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(root / "workspaces"),
+    }
+    with jupyter_server(root, app="jupyterlab", base_url="/", env=env, timeout=90) as server:
+        yield server.origin, server.token, root
 
 
 def test_quickstart_dashboard_live_in_jupyterlab(lab: tuple[str, str, Path], tmp_path: Path) -> None:

@@ -78,7 +78,7 @@ def test_types_must_be_names(rx: elwh_nb.Receiver) -> None:
         return None
 
     with pytest.raises(TypeError, match="types="):
-        rx.on_event(["voice_removed"])  # type: ignore[arg-type]
+        rx.on_event(["voice_removed"])  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="event type names"):
         rx.on_event(fn, types=[1])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="no event types"):

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import ipywidgets as w
+import ipywidgets as w  # type: ignore[import-untyped]
 import pandas as pd
 import pytest
 from tornado.ioloop import IOLoop, PeriodicCallback
@@ -222,7 +222,7 @@ def test_receiver_rich_display_is_the_dashboard(rx: elwh_nb.Receiver) -> None:
 
 def live_widgets() -> set[str]:
     """The model ids of every open widget in this process (what a kernel would keep)."""
-    from ipywidgets.widgets.widget import _instances
+    from ipywidgets.widgets.widget import _instances  # type: ignore[import-untyped]
 
     return set(_instances)
 

@@ -81,7 +81,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     chp = shutil.which("configurable-http-proxy")
     require(chp is not None, "configurable-http-proxy", "npm install -g configurable-http-proxy")
     try:
-        import jupyterhub  # noqa: F401
+        import jupyterhub  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         require(False, "jupyterhub", "pip install -e '.[dev]'")
     root = tmp_path_factory.mktemp("hub")

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import httpx
@@ -290,6 +290,7 @@ def test_start_needs_a_secret() -> None:
     with pytest.raises(elwh_nb.SignatureError) as info:
         elwh_nb.start("", store=":memory:")
     assert info.value.reason == "missing_secret"
+    empty: Iterable[str]
     for empty in ([], iter([]), (s for s in [""])):
         with pytest.raises(elwh_nb.SignatureError, match="empty") as info:
             elwh_nb.start(empty, store=":memory:")

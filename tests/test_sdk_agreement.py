@@ -36,7 +36,7 @@ try:
     import elevenlabs
     from elevenlabs import webhooks_custom as sdk_module
 except ImportError as exc:  # a missing oracle skips locally and fails in CI (the fixture below)
-    elevenlabs = sdk_module = None
+    elevenlabs = sdk_module = None  # type: ignore[assignment]
     MISSING = f"{exc}"
 else:
     MISSING = ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 import json
 import pickle
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -49,7 +50,7 @@ def test_body_is_used_byte_for_byte() -> None:
         assert info.value.reason == "signature_mismatch"
 
 
-CASES = [
+CASES: list[tuple[str, Any, Any, Any]] = [
     ("missing_secret", BODY, sign(BODY, SECRET, NOW), ""),
     ("missing_secret", BODY, sign(BODY, SECRET, NOW), None),
     ("missing_secret", BODY, sign(BODY, SECRET, NOW), ["", ""]),

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ def bodies(n: int, seed: int = 1, **options: object) -> list[bytes]:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> EventStore:
+def store(tmp_path: Path) -> Iterator[EventStore]:
     with EventStore(tmp_path / "events.sqlite") as s:
         yield s
 
@@ -210,7 +211,7 @@ def raw(column: pd.Series) -> np.ndarray:
     if isinstance(values, pd.Categorical):
         return values.codes
     if isinstance(column.dtype, pd.DatetimeTZDtype):
-        return values.asi8  # type: ignore[attr-defined]
+        return values.asi8
     return np.asarray(values)
 
 
@@ -315,8 +316,8 @@ def test_acknowledged_events_survive_kill_9(tmp_path: Path) -> None:
         line = child.stdout.readline()
         if not line:
             break
-        event_id, digest = line.split()
-        acked[int(event_id)] = digest
+        number, digest = line.split()
+        acked[int(number)] = digest
     os.kill(child.pid, signal.SIGKILL)
     child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL

@@ -3,6 +3,7 @@ the services' documented connect output, and the ngrok agent's documented API on
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
 import os
@@ -158,7 +159,8 @@ def test_a_killed_ssh_client_is_restarted_and_every_200_is_stored(sshd: Sshd, tm
         first = rx.tunnel.pid
         assert first is not None and psutil.Process(first).name() == "ssh"
         os.kill(first, signal.SIGKILL)  # mid-load
-        wait_for(lambda: rx.tunnel.restarts >= 1 and rx.tunnel.up, 60, "ssh to be restarted")
+        tunnel = rx.tunnel
+        wait_for(lambda: tunnel.restarts >= 1 and tunnel.up, 60, "ssh to be restarted")
         assert rx.tunnel.pid not in (None, first)
         assert rx.url == url  # a fixed remote port: the same URL after the restart
         sender.join(120)
@@ -177,7 +179,7 @@ def test_a_killed_ssh_client_is_restarted_and_every_200_is_stored(sshd: Sshd, tm
 
 def test_rerunning_the_start_cell_keeps_the_tunnel_and_its_url(sshd: Sshd, tmp_path: Path) -> None:
     remote = free_port()
-    options = {"store": tmp_path / "rx.sqlite", "tunnel": sshd.tunnel, "remote_port": remote}
+    options: dict[str, Any] = {"store": tmp_path / "rx.sqlite", "tunnel": sshd.tunnel, "remote_port": remote}
     first = elwh_nb.start(SECRET, ssh_options=sshd.options, **options)
     for _ in range(3):  # the earlier receiver, and its tunnel, stop; the new one takes the same port
         with pytest.warns(UserWarning, match="Stopped this kernel's earlier receiver"):
@@ -339,7 +341,9 @@ def test_restarts_back_off_and_a_long_run_resets_the_backoff(
         delays = []
         for restarts in (1, 2, 3):  # ssh dies right after each start: 0.2, 0.4, 0.8 s
             os.kill(t.pid or 0, signal.SIGKILL)
-            wait_for(lambda n=restarts: t.restarts == n and t.up, 30, f"restart {restarts}")
+            wait_for(
+                functools.partial(lambda n: t.restarts == n and t.up, restarts), 30, f"restart {restarts}"
+            )
             delays.append(t.delay)
         assert delays == [0.2, 0.4, 0.8]
         wait_for(lambda: t.uptime >= 3.0, 30, "a good run")

@@ -46,11 +46,8 @@ def test_explicit_public_origin_wins() -> None:
     env = {"JPY_PARENT_PID": "4242", "ELWH_PUBLIC_URL": "https://notebooks.example.org/ignored/path"}
     ctx = detect(env=env, servers=[SERVER])
     assert ctx is not None and ctx.origin == "https://notebooks.example.org" and not ctx.origin_is_local
-    assert detect(env=env, servers=[SERVER], public_url="https://arg.example.org")
-    assert (
-        detect(env=env, servers=[SERVER], public_url="https://arg.example.org").origin
-        == "https://arg.example.org"
-    )  # type: ignore[union-attr]
+    given = detect(env=env, servers=[SERVER], public_url="https://arg.example.org")
+    assert given is not None and given.origin == "https://arg.example.org"
     urls = hook_urls(ctx, local_url="x", port=1, path="/webhook", route_id=ROUTE)
     assert urls.note is None
 

@@ -20,7 +20,7 @@ import threading
 import time
 import warnings
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
@@ -684,8 +684,15 @@ class Receiver:
     def running(self) -> bool:
         return not self._stopped and self._thread.is_alive()
 
-    def simulate(self, n: int = 20, *, faults: Any = None, via: str = "auto", **options: Any) -> pd.DataFrame:
-        """Play ElevenLabs: send ``n`` realistic signed deliveries (and ``faults``) to this receiver.
+    def simulate(
+        self,
+        n: int | Iterable[Mapping[str, Any] | bytes] = 20,
+        *,
+        faults: Any = None,
+        via: str = "auto",
+        **options: Any,
+    ) -> pd.DataFrame:
+        """Play ElevenLabs: send ``n`` realistic signed deliveries (or these events or bodies) and ``faults``.
 
         ``via`` is ``"public"`` (the public hook route), ``"proxy"`` (with this kernel's
         Jupyter credentials), ``"direct"`` (the local URL), ``"tunnel"`` (:attr:`url`,

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -67,7 +68,7 @@ def test_kill_9_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def rx(tmp_path: Path) -> elwh_nb.Receiver:
+def rx(tmp_path: Path) -> Iterator[elwh_nb.Receiver]:
     store = elwh_nb.EventStore(tmp_path / "sick.sqlite", lock_timeout=0.3)
     receiver = elwh_nb.start(SECRET, store=store)
     yield receiver
@@ -138,7 +139,7 @@ def test_whatever_the_store_raises_every_delivery_is_answered(
     def sick_write(*args: object, **kwargs: object) -> object:
         if next(calls) % 2:
             raise next(faults)
-        return real_write(*args, **kwargs)  # type: ignore[arg-type]
+        return real_write(*args, **kwargs)
 
     monkeypatch.setattr(rx.store, where, sick_write)
     sent = elwh_nb.send(
