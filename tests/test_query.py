@@ -6,12 +6,12 @@ import dataclasses
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 import elwh_nb
@@ -145,31 +145,35 @@ def test_export_is_every_row_the_pages_show(events: pd.DataFrame) -> None:
 
 def test_a_page_looks_at_a_few_steps_of_rows_not_the_whole_table(events: pd.DataFrame) -> None:
     big = pd.concat([events] * 50, ignore_index=True)  # 30,000 rows
-    looked = []
-    keep = q._keep
+    looked: list[int] = []
+    row_test = q._row_test
 
-    def counting(frame: pd.DataFrame, query: Query) -> q.Mask:
-        looked.append(len(frame))
-        return keep(frame, query)
+    def counting(frame: pd.DataFrame, query: Query) -> Callable[[int, int], q.Mask]:
+        test = row_test(frame, query)
 
-    with mock.patch.object(q, "_keep", counting):
+        def counted(start: int, end: int) -> q.Mask:
+            looked.append(end - start)
+            return test(start, end)
+
+        return counted
+
+    with mock.patch.object(q, "_row_test", counting):
         page = run(big, Query(types=("voice_removed",)), now=NOW)
     assert len(page.rows) == 20 and page.more
     assert sum(looked) <= q._SCAN  # a third of the rows match: one step finds the page
     looked.clear()
-    with mock.patch.object(q, "_keep", counting):
+    with mock.patch.object(q, "_row_test", counting):
         run(big, Query(types=("voice_removed",)), now=NOW, count=True)
     assert sum(looked) == len(big)  # counting looks at everything
 
 
-@settings(max_examples=80, deadline=None)
 @given(
     types=st.lists(st.sampled_from(TYPES), max_size=2, unique=True).map(tuple),
     search=st.sampled_from(["", "conv_001", "agent_2", "AGENT.(X)", "nothing", "0"]),
     window=st.sampled_from([None, 20, 60, 300, 3700, 10_000]),
-    page=st.integers(0, 8),
+    page=st.integers(0, 6),
     page_size=st.sampled_from([1, 7, 20, 64]),
-    scan=st.sampled_from([16, 100, q._SCAN]),
+    scan=st.sampled_from([16, 64, q._SCAN]),
 )
 def test_every_page_is_the_slice_of_every_match(
     events: pd.DataFrame,
@@ -180,6 +184,7 @@ def test_every_page_is_the_slice_of_every_match(
     page_size: int,
     scan: int,
 ) -> None:
+    events = events.iloc[::3]  # 200 rows, still out of arrival order (and quicker per example)
     query = Query(types=types, search=search, window=window, page=page, page_size=page_size)
     expected = reference(events, query)
     with mock.patch.object(q, "_SCAN", scan):
