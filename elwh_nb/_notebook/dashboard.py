@@ -1,103 +1,38 @@
-"""The live dashboard: one ipywidgets panel over a receiver.
+"""The live dashboard: one ipywidgets panel over a receiver (any :class:`EventSource`).
 
 Refreshes run on the kernel's main loop (a periodic callback), at most a few times a
 second and only when the store changed; while a cell runs they wait, and the next one
 shows everything that arrived meanwhile (the store keeps it). The timer stops when the
 panel is closed, when the frontend reports no view of it left, or when the receiver stops.
-A refresh renders one page of rows: the snapshot is O(1) and filters scan backwards only
-until the page is full, so its cost does not grow with the number of stored events. The
-panel never sees the secret: sending and replaying go through the receiver.
+A refresh renders one page of rows (see :mod:`.query`), so its cost does not grow with
+the number of stored events. The panel never sees the secret: sending and replaying go
+through the receiver.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import html
-import io
-import json
+import functools
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ipywidgets as w  # type: ignore[import-untyped]
 import numpy as np
 import pandas as pd
 from tornado.ioloop import PeriodicCallback
 
-from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
+from . import render
+from .actions import FAULT_MIXES, Actions
+from .query import in_window
+from .source import EventSource
+from .tabs import WINDOWS, DeliveriesTab, TimingsTab, widget_tree
 
-if TYPE_CHECKING:
-    from .._server.receiver import Receiver
+__all__ = ["FAULT_MIXES", "WINDOWS", "Dashboard", "json_view"]
 
-WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
-FAULT_MIXES = {"no faults": None, "some faults (20%)": 0.2, "many faults (50%)": 0.5}
-ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
-_SCAN = 4096  # rows looked at per step when a filter is on
-_LONG = 160  # strings longer than this are shortened in the JSON view
-_DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
-
-#: What the inspector's choices stand for: ("event", id) or ("failure", id).
-Pick = tuple[str, int]
-
-
-def _esc(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
-        return ""
-    return html.escape(str(value))
-
-
-def _seconds(value: Any) -> str:
-    return "" if value is None or pd.isna(value) else f"{value:,.1f} s"
-
-
-def json_view(value: Any, key: str = "", depth: int = 0) -> str:
-    """Collapsible HTML for a parsed event; long strings shortened, the top level open."""
-    label = f"<b>{html.escape(key)}</b>: " if key else ""
-    if isinstance(value, dict):
-        inner = "".join(f"<li>{json_view(v, str(k), depth + 1)}</li>" for k, v in value.items())
-        opened = " open" if depth < 1 else ""
-        return f"<details{opened}><summary>{label}{{{len(value)} keys}}</summary><ul>{inner}</ul></details>"
-    if isinstance(value, list):
-        inner = "".join(f"<li>{json_view(v, str(i), depth + 1)}</li>" for i, v in enumerate(value))
-        return f"<details><summary>{label}[{len(value)} items]</summary><ul>{inner}</ul></details>"
-    if isinstance(value, str) and len(value) > _LONG:
-        text = f'"{html.escape(value[:_LONG])}…" <i>({len(value):,} characters)</i>'
-    else:
-        text = html.escape(json.dumps(value, ensure_ascii=False))
-    return f"{label}<code>{text}</code>"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in header)
-    cell = "<td style='padding:2px 8px;white-space:nowrap'>"
-    body = "".join("<tr>" + "".join(f"{cell}{c}</td>" for c in row) + "</tr>" for row in rows)
-    style = "border-collapse:collapse;font-size:90%"
-    return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _tree(root: w.Widget) -> list[w.Widget]:
-    """``root`` and every widget it holds (children, layouts, styles), each once."""
-    seen: dict[int, w.Widget] = {}
-    todo = [root]
-    while todo:
-        widget = todo.pop()
-        if id(widget) in seen:
-            continue
-        seen[id(widget)] = widget
-        for name in widget.keys:
-            value = getattr(widget, name, None)
-            values = value if isinstance(value, (list, tuple)) else (value,)
-            todo.extend(v for v in values if isinstance(v, w.Widget))
-    return list(seen.values())
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
+json_view = render.json_view  # its old home
 
 
 class Dashboard(w.VBox):
@@ -108,7 +43,7 @@ class Dashboard(w.VBox):
 
     def __init__(
         self,
-        receiver: Receiver,
+        receiver: EventSource,
         *,
         page_size: int = 20,
         min_interval: float = 0.3,
@@ -116,88 +51,53 @@ class Dashboard(w.VBox):
         autorefresh: bool = True,
     ) -> None:
         self.rx = receiver
-        self.page_size = page_size
         self.min_interval = min_interval
         self.clock = clock
         self.renders = 0  # how many times the table was rendered (tests watch it)
         self.rows_rendered = 0  # rows in the last render
         self._seen = -1
         self._last = -float("inf")
-        self._page = 0
-        self._more = False
-        self._types: tuple[str, ...] = ()
         self._autorefresh = autorefresh
         self._timer: PeriodicCallback | None = None
 
         self.header = w.HTML()
         self.counters = w.HTML()
-        self.types = w.SelectMultiple(options=[], rows=5, description="types")
-        self.outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
-        self.search = w.Text(
-            placeholder="conversation, request, voice or agent id",
-            description="search",
-            continuous_update=False,
-        )
-        self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
-        self.table = w.HTML()
-        self.page_label = w.Label()
-        self.prev_button = w.Button(description="◀ newer", layout=w.Layout(width="auto"))
-        self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
-        self.pick = w.Dropdown(options=[], description="inspect")
-        self.detail = w.HTML()
-        self.send_count = w.BoundedIntText(
-            value=20, min=1, max=10_000, description="send", layout=w.Layout(width="160px")
-        )
-        self.fault_mix = w.Dropdown(
-            options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px")
-        )
-        self.send_button = w.Button(description="Send test events", icon="paper-plane")
-        self.replay_button = w.Button(description="Replay selected", icon="redo")
-        self.export_format = w.Dropdown(
-            options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px")
-        )
-        self.export_button = w.Button(description="Export filtered", icon="download")
-        self.message = w.HTML()
-        self.timing_table = w.HTML()
-        self.plots = w.VBox()
-        self.plot_button = w.Button(description="Update plots", icon="chart-line")
-
-        filters = w.HBox([self.types, w.VBox([self.outcome, self.search, self.window])])
-        pager = w.HBox([self.prev_button, self.next_button, self.page_label])
-        actions = w.HBox(
-            [
-                self.send_count,
-                self.fault_mix,
-                self.send_button,
-                self.replay_button,
-                self.export_format,
-                self.export_button,
-            ]
-        )
-        table_tab = w.VBox([filters, self.table, pager, self.pick, self.detail])
-        timing_tab = w.VBox([self.plot_button, self.timing_table, self.plots])
-        self.tabs = w.Tab(children=[table_tab, timing_tab])
+        changed = functools.partial(self.refresh, force=True)
+        self.deliveries = DeliveriesTab(receiver, page_size, changed)
+        self.timings = TimingsTab(receiver)
+        self.actions = Actions(receiver, self.deliveries, changed)
+        self.tabs = w.Tab(children=[self.deliveries, self.timings])
         self.tabs.set_title(0, "Deliveries")
         self.tabs.set_title(1, "Timings")
+        # The tabs' controls by their names on the panel (notebooks set dash.outcome.value).
+        d, t = self.deliveries, self.timings
+        self.types, self.outcome, self.search, self.window = d.types, d.outcome, d.search, d.window
+        self.table, self.page_label, self.pick, self.detail = d.table, d.page_label, d.pick, d.detail
+        self.prev_button, self.next_button = d.prev_button, d.next_button
+        self.plot_button, self.timing_table, self.plots = t.plot_button, t.timing_table, t.plots
+        a = self.actions
+        self.send_count, self.fault_mix, self.send_button = a.send_count, a.fault_mix, a.send_button
+        self.replay_button, self.export_format = a.replay_button, a.export_format
+        self.export_button, self.message = a.export_button, a.message
         # _view_count=0 asks the frontend to report how many views show the panel.
-        super().__init__([self.header, self.counters, actions, self.message, self.tabs], _view_count=0)
+        super().__init__([self.header, self.counters, a, self.message, self.tabs], _view_count=0)
         self.observe(self._views_changed, names="_view_count")
 
-        for control in (self.types, self.outcome, self.search, self.window):
-            control.observe(self._filters_changed, names="value")
-        self.pick.observe(lambda _: self._show_detail(), names="value")
-        self.prev_button.on_click(lambda _: self._turn(-1))
-        self.next_button.on_click(lambda _: self._turn(+1))
-        self.send_button.on_click(lambda _: self.send_test_events())
-        self.replay_button.on_click(lambda _: self.replay_selected())
-        self.export_button.on_click(lambda _: self.export())
-        self.plot_button.on_click(lambda _: self.update_plots())
         self.tabs.observe(
             lambda change: self.update_plots() if change["new"] == 1 else None, names="selected_index"
         )
 
         self.refresh(force=True)
         self._start_timer()
+
+    @property
+    def page_size(self) -> int:
+        """Rows per page."""
+        return self.deliveries.page_size
+
+    @page_size.setter
+    def page_size(self, rows: int) -> None:
+        self.deliveries.page_size = rows
 
     # -- display and lifetime ----------------------------------------------------------
     @property
@@ -254,7 +154,7 @@ class Dashboard(w.VBox):
     def close(self) -> None:
         """Stop refreshing and close the panel's widgets (and only those: not the user's)."""
         self._stop_timer()
-        for widget in _tree(self):
+        for widget in widget_tree(self):
             if widget is not self:
                 widget.close()
         super().close()
@@ -270,338 +170,36 @@ class Dashboard(w.VBox):
     def refresh(self, force: bool = False) -> bool:
         """Re-render header, counters and the visible page (throttled unless ``force``)."""
         now = self.clock()
-        changes = self.rx.store.changes
+        store = self.rx.store
+        changes = store.changes
         if not force and (changes == self._seen or now - self._last < self.min_interval):
             return False
         self._seen, self._last = changes, now
-        events = self.rx.events
-        self._render_header()
-        self._render_counters(events)
-        self._update_type_options(events)
-        self._render_page(events)
+        events = store.events
+        self.header.value = render.header(self.rx, time.time())
+        per_minute = int(np.count_nonzero(in_window(events, 60)))
+        self.counters.value = render.counters(store.counts, store.failure_counts, per_minute)
+        self.rows_rendered = self.deliveries.show(events)
         self.renders += 1
         return True
 
-    def _render_header(self) -> None:
-        rx = self.rx
-        state = "<span style='color:#2a7'>listening</span>" if rx.running else "<b>stopped</b>"
-        uptime = int(time.time() - rx.started_at)
-        lines = [
-            f"<b>elwh-nb receiver</b> {state} on <code>{_esc(rx.local_url)}</code>, "
-            f"up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
-            f"Give ElevenLabs: <code>{_esc(rx.url)}</code> ({_esc(rx.url_story)})",
-        ]
-        if rx.public_url:
-            lines.append(f"public hook route (no login): <code>{_esc(rx.public_url)}</code>")
-        if rx.proxy_url:
-            lines.append(f"proxy URL (needs a Jupyter login): <code>{_esc(rx.proxy_url)}</code>")
-        if rx.url_note:
-            lines.append(f"<i>{_esc(rx.url_note)}</i>")
-        if rx.tunnel is not None:
-            lines.append(f"tunnel: {_esc(rx.tunnel.summary)}")
-        self.header.value = "<br>".join(lines)
-
-    def _render_counters(self, events: pd.DataFrame) -> None:
-        counts = self.rx.store.counts
-        by_reason = self.rx.store.failure_counts
-        received = events["received_at"].array.asi8
-        per_minute = len(received) - int(np.searchsorted(received, time.time_ns() - 60 * 10**9))
-        reasons = (
-            ", ".join(f"{_esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1])) or "none"
-        )
-        self.counters.value = (
-            f"<b>{counts['events']}</b> accepted · <b>{counts['duplicates']}</b> duplicates · "
-            f"<b>{counts['failures']}</b> failures ({reasons}) · "
-            f"<b>{per_minute}</b> events in the last minute"
-        )
-
-    def _update_type_options(self, events: pd.DataFrame) -> None:
-        types = tuple(str(c) for c in events["event_type"].cat.categories)
-        if types != self._types:
-            chosen = tuple(t for t in self.types.value if t in types)
-            self._types = types
-            self.types.unobserve(self._filters_changed, names="value")
-            self.types.options = types
-            self.types.value = chosen
-            self.types.observe(self._filters_changed, names="value")
-
-    def _filters_changed(self, _: Any = None) -> None:
-        self._page = 0
-        self.refresh(force=True)
-
-    def _turn(self, step: int) -> None:
-        if (step < 0 and self._page == 0) or (step > 0 and not self._more):
-            return
-        self._page += step
-        self.refresh(force=True)
-
-    def _render_page(self, events: pd.DataFrame) -> None:
-        if self.outcome.value == "failed":
-            self._render_failures()
-            return
-        rows, self._more, total = self.visible_events(events)
-        self.rows_rendered = len(rows)
-        shown = [
-            [
-                str(i),
-                f"{r.received_at:%H:%M:%S}",
-                _esc(r.event_type),
-                f"{r.event_timestamp:%Y-%m-%d %H:%M:%S}" if not pd.isna(r.event_timestamp) else "",
-                _esc(next((getattr(r, c) for c in ID_COLUMNS if getattr(r, c)), "")),
-                _esc(r.status),
-                _seconds(r.duration_s),
-                _seconds(r.delivery_lag_s),
-                str(r.deliveries),
-            ]
-            for i, r in rows.iterrows()
-        ]
-        header = [
-            "id",
-            "received",
-            "type",
-            "event time",
-            "conversation / request / voice",
-            "status",
-            "duration",
-            "lag",
-            "deliveries",
-        ]
-        self.table.value = _table(header, shown) if shown else "<i>no events match</i>"
-        first = self._page * self.page_size
-        of = (
-            f"of {total:,}"
-            if total is not None
-            else ("and older ones" if self._more else f"of {first + len(rows):,}")
-        )
-        self.page_label.value = (
-            f"newest first · rows {first + 1 if len(rows) else 0}-{first + len(rows)} {of}"
-        )
-        options = [
-            (f"#{i} {t}", ("event", int(i))) for i, t in zip(rows.index, rows["event_type"], strict=True)
-        ]
-        self._set_pick(options)
-
-    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
-        current = self.pick.value
-        self.pick.options = options
-        values = [v for _, v in options]
-        if current in values:
-            self.pick.value = current
-        elif values and current is None:
-            self.pick.value = None
-        self._show_detail()
-
-    def _mask(self, frame: pd.DataFrame) -> np.ndarray[Any, Any]:
-        mask = np.ones(len(frame), dtype=bool)
-        if self.types.value:
-            mask &= frame["event_type"].isin(self.types.value).to_numpy()
-        text = self.search.value.strip().lower()
-        if text:
-            hit = np.zeros(len(frame), dtype=bool)
-            for column in ID_COLUMNS:
-                hit |= (
-                    frame[column]
-                    .astype("string")
-                    .str.lower()
-                    .str.contains(text, regex=False)
-                    .fillna(False)
-                    .to_numpy(bool)
-                )
-            mask &= hit
-        return mask
-
-    def visible_events(self, events: pd.DataFrame) -> tuple[pd.DataFrame, bool, int | None]:
-        """(rows of this page newest first, whether older matches exist, total or None)."""
-        n = len(events)
-        seconds = WINDOWS[self.window.value]
-        lo = 0
-        if seconds is not None:
-            lo = int(np.searchsorted(events["received_at"].array.asi8, time.time_ns() - seconds * 10**9))
-        want = (self._page + 1) * self.page_size
-        if not self.types.value and not self.search.value.strip():
-            start = max(lo, n - want)
-            end = n - self._page * self.page_size
-            page = events.iloc[start : max(start, end)].iloc[::-1]
-            return page, start > lo, n - lo
-        found: list[np.ndarray[Any, Any]] = []
-        count, end = 0, n
-        while end > lo and count < want + 1:
-            start = max(lo, end - _SCAN)
-            chunk = events.iloc[start:end]
-            positions = np.flatnonzero(self._mask(chunk))[::-1] + start
-            found.append(positions)
-            count += len(positions)
-            end = start
-        hits = np.concatenate(found) if found else np.array([], dtype=int)
-        page_positions = hits[self._page * self.page_size : want]
-        # The scan stops at want + 1 matches or at the window's start, so this is exact.
-        return events.iloc[page_positions], len(hits) > want, None
-
-    def filtered_failures(self) -> pd.DataFrame:
-        """Kept failures matching the search (literal, over reason and explanation) and window."""
-        failures = self.rx.failures
-        text = self.search.value.strip().lower()
-        if text:
-            failures = failures[
-                failures["reason"].astype(str).str.lower().str.contains(text, regex=False)
-                | failures["explanation"].str.lower().str.contains(text, regex=False)
-            ]
-        seconds = WINDOWS[self.window.value]
-        if seconds is not None:
-            failures = failures[
-                failures["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
-            ]
-        return failures
-
-    def _render_failures(self) -> None:
-        failures = self.filtered_failures().iloc[::-1]
-        start = self._page * self.page_size
-        page = failures.iloc[start : start + self.page_size]
-        self._more = len(failures) > start + self.page_size
-        self.rows_rendered = len(page)
-        shown = [
-            [
-                str(i),
-                f"{r.received_at:%H:%M:%S}",
-                str(r.status),
-                _esc(r.reason),
-                _esc(r.explanation[:120]),
-                _esc(r.remote),
-            ]
-            for i, r in page.iterrows()
-        ]
-        self.table.value = (
-            _table(["id", "received", "status", "reason", "explanation", "from"], shown)
-            if shown
-            else "<i>no failures</i>"
-        )
-        self.page_label.value = (
-            f"newest first · {len(failures):,} kept (the newest {self.rx.store.max_failures:,})"
-        )
-        # Failure ids can be negative (kept in memory only), so the kind is said, not encoded.
-        self._set_pick([(f"#{i} {r.reason}", ("failure", int(i))) for i, r in page.iterrows()])
-
-    def _show_detail(self) -> None:
-        chosen: Pick | None = self.pick.value
-        if chosen is None:
-            self.detail.value = ""
-        elif chosen[0] == "failure":
-            self.detail.value = self.failure_detail(chosen[1])
-        else:
-            self.detail.value = self.event_detail(chosen[1])
-
-    def event_detail(self, event_id: int) -> str:
-        """The whole payload as collapsible JSON, and where to get the raw body."""
-        try:
-            raw = self.rx.store.raw_body(event_id)
-            payload = json.loads(raw)
-        except (KeyError, ValueError) as exc:
-            return f"<i>cannot load event {event_id}: {_esc(exc)}</i>"
-        link = ""
-        if len(raw) <= _DOWNLOAD_MAX:  # bigger ones would weigh down the widget state
-            data = base64.b64encode(raw).decode("ascii")
-            href = f"data:application/json;base64,{data}"
-            link = f"<a download='event-{event_id}.json' href='{href}'>download</a> or "
-        return (
-            f"<b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
-            f"<code>rx.store.raw_body({event_id})</code>"
-            f"<div style='max-height:400px;overflow:auto'>{json_view(payload)}</div>"
-        )
-
-    def failure_detail(self, failure_id: int) -> str:
-        """Reason, plain-words explanation, redacted headers and the body preview."""
-        failures = self.rx.failures
-        if failure_id not in failures.index:
-            return "<i>that failure is no longer kept</i>"
-        f = failures.loc[failure_id]
-        headers = _table(["header", "value"], [[_esc(k), _esc(v)] for k, v in f.headers.items()])
-        details = (
-            f"<pre style='white-space:pre-wrap'>{_esc(f.details)}</pre>" if isinstance(f.details, str) else ""
-        )
-        return (
-            f"<b>failure #{failure_id}: {_esc(f.reason)}</b>, answered {f.status}, from {_esc(f.remote)} "
-            f"to {_esc(f.path)} at {f.received_at:%Y-%m-%d %H:%M:%S} UTC"
-            f"<p>{_esc(f.explanation)}</p>{details}<b>headers</b> (credentials redacted){headers}"
-            f"<b>body</b> ({f.body_bytes:,} bytes)"
-            f"<pre style='white-space:pre-wrap'>{_esc(f.body_preview)}</pre>"
-        )
-
-    # -- actions -----------------------------------------------------------------------
+    # -- actions (kept on the panel for old code) ----------------------------------------
     def send_test_events(self, wait: bool = False) -> threading.Thread:
         """Play ElevenLabs in the background (the receiver answers; the next refresh shows it)."""
-        n, faults = self.send_count.value, FAULT_MIXES[self.fault_mix.value]
-
-        def run() -> None:
-            try:
-                sent = self.rx.simulate(n, faults=faults, progress=False)
-                self.message.value = f"sent {len(sent)} deliveries: {int(sent.ok.sum())} answered as expected"
-            except Exception as exc:
-                self.message.value = f"sending failed: {_esc(exc)}"
-
-        thread = threading.Thread(target=run, name="elwh-dashboard-send", daemon=True)
-        thread.start()
-        if wait:
-            thread.join()
-        return thread
+        return self.actions.send_test_events(wait)
 
     def replay_selected(self) -> None:
         """Deliver the selected event again, signed anew: it counts as a duplicate."""
-        chosen: Pick | None = self.pick.value
-        if chosen is None or chosen[0] != "event":
-            self.message.value = "pick an accepted event to replay"
-            return
-        sent = self.rx.replay(chosen[1])
-        self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
-        self.refresh(force=True)
+        self.actions.replay_selected()
 
     def filtered(self) -> pd.DataFrame:
-        """All rows matching the filters (for export; this one is O(all))."""
-        if self.outcome.value == "failed":
-            return self.filtered_failures()
-        events = self.rx.events
-        keep = self._mask(events)
-        seconds = WINDOWS[self.window.value]
-        if seconds is not None:
-            keep &= (
-                events["received_at"] >= pd.Timestamp.now(tz="UTC") - pd.Timedelta(seconds=seconds)
-            ).to_numpy()
-        return events[keep].drop(columns=["payload"])
+        """All rows matching the filters, events or failures as shown (for export; O(all))."""
+        return self.deliveries.selected()
 
     def export(self, directory: str | Path = ".") -> Path | None:
         """Write the filtered table to CSV or Parquet in ``directory``; returns the file."""
-        frame = self.filtered()
-        if "headers" in frame.columns:
-            frame = frame.assign(headers=frame["headers"].map(json.dumps))
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(directory) / f"elwh_{self.outcome.value}_{stamp}.{self.export_format.value}"
-        try:
-            if self.export_format.value == "csv":
-                frame.to_csv(path)
-            else:
-                frame.to_parquet(path)
-        except ImportError as exc:
-            self.message.value = f"Parquet needs pyarrow: <code>pip install pyarrow</code> ({_esc(exc)})"
-            return None
-        self.message.value = f"wrote {len(frame):,} rows to <code>{_esc(path)}</code>"
-        return path
+        return self.actions.export(directory)
 
     def update_plots(self) -> None:
         """Redraw the timing table and plots (on demand: plotting is not cheap)."""
-        events = self.rx.events
-        table = timings(events)
-        self.timing_table.value = (
-            table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
-            if len(table)
-            else "<i>no timings yet</i>"
-        )
-        figures = [
-            plot_delivery_lag(events),
-            plot_durations(events),
-            plot_events_over_time(events),
-            plot_failures(self.rx.failures),
-        ]
-        old = self.plots.children
-        self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]
-        for image in old:  # replaced images would otherwise stay open in the kernel
-            for widget in _tree(image):
-                widget.close()
+        self.timings.update()

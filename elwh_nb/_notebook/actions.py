@@ -1,0 +1,103 @@
+"""The dashboard's actions row: send test events, replay the selected event, export the filtered rows."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ipywidgets as w  # type: ignore[import-untyped]
+
+from . import render
+from .source import EventSource
+from .tabs import DeliveriesTab, Pick
+
+FAULT_MIXES = {"no faults": None, "some faults (20%)": 0.2, "many faults (50%)": 0.5}
+
+
+class Actions(w.HBox):
+    """The buttons that act through the source (the panel never holds the secret).
+
+    What they did goes to :attr:`message` (shown by the panel under the row); ``changed``
+    re-renders the panel after a replay.
+    """
+
+    def __init__(self, source: EventSource, deliveries: DeliveriesTab, changed: Callable[[], object]) -> None:
+        self.source = source
+        self.deliveries = deliveries
+        self._changed = changed
+        self.send_count = w.BoundedIntText(
+            value=20, min=1, max=10_000, description="send", layout=w.Layout(width="160px")
+        )
+        self.fault_mix = w.Dropdown(
+            options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px")
+        )
+        self.send_button = w.Button(description="Send test events", icon="paper-plane")
+        self.replay_button = w.Button(description="Replay selected", icon="redo")
+        self.export_format = w.Dropdown(
+            options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px")
+        )
+        self.export_button = w.Button(description="Export filtered", icon="download")
+        self.message = w.HTML()
+        super().__init__(
+            [
+                self.send_count,
+                self.fault_mix,
+                self.send_button,
+                self.replay_button,
+                self.export_format,
+                self.export_button,
+            ]
+        )
+        self.send_button.on_click(lambda _: self.send_test_events())
+        self.replay_button.on_click(lambda _: self.replay_selected())
+        self.export_button.on_click(lambda _: self.export())
+
+    def send_test_events(self, wait: bool = False) -> threading.Thread:
+        """Play ElevenLabs in the background (the receiver answers; the next refresh shows it)."""
+        n, faults = self.send_count.value, FAULT_MIXES[self.fault_mix.value]
+
+        def run() -> None:
+            try:
+                sent = self.source.simulate(n, faults=faults, progress=False)
+                self.message.value = f"sent {len(sent)} deliveries: {int(sent.ok.sum())} answered as expected"
+            except Exception as exc:
+                self.message.value = f"sending failed: {render.esc(exc)}"
+
+        thread = threading.Thread(target=run, name="elwh-dashboard-send", daemon=True)
+        thread.start()
+        if wait:
+            thread.join()
+        return thread
+
+    def replay_selected(self) -> None:
+        """Deliver the selected event again, signed anew: it counts as a duplicate."""
+        chosen: Pick | None = self.deliveries.pick.value
+        if chosen is None or chosen[0] != "event":
+            self.message.value = "pick an accepted event to replay"
+            return
+        sent = self.source.replay(chosen[1])
+        self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
+        self._changed()
+
+    def export(self, directory: str | Path = ".") -> Path | None:
+        """Write the filtered rows (events or failures, as shown) to CSV or Parquet in ``directory``."""
+        frame = self.deliveries.selected()
+        if "headers" in frame.columns:
+            frame = frame.assign(headers=frame["headers"].map(json.dumps))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        path = Path(directory) / f"elwh_{self.deliveries.outcome.value}_{stamp}.{self.export_format.value}"
+        try:
+            if self.export_format.value == "csv":
+                frame.to_csv(path)
+            else:
+                frame.to_parquet(path)
+        except ImportError as exc:
+            self.message.value = (
+                f"Parquet needs pyarrow: <code>pip install pyarrow</code> ({render.esc(exc)})"
+            )
+            return None
+        self.message.value = f"wrote {len(frame):,} rows to <code>{render.esc(path)}</code>"
+        return path

@@ -1,0 +1,190 @@
+"""The dashboard's HTML: header, counters, tables, page labels and the inspector's details.
+
+Pure functions of plain values and frames (no widgets), each returning an HTML string;
+every value from a delivery is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .query import ID_COLUMNS, Page
+from .source import EventSource
+
+_LONG = 160  # strings longer than this are shortened in the JSON view
+_DOWNLOAD_MAX = 128 * 1024  # raw bodies up to this size get a download link
+
+EVENT_HEADER = [
+    "id",
+    "received",
+    "type",
+    "event time",
+    "conversation / request / voice",
+    "status",
+    "duration",
+    "lag",
+    "deliveries",
+]
+FAILURE_HEADER = ["id", "received", "status", "reason", "explanation", "from"]
+
+
+def esc(value: Any) -> str:
+    """``value`` as escaped text; missing values (None, NaN, NaT) as nothing."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return ""
+    return html.escape(str(value))
+
+
+def _seconds(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value:,.1f} s"
+
+
+def json_view(value: Any, key: str = "", depth: int = 0) -> str:
+    """Collapsible HTML for a parsed event; long strings shortened, the top level open."""
+    label = f"<b>{html.escape(key)}</b>: " if key else ""
+    if isinstance(value, dict):
+        inner = "".join(f"<li>{json_view(v, str(k), depth + 1)}</li>" for k, v in value.items())
+        opened = " open" if depth < 1 else ""
+        return f"<details{opened}><summary>{label}{{{len(value)} keys}}</summary><ul>{inner}</ul></details>"
+    if isinstance(value, list):
+        inner = "".join(f"<li>{json_view(v, str(i), depth + 1)}</li>" for i, v in enumerate(value))
+        return f"<details><summary>{label}[{len(value)} items]</summary><ul>{inner}</ul></details>"
+    if isinstance(value, str) and len(value) > _LONG:
+        text = f'"{html.escape(value[:_LONG])}…" <i>({len(value):,} characters)</i>'
+    else:
+        text = html.escape(json.dumps(value, ensure_ascii=False))
+    return f"{label}<code>{text}</code>"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    """A compact HTML table of already escaped cells."""
+    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in header)
+    cell = "<td style='padding:2px 8px;white-space:nowrap'>"
+    body = "".join("<tr>" + "".join(f"{cell}{c}</td>" for c in row) + "</tr>" for row in rows)
+    style = "border-collapse:collapse;font-size:90%"
+    return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def header(source: EventSource, now: float) -> str:
+    """Whether the receiver listens, since when, and the URLs to copy (``now``: a ``time.time()``)."""
+    state = "<span style='color:#2a7'>listening</span>" if source.running else "<b>stopped</b>"
+    uptime = int(now - source.started_at)
+    lines = [
+        f"<b>elwh-nb receiver</b> {state} on <code>{esc(source.local_url)}</code>, "
+        f"up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
+        f"Give ElevenLabs: <code>{esc(source.url)}</code> ({esc(source.url_story)})",
+    ]
+    if source.public_url:
+        lines.append(f"public hook route (no login): <code>{esc(source.public_url)}</code>")
+    if source.proxy_url:
+        lines.append(f"proxy URL (needs a Jupyter login): <code>{esc(source.proxy_url)}</code>")
+    if source.url_note:
+        lines.append(f"<i>{esc(source.url_note)}</i>")
+    if source.tunnel is not None:
+        lines.append(f"tunnel: {esc(source.tunnel.summary)}")
+    return "<br>".join(lines)
+
+
+def counters(counts: Mapping[str, int], by_reason: Mapping[str, int], per_minute: int) -> str:
+    """Accepted, duplicates, failures by reason (most first) and events in the last minute."""
+    reasons = ", ".join(f"{esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
+    return (
+        f"<b>{counts['events']}</b> accepted · <b>{counts['duplicates']}</b> duplicates · "
+        f"<b>{counts['failures']}</b> failures ({reasons or 'none'}) · "
+        f"<b>{per_minute}</b> events in the last minute"
+    )
+
+
+def events_table(rows: pd.DataFrame) -> str:
+    """One page of events; the first id found names the conversation, request or voice."""
+    shown = [
+        [
+            str(i),
+            f"{r.received_at:%H:%M:%S}",
+            esc(r.event_type),
+            f"{r.event_timestamp:%Y-%m-%d %H:%M:%S}" if not pd.isna(r.event_timestamp) else "",
+            esc(next((getattr(r, c) for c in ID_COLUMNS if getattr(r, c)), "")),
+            esc(r.status),
+            _seconds(r.duration_s),
+            _seconds(r.delivery_lag_s),
+            str(r.deliveries),
+        ]
+        for i, r in rows.iterrows()
+    ]
+    return table(EVENT_HEADER, shown) if shown else "<i>no events match</i>"
+
+
+def events_label(page: Page) -> str:
+    """Which rows of how many the events page shows."""
+    n = len(page.rows)
+    last = page.first + n
+    if page.total is not None:
+        of = f"of {page.total:,}"
+    elif page.more:
+        of = "and older ones"
+    else:
+        of = f"of {last:,}"
+    return f"newest first · rows {page.first + 1 if n else 0}-{last} {of}"
+
+
+def failures_table(rows: pd.DataFrame) -> str:
+    shown = [
+        [
+            str(i),
+            f"{r.received_at:%H:%M:%S}",
+            str(r.status),
+            esc(r.reason),
+            esc(r.explanation[:120]),
+            esc(r.remote),
+        ]
+        for i, r in rows.iterrows()
+    ]
+    return table(FAILURE_HEADER, shown) if shown else "<i>no failures</i>"
+
+
+def failures_label(matched: int, max_failures: int) -> str:
+    return f"newest first · {matched:,} kept (the newest {max_failures:,})"
+
+
+def event_detail(event_id: int, raw_body: Callable[[int], bytes]) -> str:
+    """The whole payload as collapsible JSON, and where to get the raw body."""
+    try:
+        raw = raw_body(event_id)
+        payload = json.loads(raw)
+    except (KeyError, ValueError) as exc:
+        return f"<i>cannot load event {event_id}: {esc(exc)}</i>"
+    link = ""
+    if len(raw) <= _DOWNLOAD_MAX:  # bigger ones would weigh down the widget state
+        data = base64.b64encode(raw).decode("ascii")
+        href = f"data:application/json;base64,{data}"
+        link = f"<a download='event-{event_id}.json' href='{href}'>download</a> or "
+    return (
+        f"<b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
+        f"<code>rx.store.raw_body({event_id})</code>"
+        f"<div style='max-height:400px;overflow:auto'>{json_view(payload)}</div>"
+    )
+
+
+def failure_detail(failures: pd.DataFrame, failure_id: int) -> str:
+    """Reason, plain-words explanation, redacted headers and the body preview."""
+    if failure_id not in failures.index:
+        return "<i>that failure is no longer kept</i>"
+    f = failures.loc[failure_id]
+    headers = table(["header", "value"], [[esc(k), esc(v)] for k, v in f.headers.items()])
+    details = (
+        f"<pre style='white-space:pre-wrap'>{esc(f.details)}</pre>" if isinstance(f.details, str) else ""
+    )
+    return (
+        f"<b>failure #{failure_id}: {esc(f.reason)}</b>, answered {f.status}, from {esc(f.remote)} "
+        f"to {esc(f.path)} at {f.received_at:%Y-%m-%d %H:%M:%S} UTC"
+        f"<p>{esc(f.explanation)}</p>{details}<b>headers</b> (credentials redacted){headers}"
+        f"<b>body</b> ({f.body_bytes:,} bytes)"
+        f"<pre style='white-space:pre-wrap'>{esc(f.body_preview)}</pre>"
+    )

@@ -1,0 +1,193 @@
+"""The dashboard's two tabs: deliveries (filters, one page, the inspector) and timings (plots)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w  # type: ignore[import-untyped]
+import pandas as pd
+
+from . import render
+from .query import Query, matching, run
+from .source import EventSource
+from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
+
+WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
+
+#: What the inspector's choices stand for: ("event", id) or ("failure", id).
+Pick = tuple[str, int]
+
+
+def widget_tree(root: w.Widget) -> list[w.Widget]:
+    """``root`` and every widget it holds (children, layouts, styles), each once."""
+    seen: dict[int, w.Widget] = {}
+    todo = [root]
+    while todo:
+        widget = todo.pop()
+        if id(widget) in seen:
+            continue
+        seen[id(widget)] = widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            values = value if isinstance(value, (list, tuple)) else (value,)
+            todo.extend(v for v in values if isinstance(v, w.Widget))
+    return list(seen.values())
+
+
+class DeliveriesTab(w.VBox):
+    """Filters, one page of events or failures, the pager and the inspector.
+
+    A change of filter or page calls ``changed`` (the panel re-renders, this tab with it).
+    """
+
+    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+        self.source = source
+        self.page_size = page_size
+        self.page = 0
+        self.more = False  # whether older rows match (the pager's "older" leads somewhere)
+        self._changed = changed
+        self._types: tuple[str, ...] = ()
+
+        self.types = w.SelectMultiple(options=[], rows=5, description="types")
+        self.outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
+        self.search = w.Text(
+            placeholder="conversation, request, voice or agent id",
+            description="search",
+            continuous_update=False,
+        )
+        self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
+        self.table = w.HTML()
+        self.page_label = w.Label()
+        self.prev_button = w.Button(description="◀ newer", layout=w.Layout(width="auto"))
+        self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
+        self.pick = w.Dropdown(options=[], description="inspect")
+        self.detail = w.HTML()
+        filters = w.HBox([self.types, w.VBox([self.outcome, self.search, self.window])])
+        pager = w.HBox([self.prev_button, self.next_button, self.page_label])
+        super().__init__([filters, self.table, pager, self.pick, self.detail])
+
+        for control in (self.types, self.outcome, self.search, self.window):
+            control.observe(self._filters_changed, names="value")
+        self.pick.observe(lambda _: self._show_detail(), names="value")
+        self.prev_button.on_click(lambda _: self._turn(-1))
+        self.next_button.on_click(lambda _: self._turn(+1))
+
+    @property
+    def query(self) -> Query:
+        """What the filters and the pager select now."""
+        return Query(
+            outcome=self.outcome.value,
+            types=tuple(self.types.value),
+            search=self.search.value,
+            window=WINDOWS[self.window.value],
+            page=self.page,
+            page_size=self.page_size,
+        )
+
+    def show(self, events: pd.DataFrame) -> int:
+        """Render the page the filters select (``events``: the store's snapshot); returns its rows."""
+        self._update_type_options(events)
+        query = self.query
+        if query.outcome == "failed":
+            page = run(self.source.store.failures, query, count=True)
+            assert page.total is not None  # counted
+            self.table.value = render.failures_table(page.rows)
+            self.page_label.value = render.failures_label(page.total, self.source.store.max_failures)
+            # Failure ids can be negative (kept in memory only), so the kind is said, not encoded.
+            kind, labels = "failure", page.rows["reason"]
+        else:
+            page = run(events, query)
+            self.table.value = render.events_table(page.rows)
+            self.page_label.value = render.events_label(page)
+            kind, labels = "event", page.rows["event_type"]
+        self.more = page.more
+        ids = labels.index.tolist()
+        self._set_pick([(f"#{i} {label}", (kind, int(i))) for i, label in zip(ids, labels, strict=True)])
+        return len(page.rows)
+
+    def selected(self) -> pd.DataFrame:
+        """Every row the filters select, in stored order (what "Export filtered" writes; O(all))."""
+        query = self.query
+        if query.outcome == "failed":
+            return matching(self.source.store.failures, query)
+        return matching(self.source.store.events, query).drop(columns=["payload"])
+
+    def _update_type_options(self, events: pd.DataFrame) -> None:
+        types = tuple(str(c) for c in events["event_type"].cat.categories)
+        if types != self._types:
+            chosen = tuple(t for t in self.types.value if t in types)
+            self._types = types
+            self.types.unobserve(self._filters_changed, names="value")
+            self.types.options = types
+            self.types.value = chosen
+            self.types.observe(self._filters_changed, names="value")
+
+    def _filters_changed(self, _: Any = None) -> None:
+        self.page = 0
+        self._changed()
+
+    def _turn(self, step: int) -> None:
+        if (step < 0 and self.page == 0) or (step > 0 and not self.more):
+            return
+        self.page += step
+        self._changed()
+
+    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
+        current = self.pick.value
+        self.pick.options = options
+        values = [v for _, v in options]
+        if current in values:
+            self.pick.value = current
+        elif values and current is None:
+            self.pick.value = None
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        chosen: Pick | None = self.pick.value
+        if chosen is None:
+            self.detail.value = ""
+        elif chosen[0] == "failure":
+            self.detail.value = render.failure_detail(self.source.store.failures, chosen[1])
+        else:
+            self.detail.value = render.event_detail(chosen[1], self.source.store.raw_body)
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    return buf.getvalue()
+
+
+class TimingsTab(w.VBox):
+    """The timing table and plots, drawn on demand (plotting is not cheap)."""
+
+    def __init__(self, source: EventSource) -> None:
+        self.source = source
+        self.plot_button = w.Button(description="Update plots", icon="chart-line")
+        self.timing_table = w.HTML()
+        self.plots = w.VBox()
+        super().__init__([self.plot_button, self.timing_table, self.plots])
+        self.plot_button.on_click(lambda _: self.update())
+
+    def update(self) -> None:
+        """Redraw the timing table and plots."""
+        events = self.source.store.events
+        table = timings(events)
+        self.timing_table.value = (
+            table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
+            if len(table)
+            else "<i>no timings yet</i>"
+        )
+        figures = [
+            plot_delivery_lag(events),
+            plot_durations(events),
+            plot_events_over_time(events),
+            plot_failures(self.source.store.failures),
+        ]
+        old = self.plots.children
+        self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]
+        for image in old:  # replaced images would otherwise stay open in the kernel
+            for widget in widget_tree(image):
+                widget.close()
