@@ -149,7 +149,7 @@ def test_slow_senders_do_not_block_others(rx: elwh_nb.Receiver) -> None:
 
 @pytest.mark.parametrize("sent", [0, 10, 99])
 def test_a_body_shorter_than_its_content_length_is_dropped(sent: int) -> None:
-    """The body timeout holds whether none, some or all but one of the promised bytes came with the headers."""
+    """The body timeout holds whether none, some or all but one promised byte came with the headers."""
     with elwh_nb.start(SECRET, store=":memory:", body_timeout=1.0) as rx:
         s = socket.create_connection(("127.0.0.1", rx.port), timeout=30)
         s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"{" * sent)
