@@ -676,6 +676,7 @@ def scenario_breakdown(report: Report) -> None:
     import hashlib
     import hmac
 
+    from elwh_nb._core import jsonparse
     from elwh_nb._core.intake import Intake
 
     events = prefill_events(3200, "small", offset=8 * 10**7)
@@ -683,10 +684,14 @@ def scenario_breakdown(report: Report) -> None:
     headers = [{"ElevenLabs-Signature": elwh_nb.sign(b, SECRET)} for b in bodies]
     parsed = [json.loads(b) for b in bodies]
 
-    def per_event(fn: Any) -> float:
-        t0 = time.perf_counter()
-        fn()
-        return (time.perf_counter() - t0) / len(bodies) * 1e6
+    def per_event(fn: Any, passes: int = 1) -> float:
+        """µs per body of ``fn`` over all bodies, in the best of ``passes`` (a pass that writes: 1)."""
+        best = float("inf")
+        for _ in range(passes):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best / len(bodies) * 1e6
 
     def append_in_batches(size: int) -> float:
         with tempfile.TemporaryDirectory() as tmp, elwh_nb.EventStore(Path(tmp) / "b.sqlite") as store:
@@ -700,11 +705,15 @@ def scenario_breakdown(report: Report) -> None:
     with tempfile.TemporaryDirectory() as tmp, elwh_nb.EventStore(Path(tmp) / "c.sqlite") as store:
         intake = Intake(SECRET, store, tolerance=1800, future_tolerance=300)
         check = per_event(
-            lambda: [intake.check(b, h, remote=None, path=None) for b, h in zip(bodies, headers, strict=True)]
+            lambda: [
+                intake.check(b, h, remote=None, path=None) for b, h in zip(bodies, headers, strict=True)
+            ],
+            passes=3,
         )
-    parse = per_event(lambda: [json.loads(b) for b in bodies])
+    parse = per_event(lambda: [jsonparse.loads(b) for b in bodies], passes=3)
+    stdlib = per_event(lambda: [json.loads(b.decode("utf-8")) for b in bodies], passes=3)
     key = SECRET.encode()
-    mac = per_event(lambda: [hmac.new(key, b"1." + b, hashlib.sha256).hexdigest() for b in bodies])
+    mac = per_event(lambda: [hmac.new(key, b"1." + b, hashlib.sha256).hexdigest() for b in bodies], passes=3)
     one_each, grouped = append_in_batches(1), append_in_batches(16)
     ceiling = getattr(report, "ceiling", 0) or 1
     kit = getattr(report, "kit", 0) or 1
@@ -721,7 +730,8 @@ def scenario_breakdown(report: Report) -> None:
             ["a request to the bare Tornado handler (1 / ceiling events/s)", f"{1e6 / ceiling:.0f}"],
             ["a request to the kit (1 / its events/s)", f"{1e6 / kit:.0f}"],
             ["verify: header, clock, HMAC, JSON (Intake.check)", f"{check:.0f}"],
-            ["  of which json.loads of the body", f"{parse:.0f}"],
+            ["  of which parsing the body (orjson where it agrees with json.loads)", f"{parse:.0f}"],
+            ["  (json.loads alone would take)", f"{stdlib:.0f}"],
             ["  of which the HMAC-SHA256", f"{mac:.0f}"],
             ["store, one commit per delivery: normalise, INSERT, commit, column buffers", f"{one_each:.0f}"],
             ["store, group commit of 16 (what the receiver does under load)", f"{grouped:.0f}"],

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import time
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import jsonparse
 from .exceptions import SignatureError
 
 Secret = str | bytes | Iterable[str | bytes] | None
@@ -213,7 +213,7 @@ def _check_time(
 def parse_event(raw: bytes) -> dict[str, Any]:
     """Parse a verified body as a JSON object, or raise ``SignatureError('invalid_json')``."""
     try:
-        event = json.loads(raw.decode("utf-8"))
+        event = jsonparse.loads(raw)
     except UnicodeDecodeError:
         problem = "it is not valid UTF-8"
     except (ValueError, RecursionError) as exc:

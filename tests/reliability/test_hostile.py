@@ -147,6 +147,39 @@ def test_slow_senders_do_not_block_others(rx: elwh_nb.Receiver) -> None:
     still_serving(rx, 10)
 
 
+@pytest.mark.parametrize("sent", [0, 10, 99])
+def test_a_body_shorter_than_its_content_length_is_dropped(sent: int) -> None:
+    """The body timeout holds whether none, some or all but one promised byte came with the headers."""
+    with elwh_nb.start(SECRET, store=":memory:", body_timeout=1.0) as rx:
+        s = socket.create_connection(("127.0.0.1", rx.port), timeout=30)
+        s.sendall(b"POST /webhook HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"{" * sent)
+        still_serving(rx, 13)
+        started = time.monotonic()
+        assert s.recv(65536) == b""  # dropped, not waited on forever
+        assert time.monotonic() - started < 20
+        s.close()
+        still_serving(rx, 14)
+
+
+def test_a_whole_body_sent_with_its_headers_is_answered_on_a_kept_alive_connection() -> None:
+    """Two deliveries, each in one write with its headers, on one connection: both stored."""
+    with elwh_nb.start(SECRET, store=":memory:", body_timeout=1.0) as rx:
+        s = socket.create_connection(("127.0.0.1", rx.port), timeout=30)
+        for seed in (15, 16):
+            body, headers = signed("speech_to_text_transcription", seed=seed)
+            head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            s.sendall(
+                f"POST /webhook HTTP/1.1\r\nHost: x\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+                answer += s.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+        s.close()
+        assert len(rx.events) == 2
+
+
 def test_a_chunked_body_that_never_ends_is_dropped() -> None:
     with elwh_nb.start(SECRET, store=":memory:", body_timeout=1.0) as rx:
         s = socket.create_connection(("127.0.0.1", rx.port), timeout=30)
