@@ -14,6 +14,7 @@ dedupe), :mod:`.failures` (the capped, redacted failure log) and :mod:`.jobs`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sqlite3
@@ -68,7 +69,7 @@ class EventStore(StoreFile):
         readonly: bool = False,
     ) -> None:
         self._failures = FailureLog(max_failures)
-        self._events = Events(lambda event_id, event_type: StoredPayload(self, event_id, event_type))
+        self._events = Events(functools.partial(StoredPayload, self))
         self._jobs = _jobs.Jobs(self._events.columns)
         self._changes = 0
         self._seen_version: int | None = None  # PRAGMA data_version at the last refresh
