@@ -61,7 +61,7 @@ CREATE TABLE jobs (job_id TEXT PRIMARY KEY, kind TEXT, submitted_ns INTEGER NOT 
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema', '1');
 """
-V1_ADDED = {
+V1_ADDED: dict[str, list[tuple[object, ...]]] = {
     "events": [("kept_while_away", "INTEGER", 1, "0", 0)],
     "failures": [("details", "TEXT", 0, None, 0)],
 }
