@@ -12,19 +12,11 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-#: The columns of a normalised record, in order (``payload`` comes last).
-FIELDS: tuple[str, ...] = (
-    "event_type",
-    "event_timestamp",
-    "conversation_id",
-    "agent_id",
-    "request_id",
-    "voice_id",
-    "status",
-    "duration_s",
-    "call_started_at",
-    "failure_reason",
-)
+from .schema import EVENTS
+
+#: The columns of a normalised record, in order (``payload`` comes last): the events
+#: table's columns that come from the record (see :data:`.schema.EVENTS`).
+FIELDS: tuple[str, ...] = EVENTS.record_fields
 
 _TEXT_FIELDS = ("conversation_id", "agent_id", "request_id", "voice_id", "status", "failure_reason")
 

@@ -1,0 +1,159 @@
+"""The events table: appending with deduplication by body, and its columns in memory.
+
+A body seen before only counts up its row's ``deliveries``. Memory follows the file only
+after a commit (see :meth:`Events.commit`), so a rolled-back batch leaves nothing behind,
+not even a new event type.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from . import inbox as _inbox
+from .codes import Codes
+from .columns import Columns
+from .frames import PayloadMaker, frame
+from .schema import EVENTS, NAT
+
+#: The INSERT for a body written at once (``?``) or in pieces after it (``zeroblob(?)``).
+_INSERT = {value: EVENTS.insert(body=value) for value in ("?", "zeroblob(?)")}
+Prepared = tuple[bytes, bytes, dict[str, Any]]  # raw body, its SHA-256, its normalised record
+
+
+@dataclass(frozen=True)
+class Appended:
+    """What :meth:`EventStore.append` did: the event's ``id``, and whether it was a repeat."""
+
+    id: int
+    duplicate: bool
+    deliveries: int
+
+
+@dataclass
+class Written:
+    """What a transaction wrote, for memory to follow once it is committed."""
+
+    results: list[Appended]
+    new_rows: list[dict[str, Any]]
+    repeats: list[tuple[int, int]]  # (position in memory, deliveries now)
+
+
+def _lag(event_ns: int, received_ns: int) -> float:
+    return math.nan if event_ns == NAT else (received_ns - event_ns) / 1e9
+
+
+class Events:
+    """Accepted events in memory (columns of :data:`EVENTS`), their types and delivery count.
+
+    Callers hold the store's lock.
+    """
+
+    def __init__(self, payload: PayloadMaker) -> None:
+        self.columns = Columns(EVENTS.dtypes)
+        self.types = Codes(self.columns, "event_type")
+        self.deliveries = 0  # repeats included
+        self._payload = payload
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def last_id(self) -> int:
+        return int(self.columns.snapshot()["id"][-1]) if len(self.columns) else 0
+
+    def load(self, db: sqlite3.Connection, after: int = 0) -> None:
+        """Read the rows with ids over ``after``, a column at a time."""
+        cur = db.execute(f"{EVENTS.select} WHERE id > ? ORDER BY id", (after,))
+        while rows := cur.fetchmany(50_000):
+            columns = EVENTS.from_file(rows)
+            ids, types = columns["id"], columns["event_type"]
+            columns["event_type"] = [self.types.code(t) for t in types]
+            received = columns["received_at"]
+            columns["delivery_lag_s"] = list(map(_lag, columns["event_timestamp"], received))
+            columns["turnaround_s"] = [math.nan] * len(rows)
+            columns["payload"] = list(map(self._payload, ids, types))
+            self.columns.append_rows(columns)
+            self.deliveries += sum(columns["deliveries"])
+
+    def write(
+        self, db: sqlite3.Connection, prepared: list[Prepared], now: int, away: bool, from_inbox: int | None
+    ) -> Written:
+        """Insert the deliveries in one transaction (raises, rolled back, on any error)."""
+        done = Written([], [], [])
+        pending: dict[bytes, int] = {}  # repeats inside this batch
+        # One statement commits by itself; a batch, or a body written in pieces, is one transaction.
+        batch = len(prepared) > 1 or from_inbox is not None or any(_inbox.in_pieces(p[0]) for p in prepared)
+        if batch:
+            db.execute("BEGIN IMMEDIATE")
+        try:
+            for raw, digest, record in prepared:
+                row = EVENTS.from_record(record)  # event_type stays a name until the commit
+                row.update(received_at=now, last_received_at=now, deliveries=1, body_bytes=len(raw))
+                row["kept_while_away"] = away
+                value, blob = _inbox.blob_value(db, raw)
+                try:
+                    cur = db.execute(
+                        _INSERT[value], EVENTS.params({**row, "body_sha256": digest, "body": blob})
+                    )
+                    _inbox.fill_blob(db, "events", "body", int(cur.lastrowid or 0), raw)
+                except sqlite3.IntegrityError:  # the same body again: count a delivery
+                    if not self._repeat(db, digest, now, done, pending):
+                        raise  # some other constraint failed
+                    continue
+                event_id = int(cur.lastrowid or 0)
+                done.results.append(Appended(event_id, False, 1))
+                pending[digest] = len(done.new_rows)
+                row["id"] = event_id
+                row["delivery_lag_s"] = _lag(row["event_timestamp"], now)
+                row["turnaround_s"] = math.nan
+                row["payload"] = self._payload(event_id, row["event_type"])
+                done.new_rows.append(row)
+            if from_inbox is not None:
+                db.execute("DELETE FROM inbox WHERE id = ?", (from_inbox,))
+            if batch:
+                db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return done
+
+    def _repeat(
+        self, db: sqlite3.Connection, digest: bytes, now: int, done: Written, pending: dict[bytes, int]
+    ) -> bool:
+        updated = db.execute(
+            "UPDATE events SET deliveries = deliveries + 1, last_received_ns = ? WHERE body_sha256 = ?",
+            (now, digest),
+        )
+        if updated.rowcount != 1:
+            return False
+        event_id, count = db.execute(
+            "SELECT id, deliveries FROM events WHERE body_sha256 = ?", (digest,)
+        ).fetchone()
+        done.results.append(Appended(event_id, True, count))
+        if digest in pending:
+            done.new_rows[pending[digest]].update(deliveries=count, last_received_at=now)
+        elif (position := self.columns.position("id", event_id)) is not None:
+            done.repeats.append((position, count))
+        return True
+
+    def commit(self, done: Written, now: int, added: Callable[[dict[str, Any]], None] | None) -> None:
+        """Memory follows a committed write; ``added`` sees each new row."""
+        for row in done.new_rows:
+            row["event_type"] = self.types.code(row["event_type"])
+            self.columns.append(row)
+            if added is not None:
+                added(row)
+        for position, count in done.repeats:
+            self.columns.update(position, {"deliveries": count, "last_received_at": now})
+        self.deliveries += len(done.results)
+
+    def snapshot(self) -> Callable[[], pd.DataFrame]:
+        """The events as they are now: call the result (without the lock) for the frame."""
+        views, types = self.columns.snapshot(), self.types.dtype()
+        return lambda: frame(EVENTS, views, {"event_type": types})

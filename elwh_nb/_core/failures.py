@@ -1,0 +1,122 @@
+"""The failure log: rejected deliveries, redacted and shortened, capped; their counts are not.
+
+The file keeps the newest rows (trimmed now and then) and a count per reason since the
+file was made. When the file refuses a record (disk full, locked, read-only), it is kept
+in memory with a negative id and why, so that ``rx.failures`` still says what happened.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+from .codes import Codes
+from .columns import Columns
+from .frames import frame
+from .schema import FAILURES
+
+DEFAULT_MAX_FAILURES = 5000
+PREVIEW_BYTES = 300
+REDACTED = "[redacted]"
+_SENSITIVE_WORDS = ("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session")
+_TRIM_EVERY = 256  # rows between trims of the file's table
+
+COUNTS_DDL = """
+CREATE TABLE IF NOT EXISTS failure_counts (
+    reason TEXT PRIMARY KEY,
+    n INTEGER NOT NULL
+)"""
+_INSERT = FAILURES.insert()
+
+
+def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
+    """Headers with credentials (cookies, tokens, API keys) replaced by ``[redacted]``."""
+    if headers is None:
+        return {}
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        lowered = str(name).lower()
+        if any(word in lowered for word in _SENSITIVE_WORDS):
+            value = REDACTED
+        key = str(name)
+        out[key] = f"{out[key]}, {value}" if key in out else str(value)
+    return out
+
+
+def body_preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
+    """The start of a body as text, marked when shortened."""
+    text = raw[:limit].decode("utf-8", "replace")
+    return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
+
+
+class FailureLog:
+    """The newest ``max_failures`` failures in memory and in the file, and counts by reason.
+
+    Callers hold the store's lock.
+    """
+
+    def __init__(self, max_failures: int = DEFAULT_MAX_FAILURES) -> None:
+        if max_failures < 1:
+            raise ValueError("max_failures must be at least 1")
+        self.max_failures = max_failures
+        self.columns = Columns(FAILURES.dtypes, max_rows=max_failures)
+        self.reasons = Codes(self.columns, "reason")
+        self.counts: dict[str, int] = {}
+        self._unsaved = 0  # failures kept only in memory (the file refused them)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def last_id(self) -> int:
+        """The highest id saved to the file that memory holds (0 for none)."""
+        ids = self.columns.snapshot()["id"]
+        return max(int(ids.max()), 0) if len(ids) else 0
+
+    def load(self, db: sqlite3.Connection, after: int = 0) -> None:
+        """Read the newest rows with ids over ``after``, and the counts."""
+        self.counts = dict(db.execute("SELECT reason, n FROM failure_counts").fetchall())
+        rows = db.execute(
+            f"{FAILURES.select} WHERE id > ? ORDER BY id DESC LIMIT ?", (after, self.max_failures)
+        ).fetchall()
+        if rows:
+            rows.reverse()
+            columns = FAILURES.from_file(rows)
+            columns["reason"] = [self.reasons.code(r) for r in columns["reason"]]
+            self.columns.append_rows(columns)
+
+    def add(self, db: sqlite3.Connection, row: dict[str, Any], from_inbox: int | None = None) -> int:
+        """Record a failure (a row of :data:`FAILURES` but ``id``, already redacted); returns its id.
+
+        ``from_inbox``: a kept delivery that leaves the inbox in the same transaction.
+        """
+        reason = row["reason"]
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            if from_inbox is not None:
+                db.execute("DELETE FROM inbox WHERE id = ?", (from_inbox,))
+            failure_id = int(db.execute(_INSERT, FAILURES.params(row)).lastrowid or 0)
+            db.execute(
+                "INSERT INTO failure_counts VALUES (?, 1) ON CONFLICT(reason) DO UPDATE SET n = n + 1",
+                (reason,),
+            )
+            if failure_id % _TRIM_EVERY == 0:  # trim the file's table now and then, not every time
+                db.execute("DELETE FROM failures WHERE id <= ?", (failure_id - self.max_failures,))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._unsaved += 1
+            failure_id = -self._unsaved
+            row = {**row, "explanation": f"{row['explanation']} [not saved to the store file: {exc}]"}
+        self.columns.append({**row, "id": failure_id, "reason": self.reasons.code(reason)})
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        return failure_id
+
+    def snapshot(self) -> Callable[[], pd.DataFrame]:
+        """The kept failures as they are now: call the result (without the lock) for the frame."""
+        views, reasons = self.columns.snapshot(), self.reasons.dtype()
+        return lambda: frame(FAILURES, views, {"reason": reasons})

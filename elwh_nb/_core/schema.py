@@ -1,0 +1,228 @@
+"""The columns of the store's two tables, each named once, and everything derived from them.
+
+A :class:`Column` says where a value lives (the SQLite file, memory, or both), its kind
+(which fixes its in-memory dtype and how it converts between a normalised record, the file
+and memory) and whether it comes from the normalised record. From :data:`EVENTS` and
+:data:`FAILURES` come the DDL, the INSERT and its parameters, the SELECT that loads a
+file, the in-memory row and the dtypes. Adding an event column is one line here plus its
+normaliser in :mod:`.normalize`; old files gain it with ``ALTER TABLE`` when opened.
+Stdlib only (NumPy takes the dtypes by name).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from operator import itemgetter
+from typing import Any
+
+NAT = -(1 << 63)  # how a missing time is kept in memory (pandas' NaT); NULL in the file
+_MAX_NS = (1 << 63) - 1  # 2262-04-11; NAT + 1 is 1677-09-21
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def to_ns(value: datetime | float | None) -> int:
+    """Nanoseconds since the epoch; NAT for None and for times pandas cannot hold (1677-2262)."""
+    if value is None:
+        return NAT
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        delta = value - _EPOCH
+        ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1000
+    else:
+        ns = int(value * 1e9)
+    return ns if NAT < ns <= _MAX_NS else NAT
+
+
+def given_ns(value: datetime | float | None, name: str) -> int:
+    """A time passed in by the caller (now when None), which must be one pandas can hold."""
+    if value is None:
+        return time.time_ns()
+    ns = to_ns(value)
+    if ns == NAT:
+        raise ValueError(f"{name}={value!r} is outside the times pandas can hold (1677 to 2262)")
+    return ns
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _null_nat(value: int) -> int | None:
+    return None if value == NAT else value
+
+
+def _null_nan(value: float) -> float | None:
+    return None if value != value else value  # NaN is the one value not equal to itself
+
+
+def _interned(column: Sequence[str | None]) -> list[str | None]:
+    return [None if v is None else sys.intern(v) for v in column]
+
+
+def _parsed(column: Sequence[str]) -> list[Any]:
+    return [json.loads(v) for v in column]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of value is held in memory and converted from a record, to and from the file.
+
+    A missing conversion means the value passes as it is; NumPy converts whole columns as
+    they go into memory (a NULL read into a float64 column is NaN, 0/1 into bool).
+    """
+
+    dtype: str | None  # NumPy dtype in memory (category codes start as int8); None: file only
+    from_record: Callable[[Any], Any] | None = None  # a normalised record's value -> memory
+    to_file: Callable[[Any], Any] | None = None  # memory -> the file (an INSERT parameter)
+    from_file: Callable[[Sequence[Any]], Sequence[Any]] | None = None  # a column read -> memory
+    read: str = "{}"  # the SELECT's expression for the column
+
+
+KINDS: dict[str, Kind] = {
+    "int": Kind("int64"),
+    "text": Kind("object"),
+    "interned": Kind("object", _intern, from_file=_interned),  # few distinct values, one object each
+    "number": Kind("float64", _nan, _null_nan),  # NaN in memory, NULL in the file
+    # ns since the epoch (UTC), NaT when missing; NULL in the file, which names it <stem>_ns.
+    "time": Kind("int64", to_ns, _null_nat, read=f"ifnull({{}}, {NAT})"),
+    "category": Kind("int8"),  # codes into the store's categories (see codes.Codes); text in the file
+    "flag": Kind("bool", bool, int),
+    "json": Kind("object", to_file=json.dumps, from_file=_parsed),
+    "object": Kind("object"),  # memory only
+    "blob": Kind(None),  # file only
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: its name in memory, its kind, its SQLite declaration, and its source."""
+
+    name: str
+    kind: str
+    sql: str | None = None  # type and constraints in the file; None: held in memory only
+    record: bool = False  # its value is the normalised record's field of the same name
+
+    @property
+    def file_name(self) -> str:
+        """Its name in the file: times are ``<name without _at>_ns``."""
+        return self.name.removesuffix("_at") + "_ns" if self.kind == "time" else self.name
+
+    @property
+    def in_memory(self) -> bool:
+        return KINDS[self.kind].dtype is not None
+
+
+class Table:
+    """A table's columns and what follows from them: DDL, INSERT, SELECT, rows and dtypes."""
+
+    def __init__(self, name: str, columns: tuple[Column, ...]) -> None:
+        self.name = name
+        self.columns = columns
+        self.stored = tuple(c for c in columns if c.sql is not None)
+        self.memory = tuple(c for c in columns if c.in_memory)
+        #: Columns both in the file and in memory (what :attr:`select` reads), in memory order.
+        self.loaded = tuple(c for c in self.memory if c.sql is not None)
+        #: The normalised record's fields, in order.
+        self.record_fields = tuple(c.name for c in columns if c.record)
+        self.dtypes: dict[str, str] = {c.name: str(KINDS[c.kind].dtype) for c in self.memory}
+        self.times = tuple(c.name for c in self.memory if c.kind == "time")
+        self.ddl = (
+            f"CREATE TABLE IF NOT EXISTS {name} (\n"
+            + ",\n".join(f"    {c.file_name} {c.sql}" for c in self.stored)
+            + "\n)"
+        )
+        self.select = (
+            f"SELECT {', '.join(KINDS[c.kind].read.format(c.file_name) for c in self.loaded)} FROM {name}"
+        )
+        self._inserted = tuple(c for c in self.stored if c.name != "id")
+        self._params = itemgetter(*(c.name for c in self._inserted))
+        self._to_file = tuple((i, f) for i, c in enumerate(self._inserted) if (f := KINDS[c.kind].to_file))
+        self._from_record = tuple((c.name, KINDS[c.kind].from_record) for c in columns if c.record)
+        self._from_file = tuple((c.name, KINDS[c.kind].from_file) for c in self.loaded)
+
+    def insert(self, **values: str) -> str:
+        """The INSERT of one row: ``?`` for each column but ``id``, or the SQL given by name."""
+        exprs = ",".join(values.get(c.name, "?") for c in self._inserted)
+        return f"INSERT INTO {self.name} ({', '.join(c.file_name for c in self._inserted)}) VALUES ({exprs})"
+
+    def add_column(self, file_name: str) -> str:
+        """The ALTER TABLE that gives an older file a column it lacks."""
+        (column,) = (c for c in self.stored if c.file_name == file_name)
+        return f"ALTER TABLE {self.name} ADD COLUMN {column.file_name} {column.sql}"
+
+    def from_record(self, record: Mapping[str, Any]) -> dict[str, Any]:
+        """The in-memory values of a normalised record's fields."""
+        return {name: record[name] if f is None else f(record[name]) for name, f in self._from_record}
+
+    def params(self, row: Mapping[str, Any]) -> list[Any]:
+        """The INSERT's parameters, from a row of in-memory values (and the file-only ones)."""
+        params = list(self._params(row))
+        for i, convert in self._to_file:
+            params[i] = convert(params[i])
+        return params
+
+    def from_file(self, rows: list[tuple[Any, ...]]) -> dict[str, Sequence[Any]]:
+        """Rows as :attr:`select` reads them, as in-memory columns (categories still names)."""
+        columns = zip(*rows, strict=True)
+        return {
+            name: column if f is None else f(column)
+            for (name, f), column in zip(self._from_file, columns, strict=True)
+        }
+
+
+#: Accepted events, one row per distinct body; in memory in this order (``store.events``).
+EVENTS = Table(
+    "events",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("event_type", "category", "TEXT", record=True),
+        Column("event_timestamp", "time", "INTEGER", record=True),
+        Column("received_at", "time", "INTEGER NOT NULL"),
+        Column("conversation_id", "text", "TEXT", record=True),
+        Column("agent_id", "text", "TEXT", record=True),
+        Column("request_id", "text", "TEXT", record=True),
+        Column("voice_id", "text", "TEXT", record=True),
+        Column("status", "interned", "TEXT", record=True),
+        Column("duration_s", "number", "REAL", record=True),
+        Column("call_started_at", "time", "INTEGER", record=True),
+        Column("failure_reason", "interned", "TEXT", record=True),
+        Column("delivery_lag_s", "number"),  # received_at - event_timestamp
+        Column("turnaround_s", "number"),  # for jobs announced with expect()
+        Column("deliveries", "int", "INTEGER NOT NULL DEFAULT 1"),
+        Column("last_received_at", "time", "INTEGER NOT NULL"),
+        Column("body_bytes", "int", "INTEGER NOT NULL"),
+        Column("kept_while_away", "flag", "INTEGER NOT NULL DEFAULT 0"),  # kept by the route
+        Column("payload", "object"),  # a StoredPayload: the body stays in the file
+        Column("body_sha256", "blob", "BLOB NOT NULL UNIQUE"),
+        Column("body", "blob", "BLOB NOT NULL"),
+    ),
+)
+
+#: Rejected deliveries (the newest ``max_failures`` kept).
+FAILURES = Table(
+    "failures",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("received_at", "time", "INTEGER NOT NULL"),
+        Column("reason", "category", "TEXT NOT NULL"),
+        Column("status", "int", "INTEGER NOT NULL"),
+        Column("explanation", "text", "TEXT NOT NULL"),
+        Column("headers", "json", "TEXT NOT NULL"),  # redacted
+        Column("body_preview", "text", "TEXT NOT NULL"),
+        Column("body_bytes", "int", "INTEGER NOT NULL"),
+        Column("remote", "text", "TEXT"),
+        Column("path", "text", "TEXT"),
+        Column("details", "text", "TEXT"),
+    ),
+)
