@@ -79,3 +79,22 @@ def test_the_core_imports_no_server_or_widget_library() -> None:
 def test_the_import_check_can_fail() -> None:
     loaded = _loaded_after_importing("elwh_nb._server")
     assert "tornado" in loaded and "elwh_nb._server.receiver" in loaded
+
+
+def test_the_readme_layout_names_every_module_where_it_is() -> None:
+    readme = (Path(elwh_nb.__file__).parent.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    listed, folder = set(), ""
+    for line in block.splitlines():
+        name = line.split()[0] if line.strip() else ""
+        if line.startswith("  ") and not line.startswith("    ") and name.endswith("/"):
+            folder = name
+        elif line.startswith("    ") and name.endswith(".py"):
+            listed.add(folder + name)
+    package = Path(elwh_nb.__file__).parent
+    present = {
+        str(p.relative_to(package)).replace("\\", "/")
+        for p in package.glob("_*/*.py")
+        if p.name != "__init__.py"
+    }
+    assert listed == present
