@@ -89,12 +89,10 @@ def test_the_readme_layout_names_every_module_where_it_is() -> None:
         name = line.split()[0] if line.strip() else ""
         if line.startswith("  ") and not line.startswith("    ") and name.endswith("/"):
             folder = name
-        elif line.startswith("    ") and name.endswith(".py"):
-            listed.add(folder + name)
+        elif line.startswith("    ") and name.endswith((".py", "/")):
+            listed.add(folder + name)  # a module, or a package of them
     package = Path(elwh_nb.__file__).parent
     present = {
-        str(p.relative_to(package)).replace("\\", "/")
-        for p in package.glob("_*/*.py")
-        if p.name != "__init__.py"
-    }
+        p.relative_to(package).as_posix() for p in package.glob("_*/*.py") if p.name != "__init__.py"
+    } | {p.parent.relative_to(package).as_posix() + "/" for p in package.glob("_*/*/__init__.py")}
     assert listed == present

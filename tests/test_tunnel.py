@@ -31,6 +31,8 @@ import elwh_nb
 from elwh_nb import ReceiverError, payloads, sign
 from elwh_nb._server import routes as _routes
 from elwh_nb._server import tunnel as _tunnel
+from elwh_nb._server import tunnel_help as _tunnel_help
+from elwh_nb._server import tunnel_urls as _tunnel_urls
 from elwh_nb._server import urls as _urls
 from testkit.jupyter import jupyter_server
 
@@ -424,12 +426,12 @@ DOCUMENTED = {
 @pytest.mark.parametrize("host", list(DOCUMENTED))
 def test_the_url_is_read_from_each_services_documented_output(host: str) -> None:
     other_lines, line, url = DOCUMENTED[host]
-    service = _tunnel.service_for(host)
+    service = _tunnel_urls.service_for(host)
     assert service is not None
-    assert _tunnel.announced_url(service, line) == url
-    assert _tunnel.announced_url(service, f"\x1b[32m{line}\x1b[0m") == url  # colours do not matter
+    assert _tunnel_urls.announced_url(service, line) == url
+    assert _tunnel_urls.announced_url(service, f"\x1b[32m{line}\x1b[0m") == url  # colours do not matter
     for other in other_lines:
-        assert _tunnel.announced_url(service, other) is None, other
+        assert _tunnel_urls.announced_url(service, other) is None, other
 
 
 def test_each_service_gets_its_documented_command() -> None:
@@ -446,7 +448,10 @@ def test_each_service_gets_its_documented_command() -> None:
     assert own[1:3] == ["-i", "k"]  # the user's options first: for ssh the first value wins
     assert own[-6:] == ["-N", "-p", "2222", "-R", "8080:127.0.0.1:5000", "me@hooks.example.org"]
     assert "ExitOnForwardFailure=yes" in own and "BatchMode=yes" in own
-    assert _tunnel.service_for("example.org") is None and _tunnel.service_for("notlocalhost.run") is None
+    assert (
+        _tunnel_urls.service_for("example.org") is None
+        and _tunnel_urls.service_for("notlocalhost.run") is None
+    )
 
 
 def test_openssh_allocated_port_line() -> None:
@@ -614,7 +619,7 @@ def test_an_ngrok_tunnel_to_another_port_or_no_agent_changes_nothing(
     with elwh_nb.start(SECRET, store=tmp_path / "rx.sqlite") as rx:
         assert rx.url == rx.local_url and rx.url_note is None
     ngrok_agent["body"] = b"<html>not the agent</html>"
-    assert _tunnel.ngrok_url(1234) is None
+    assert _tunnel_help.ngrok_url(1234) is None
     monkeypatch.setenv("ELWH_NGROK_API", f"http://127.0.0.1:{free_port()}/api/tunnels")  # nothing listens
     with elwh_nb.start(SECRET, store=tmp_path / "rx.sqlite") as rx:
         assert rx.url == rx.local_url and rx.url_note is None

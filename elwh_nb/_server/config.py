@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._core.protocol import DEFAULT_MAX_BODY
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret, secret_keys
-from . import tunnel as _tunnel
+from . import tunnel_urls as _tunnel_urls
 
 if TYPE_CHECKING:
     from .._core.store import EventStore
@@ -58,11 +58,11 @@ class ReceiverConfig:
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, not {getattr(self, name)}")
         if self.tunnel is not None:
-            _tunnel.check(self.tunnel, self.remote_port, self.ssh_options, self.public_url)
+            _tunnel_urls.check(self.tunnel, self.remote_port, self.ssh_options, self.public_url)
         elif self.remote_port is not None or self.ssh_options:
             raise ValueError("remote_port= and ssh_options= go with tunnel='ssh://user@host'")
         elif self.public_url is not None:
-            _tunnel.prefix(self.public_url)
+            _tunnel_urls.prefix(self.public_url)
         # Last: the secret fails (missing_secret) only once the rest is right.
         _set(self, secret=tuple(secret_keys(self.secret)), ssh_options=tuple(self.ssh_options or ()))
 

@@ -10,6 +10,8 @@ from .._core.exceptions import ReceiverError
 from .._core.store import EventStore
 from . import routes as _routes
 from . import tunnel as _tunnel
+from . import tunnel_help as _tunnel_help
+from . import tunnel_urls as _tunnel_urls
 from . import urls as _urls
 from .config import ReceiverConfig
 
@@ -90,11 +92,11 @@ class Reach:
                 on_url=self._tunnel_moved,
             )
         elif public_url is not None and self.ctx is None:
-            self.adopted = (_tunnel.prefix(public_url), "public_url")
+            self.adopted = (_tunnel_urls.prefix(public_url), "public_url")
         elif public_url is None and (self.ctx is None or self.ctx.origin_is_local):
-            found = _tunnel.ngrok_url(self.tunnel_target[1])
+            found = _tunnel_help.ngrok_url(self.tunnel_target[1])
             if found:
-                self.adopted = (_tunnel.prefix(found), "ngrok")
+                self.adopted = (_tunnel_urls.prefix(found), "ngrok")
         if (
             self.tunnel is None
             and self.adopted is None
@@ -167,7 +169,7 @@ class Reach:
         return story
 
     def tunnel_help(self) -> str:
-        return _tunnel.help_text(
+        return _tunnel_help.help_text(
             port=self.tunnel_target[1],
             path=self.tunnel_path,
             hook_port=self.via_hook_port,

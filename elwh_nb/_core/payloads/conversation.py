@@ -1,0 +1,165 @@
+"""The agents platform's post-call events: ``post_call_transcription`` and ``post_call_audio``."""
+
+from __future__ import annotations
+
+import base64
+import string
+from datetime import datetime, timezone
+from typing import Any
+
+from .base import NAMES
+from .transcript import Transcripts
+
+_TERMINATIONS = (
+    "end_call tool was called.",
+    "Client disconnected: 1000",
+    "Call ended by remote party",
+    "Max duration exceeded",
+)
+
+
+class ConversationEvents(Transcripts):
+    """A finished call: its transcript, metadata and analysis; or its audio."""
+
+    def _call_times(self, sent: float, duration: float) -> tuple[int, int]:
+        """(start, accepted) so that start + duration + analysis time == sent."""
+        analysis = self._rng.uniform(2.0, 25.0)  # post-call processing
+        start = int(sent - analysis - duration)
+        return start, start + self._rng.randint(0, 2)
+
+    def post_call_transcription(
+        self, *, at: float | None = None, turns: int | None = None, successful: bool | None = None
+    ) -> dict[str, Any]:
+        """A finished agent call with its transcript (tens of KB), metadata and analysis."""
+        rng = self._rng
+        sent = self._at(at)
+        agent_id, agent_name = rng.choice(self._agents)
+        conversation_id = self._id("conv_", 26)
+        name = rng.choice(NAMES)
+        transcript, duration = self._transcript(turns if turns is not None else rng.randint(8, 40), name)
+        for turn in transcript:
+            if turn["agent_metadata"] is not None:
+                turn["agent_metadata"]["agent_id"] = agent_id
+        start, accepted = self._call_times(sent, duration)
+        if successful is None:
+            successful = rng.random() < 0.8
+        phone = rng.random() < 0.5
+        data = {
+            "agent_id": agent_id,
+            "agent_name": agent_name,
+            "conversation_id": conversation_id,
+            "status": "done",
+            "user_id": self._id("", 28, string.ascii_letters + string.digits),
+            "branch_id": self._id("agtbrch_", 26),
+            "version_id": self._id("agtvrsn_", 26),
+            "environment": "production",
+            "has_audio": True,
+            "has_user_audio": True,
+            "has_response_audio": True,
+            "transcript": transcript,
+            "metadata": {
+                "start_time_unix_secs": start,
+                "accepted_time_unix_secs": accepted,
+                "call_duration_secs": round(duration),
+                "cost": int(duration * rng.uniform(8, 12)),
+                "deletion_settings": {
+                    "deletion_time_unix_secs": None,
+                    "deleted_logs_at_time_unix_secs": None,
+                    "deleted_audio_at_time_unix_secs": None,
+                    "deleted_transcript_at_time_unix_secs": None,
+                    "delete_transcript_and_pii": False,
+                    "delete_audio": False,
+                },
+                "feedback": {"overall_score": None, "likes": 0, "dislikes": 0},
+                "authorization_method": "signed_url" if not phone else "public",
+                "charging": {"dev_discount": False, "tier": "pro", "llm_price": round(duration * 1e-4, 6)},
+                "phone_call": (
+                    {
+                        "direction": rng.choice(("inbound", "outbound")),
+                        "phone_number_id": self._id("phnum_", 26),
+                        "agent_number": self._phone(),
+                        "external_number": self._phone(),
+                        "type": "twilio",
+                        "stream_sid": self._id("MZ", 32, "0123456789abcdef"),
+                        "call_sid": self._id("CA", 32, "0123456789abcdef"),
+                    }
+                    if phone
+                    else None
+                ),
+                "termination_reason": rng.choice(_TERMINATIONS),
+                "error": None,
+                "main_language": "en",
+                "rag_usage": None,
+                "text_only": False,
+            },
+            "analysis": {
+                "evaluation_criteria_results": {
+                    "issue_resolved": {
+                        "criteria_id": "issue_resolved",
+                        "result": "success" if successful else "failure",
+                        "rationale": (
+                            f"The agent resolved {name}'s request and confirmed the change."
+                            if successful
+                            else f"{name}'s issue was passed on without a resolution."
+                        ),
+                    }
+                },
+                "data_collection_results": {
+                    "customer_name": {
+                        "data_collection_id": "customer_name",
+                        "value": name,
+                        "json_schema": {
+                            "type": "string",
+                            "description": "The caller's first name",
+                            "dynamic_variable": "",
+                            "constant_value": "",
+                        },
+                        "rationale": f"The caller introduced themselves as {name}.",
+                    }
+                },
+                "call_successful": "success" if successful else "failure",
+                "transcript_summary": (
+                    f"{name} called {agent_name} about a booking. "
+                    + (
+                        "The agent found the booking, moved it and confirmed by email."
+                        if successful
+                        else "The agent could not resolve it and promised a call back."
+                    )
+                ),
+            },
+            "conversation_initiation_client_data": {
+                "conversation_config_override": {
+                    "agent": {"prompt": None, "first_message": None, "language": "en"},
+                    "tts": {"voice_id": None},
+                },
+                "custom_llm_extra_body": {},
+                "dynamic_variables": {
+                    "user_name": name,
+                    "system__agent_id": agent_id,
+                    "system__conversation_id": conversation_id,
+                    "system__caller_id": self._phone() if phone else None,
+                    "system__call_duration_secs": round(duration),
+                    "system__time_utc": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(),
+                },
+            },
+        }
+        return self._envelope("post_call_transcription", sent, data)
+
+    def post_call_audio(self, *, at: float | None = None, audio_bytes: int | None = None) -> dict[str, Any]:
+        """A call's full audio as base64 MP3; ``audio_bytes`` is the MP3's size (default: by duration)."""
+        rng = self._rng
+        sent = self._at(at)
+        duration = rng.uniform(20, 300)
+        size = audio_bytes if audio_bytes is not None else int(duration * 4000)  # 32 kbit/s mono
+        header = b"ID3\x04\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x50\xc4"
+        mp3 = (header + rng.randbytes(max(0, size - len(header))))[:size]
+        agent_id, _ = rng.choice(self._agents)
+        return self._envelope(
+            "post_call_audio",
+            sent,
+            {
+                "agent_id": agent_id,
+                "conversation_id": self._id("conv_", 26),
+                "full_audio": base64.b64encode(mp3).decode("ascii"),
+            },
+        )
