@@ -51,7 +51,7 @@ class Batcher:
         self._checkpointed = -1  # store.changes when the last checkpoint began
         self._last_commit = time.monotonic()
         self._checkpointing: Future[int] | None = None
-        self._checkpointer: ThreadPoolExecutor | None = None  # made by the first checkpoint
+        self._checkpointer: ThreadPoolExecutor | None = None  # made by the first commit to a file
         self._drained: asyncio.Event | None = None
 
     def submit(self, body: bytes, event: dict[str, Any]) -> asyncio.Future[Appended]:
@@ -63,6 +63,9 @@ class Batcher:
 
     def flush(self) -> None:
         if self._checkpointing is None and self.pending:  # else the checkpoint's end flushes
+            if self._checkpointer is None and self.store.path is not None:
+                self.store.autocheckpoint(0)  # from now on only here, never inside a commit
+                self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="elwh-checkpoint")
             batch, self.pending = self.pending, []
             self.largest = max(self.largest, len(batch))
             self._commit(batch)
@@ -98,12 +101,9 @@ class Batcher:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        if self.store.path is None:
+        if self._checkpointer is None:  # no commit yet, or a store in memory
             self._pages = 0
             return
-        if self._checkpointer is None:
-            self.store.autocheckpoint(0)  # from now on only here, never inside a commit
-            self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="elwh-checkpoint")
         self._pages, self._checkpointed = 0, self.store.changes
         done = self._checkpointer.submit(self.store.checkpoint)
         self._checkpointing = done
