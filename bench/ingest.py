@@ -743,8 +743,14 @@ def scenario_breakdown(report: Report) -> None:
             ["  of which the HMAC-SHA256", f"{mac:.0f}"],
             ["store, one commit per delivery: normalise, INSERT, commit, column buffers", f"{one_each:.0f}"],
             ["store, group commit of 16, SQLite's checkpoints inside the commits", f"{grouped:.0f}"],
-            ["store, group commit of 16 as the receiver does it (on the loop; no checkpoints)", f"{committed:.0f}"],
-            ["  checkpointing that log: on the receiver's checkpoint thread, off the loop", f"{checkpointed:.0f}"],
+            [
+                "store, group commit of 16 as the receiver does it (on the loop; no checkpoints)",
+                f"{committed:.0f}",
+            ],
+            [
+                "  checkpointing that log: on the receiver's checkpoint thread, off the loop",
+                f"{checkpointed:.0f}",
+            ],
         ],
     )
     report.lines += [

@@ -61,7 +61,12 @@ def test_a_pause_checkpoints_what_any_write_left(
 ) -> None:
     calls: list[int] = []
     real = store.checkpoint
-    monkeypatch.setattr(store, "checkpoint", lambda: calls.append(1) or real())
+
+    def counted() -> int:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(store, "checkpoint", counted)
     monkeypatch.setattr(batcher, "IDLE_CHECKPOINT_S", 0.2)
     with elwh_nb.start(SECRET, store=store) as rx:
         assert post_all(rx.local_url, range(3)) == [200] * 3  # far below the bound

@@ -120,7 +120,7 @@ class StoreFile:
         with self._lock:
             self._check_open()
             try:
-                busy, pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _, pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
                 raise StoreError(f"could not checkpoint the event store {self._where()}: {exc}") from exc
         return int(pages)
