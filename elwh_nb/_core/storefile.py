@@ -29,6 +29,7 @@ DEFAULT_FILENAME = "elwh_events.sqlite"
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _TABLES = (EVENTS.ddl, FAILURES.ddl, COUNTS_DDL, _jobs.DDL, _META_DDL, _inbox.SCHEMA)
 SCHEMA = "".join(f"{ddl.strip()};\n" for ddl in _TABLES)
+AUTOCHECKPOINT = 1000  # log pages after which a commit checkpoints (SQLite's default)
 SCHEMA_VERSION = "1"  # columns are added without a new version: older files gain them on opening
 
 
@@ -107,6 +108,33 @@ class StoreFile:
     def _check_writable(self) -> None:
         if self.readonly:
             raise StoreError(f"the event store {self._where()} was opened read-only")
+
+    # -- the write-ahead log -----------------------------------------------------------
+    def checkpoint(self) -> int:
+        """Copy the write-ahead log into the file, waiting for no one (PASSIVE); returns its pages.
+
+        Once every page is copied, the next commit writes the log from its start again.
+        """
+        if self.path is None or self.readonly:
+            return 0
+        with self._lock:
+            self._check_open()
+            try:
+                _, pages, _ = self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not checkpoint the event store {self._where()}: {exc}") from exc
+        return int(pages)
+
+    def autocheckpoint(self, pages: int) -> None:
+        """Let a commit checkpoint the log itself once it has ``pages`` (0: never; SQLite's default is 1000).
+
+        A receiver's writer thread turns this off and checkpoints after answering instead.
+        """
+        if self.path is None or self.readonly:
+            return
+        with self._lock:
+            if not self._closed:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
 
     # -- the webhook URL and its inbox (see _inbox and _routes) --------------------------
     def route(self, *, create: bool = True) -> tuple[str, int] | None:

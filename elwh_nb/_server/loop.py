@@ -12,7 +12,7 @@ import ipaddress
 import threading
 import warnings
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from tornado import netutil, web
@@ -75,8 +75,17 @@ def bind(host: str, port: int, *, stacklevel: int) -> list[Any]:
 class ServerThread:
     """Serves ``app`` on ``sockets`` from a daemon thread with its own IOLoop, until :meth:`stop`."""
 
-    def __init__(self, app: web.Application, sockets: list[Any], *, name: str, **server_options: Any) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        sockets: list[Any],
+        *,
+        name: str,
+        drain: Callable[[], Awaitable[None]] | None = None,
+        **server_options: Any,
+    ) -> None:
         self.port = int(sockets[0].getsockname()[1])
+        self._drain = drain  # awaited on stop, after the listening ends and before connections close
         self._ready = threading.Event()
         self._loop: IOLoop | None = None
         self._server: HTTPServer | None = None
@@ -101,7 +110,10 @@ class ServerThread:
         self.call(lambda: PeriodicCallback(fn, ms).start())
 
     def stop(self, timeout: float = 10) -> None:
-        """Stop listening, close open connections (waiting up to 5 s), and end the thread."""
+        """Stop listening, let requests under way be answered, close connections, and end the thread.
+
+        Each of the two waits is 5 s at most.
+        """
         if self._loop is not None and self._thread.is_alive():
             self._loop.add_callback(self._shutdown)
         self._thread.join(timeout)
@@ -120,6 +132,9 @@ class ServerThread:
     async def _shutdown(self) -> None:
         assert self._server is not None and self._loop is not None
         self._server.stop()
+        if self._drain is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._drain(), 5)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self._server.close_all_connections(), 5)
         self._loop.stop()

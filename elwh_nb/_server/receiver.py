@@ -85,6 +85,7 @@ class Receiver:
             app,
             sockets,
             name="elwh-receiver",
+            drain=self._batcher.drain,
             max_body_size=2 * self.max_body + 2 * SLACK,
             idle_connection_timeout=75,
             body_timeout=self.body_timeout,
@@ -104,6 +105,7 @@ class Receiver:
         self._kept.drain()
         if self.store.path is not None:
             self._server.every(2000, self._kept.drain)
+            self._server.every(250, self._batcher.tick)
         try:
             self._reach.start_tunnel(config.tunnel_timeout, stacklevel=3)
         except BaseException:
@@ -123,6 +125,7 @@ class Receiver:
         _loop.forget(self)
         self._reach.close()
         self._server.stop()
+        self._batcher.close()
         self._intake.close()
         self._kept.close()
         self._claim.release()
