@@ -122,7 +122,10 @@ class HookRequest(httputil.HTTPMessageDelegate):
             return
         self.chunks.clear()
         if self.limit.cut:
-            self.refuse(self.limit.size, "cut")
+            try:
+                self.refuse(self.limit.size, "cut")
+            except Exception as exc:
+                self.failed(exc)
             self.conn.close()  # type: ignore[attr-defined]
 
     def finish(self) -> None:
