@@ -1,6 +1,9 @@
 """The receivers the benchmark compares, each run in its own process: ``python -m bench.servers KIND PORT``.
 
 - ``ceiling``: a bare Tornado handler that answers 200 and does nothing.
+- ``delegate``: a bare Tornado HTTP message delegate that answers 200 and does nothing: no
+  ``web.RequestHandler``, as the kit serves its hook path (so part of the kit's gain over
+  the ceiling is leaving RequestHandler, which this shows).
 - ``tutorial``: the seed chapter's Flask handler, verifying with the official SDK and
   appending each event to a DataFrame with ``pd.concat``, as a tutorial reader would.
 - ``docs``: the pattern in ElevenLabs' docs: FastAPI on uvicorn, the SDK, a list.
@@ -113,6 +116,30 @@ def ceiling(port: int) -> None:
             self.write("ok")
 
     web.Application([(r"/webhook", Ok)]).listen(port, "127.0.0.1")
+    ready()
+    ioloop.IOLoop.current().start()
+
+
+def delegate(port: int) -> None:
+    from tornado import httpserver, httputil, ioloop
+
+    class Ok(httputil.HTTPMessageDelegate):
+        def __init__(self, connection: httputil.HTTPConnection) -> None:
+            self.connection = connection
+
+        def data_received(self, chunk: bytes) -> None:
+            return
+
+        def finish(self) -> None:
+            headers = httputil.HTTPHeaders({"Content-Type": "text/plain", "Content-Length": "2"})
+            self.connection.write_headers(httputil.ResponseStartLine("HTTP/1.1", 200, "OK"), headers, b"ok")
+            self.connection.finish()
+
+    class Server(httputil.HTTPServerConnectionDelegate):
+        def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> Ok:
+            return Ok(request_conn)
+
+    httpserver.HTTPServer(Server()).listen(port, "127.0.0.1")
     ready()
     ioloop.IOLoop.current().start()
 
@@ -241,7 +268,7 @@ def kit(port: int, store: str, env: dict[str, str], args: argparse.Namespace) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["ceiling", "tutorial", "docs", "kit"])
+    parser.add_argument("kind", choices=["ceiling", "delegate", "tutorial", "docs", "kit"])
     parser.add_argument("port", type=int)
     parser.add_argument("--prefill", default=None, help="a JSON-lines file of events to store first")
     parser.add_argument("--store", default=str(Path.cwd() / "elwh_events.sqlite"))
@@ -257,6 +284,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.kind == "ceiling":
         ceiling(args.port)
+    elif args.kind == "delegate":
+        delegate(args.port)
     elif args.kind == "tutorial":
         tutorial(args.port, args)
     elif args.kind == "docs":

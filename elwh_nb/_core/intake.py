@@ -39,6 +39,8 @@ SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
 _BAD_REQUEST = {"malformed_header", "invalid_json"}
 
 EventCallback = Callable[[dict[str, Any]], Any]
+#: Where a delivery came from, or a function that says (called only when a failure is recorded).
+Remote = str | Callable[[], str | None] | None
 
 
 def status_for(reason: str) -> int:
@@ -127,7 +129,7 @@ class Intake:
         body: bytes,
         headers: Mapping[str, str],
         *,
-        remote: str | None,
+        remote: Remote,
         path: str | None,
         kept: Kept | None = None,
     ) -> dict[str, Any] | Answer:
@@ -216,7 +218,7 @@ class Intake:
         body: bytes,
         headers: Mapping[str, str],
         *,
-        remote: str | None,
+        remote: Remote,
         path: str | None,
     ) -> Answer:
         """A verified delivery the store could not keep: 500, so that ElevenLabs retries."""
@@ -237,7 +239,7 @@ class Intake:
         *,
         headers: Mapping[str, str] | None = None,
         body: bytes = b"",
-        remote: str | None = None,
+        remote: Remote = None,
         path: str | None = None,
         details: str | None = None,
         received_at: float | None = None,
@@ -252,7 +254,7 @@ class Intake:
                 explanation=explanation,
                 headers=headers,
                 body=body,
-                remote=remote,
+                remote=remote() if callable(remote) else remote,
                 path=path,
                 details=details,
                 received_at=received_at,
