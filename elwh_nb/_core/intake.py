@@ -7,21 +7,17 @@ failed (so ElevenLabs retries). Every rejection is recorded in the store's failu
 
 from __future__ import annotations
 
-import contextlib
-import queue
 import threading
 import time
-import traceback
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .bodies import parse_notice, too_large_explanation
+from .callbacks import Callbacks
 from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
-from .normalize import normalize
 from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
 from .signature import Secret, secret_keys, verify
 from .store import Appended, EventStore
@@ -38,7 +34,6 @@ HTTP_REASONS = {
 SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
 _BAD_REQUEST = {"malformed_header", "invalid_json"}
 
-EventCallback = Callable[[dict[str, Any]], Any]
 #: Where a delivery came from, or a function that says (called only when a failure is recorded).
 Remote = str | Callable[[], str | None] | None
 
@@ -115,10 +110,7 @@ class Intake:
         self.unrecorded_failures = 0  # failures the store could not write either
         self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
-        self._callbacks: list[tuple[EventCallback, frozenset[str] | None]] = []
-        self.callback_errors: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue(maxsize=10_000)
-        self._worker: threading.Thread | None = None
+        self.callbacks = Callbacks()
 
     def __repr__(self) -> str:
         return f"<Intake store={self.store!r}>"
@@ -209,7 +201,7 @@ class Intake:
     def stored(self, result: Appended, event: dict[str, Any]) -> Answer:
         """The answer once an event is committed (callbacks run for new ones)."""
         if not result.duplicate:
-            self._notify(result.id, event)
+            self.callbacks.notify(result.id, event)
         return Answer(200, {"ok": True, "id": result.id, "duplicate": result.duplicate})
 
     def store_failed(
@@ -264,63 +256,5 @@ class Intake:
             self.unrecorded_failures += 1
         return Answer(status, {"ok": False, "reason": reason})
 
-    # -- callbacks, off the request path -----------------------------------------------
-    def add_callback(self, fn: EventCallback, types: str | Iterable[str] | None = None) -> None:
-        """Call ``fn(event)`` for each new event, or only for those of ``types``."""
-        if not callable(fn):
-            raise TypeError(
-                f"on_event takes a function, not {type(fn).__name__}; give the types by keyword: "
-                "rx.on_event(fn, types=[...]) or @rx.on_event(types=[...])"
-            )
-        self._callbacks.append((fn, callback_types(types)))
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._run_callbacks, name="elwh-callbacks", daemon=True)
-            self._worker.start()
-
-    def _notify(self, event_id: int, event: dict[str, Any]) -> None:
-        if not self._callbacks:
-            return
-        try:
-            self._queue.put_nowait((event_id, event))
-        except queue.Full:
-            self.callback_errors.append(
-                {"time": time.time(), "event_id": event_id, "callback": None, "error": "callback queue full"}
-            )
-
-    def _run_callbacks(self) -> None:
-        while (item := self._queue.get()) is not None:
-            event_id, event = item
-            kind = normalize(event)["event_type"]  # `type`, or the tutorial's `event_type`
-            for fn, types in list(self._callbacks):
-                if types is not None and kind not in types:
-                    continue
-                try:
-                    fn(event)
-                except Exception as exc:
-                    self.callback_errors.append(
-                        {
-                            "time": time.time(),
-                            "event_id": event_id,
-                            "callback": getattr(fn, "__name__", repr(fn)),
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc(limit=5),
-                        }
-                    )
-
     def close(self) -> None:
-        if self._worker is not None:
-            # When the queue is full the worker, a daemon thread, ends with the process.
-            with contextlib.suppress(queue.Full):
-                self._queue.put_nowait(None)
-
-
-def callback_types(types: str | Iterable[str] | None) -> frozenset[str] | None:
-    """The event types a callback wants (None: all). A plain string is one type."""
-    if types is None:
-        return None
-    names = (types,) if isinstance(types, str) else tuple(types)
-    if not all(isinstance(name, str) for name in names):
-        raise TypeError(f"types= takes event type names (strings), not {names!r}")
-    if not names:
-        raise ValueError("types= names no event types: the callback would never run")
-    return frozenset(names)  # names not known yet are fine: ElevenLabs adds types
+        self.callbacks.close()

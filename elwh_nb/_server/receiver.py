@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, overload
 
 import pandas as pd
 
+from .._core.callbacks import EventCallback, callback_types
 from .._core.exceptions import ReceiverError
-from .._core.intake import EventCallback, Intake, callback_types
+from .._core.intake import Intake
 from .._core.protocol import DEFAULT_MAX_BODY, SLACK
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from .._core.store import EventStore
@@ -202,7 +203,8 @@ class Receiver:
     def callback_errors(self) -> pd.DataFrame:
         """Exceptions raised by ``on_event`` callbacks (recorded, never raised here)."""
         return pd.DataFrame(
-            list(self._intake.callback_errors), columns=["time", "event_id", "callback", "error", "traceback"]
+            list(self._intake.callbacks.errors),
+            columns=["time", "event_id", "callback", "error", "traceback"],
         )
 
     @overload
@@ -227,7 +229,7 @@ class Receiver:
         wanted = callback_types(types)  # bad types fail here, before any decorating
 
         def register(callback: EventCallback) -> EventCallback:
-            self._intake.add_callback(callback, wanted)
+            self._intake.callbacks.add(callback, wanted)
             return callback
 
         return register if fn is None else register(fn)
