@@ -41,6 +41,7 @@ def wal_bytes(store: elwh_nb.EventStore) -> int:
     return wal.stat().st_size if wal.exists() else 0
 
 
+@pytest.mark.slow  # a large load
 def test_the_log_stays_bounded_under_load_without_pauses(
     store: elwh_nb.EventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

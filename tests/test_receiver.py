@@ -361,6 +361,7 @@ BUSY_SENDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # seconds of a CPU-bound main thread
 def test_answers_while_the_main_thread_is_busy(rx: elwh_nb.Receiver) -> None:
     sender = subprocess.Popen(
         [sys.executable, "-c", BUSY_SENDER, rx.local_url, SECRET, "25", "0.2"],

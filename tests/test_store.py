@@ -215,6 +215,7 @@ def raw(column: pd.Series) -> np.ndarray:
     return np.asarray(values)
 
 
+@pytest.mark.slow  # a large store
 def test_reading_after_new_events_copies_nothing(tmp_path: Path) -> None:
     # O(k) reads: a new snapshot is views onto the same buffers as the last one,
     # so reading at a million rows costs the same as at ten.
