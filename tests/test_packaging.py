@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _requirement(text: str) -> tuple[str, str]:
-    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*(.*?)\s*", text)
+    match = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+(?:\[\w+\])?)\s*(.*?)\s*", text)
     assert match, text
     return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
 
@@ -31,10 +31,14 @@ def test_environment_yml_matches_pyproject() -> None:
     assert "conda-forge" in env["channels"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    # The runtime dependencies and the lab extra: conda users get JupyterLab and a kernel too.
-    wanted = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["lab"])
-    assert {"jupyterlab", "ipykernel"} <= set(wanted)
-    have = dict(_requirement(d) for d in conda if not d.startswith(("python", "pip")))
+    # The runtime dependencies and the lab and history extras: conda users get JupyterLab, a
+    # kernel, and DuckDB and Dask too (conda-forge's names for two of them).
+    extras = project["optional-dependencies"]
+    wanted = dict(_requirement(r) for r in project["dependencies"] + extras["lab"] + extras["history"])
+    assert {"jupyterlab", "ipykernel", "pyarrow"} <= set(wanted)
+    conda_names = {"dask[dataframe]": "dask", "duckdb": "python-duckdb"}
+    wanted = {conda_names.get(name, name): version for name, version in wanted.items()}
+    have = dict(_requirement(d) for d in conda if not d.startswith(("python>", "pip")))
     assert have == wanted
     python = next(d for d in conda if d.startswith("python"))
     assert _requirement(python)[1] == project["requires-python"]

@@ -54,6 +54,8 @@ FORBIDDEN = (
     "aiohttp",
     "jupyter_server",
     "matplotlib",
+    "duckdb",  # the history extra's readers (pyarrow is not here: pandas 3 imports it when installed)
+    "dask",
     "elwh_nb._server",
     "elwh_nb._notebook",
 )

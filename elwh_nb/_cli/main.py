@@ -1,4 +1,4 @@
-"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``retire --store PATH`` (``python -m elwh_nb``).
+"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``retire``, ``export`` (``python -m elwh_nb``).
 
 Secrets are read from an environment variable (``--secret-env``, default
 ELWH_WEBHOOK_SECRET), never from the command line, where other users and shell
@@ -140,6 +140,21 @@ def _retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from .._core.exceptions import ElwhError
+    from .._core.history import describe
+    from .._core.store import EventStore
+
+    try:
+        with EventStore(args.store, readonly=True) as store:  # a receiver may go on writing to it
+            done = store.export_parquet(args.parquet)
+    except ElwhError as exc:
+        print(f"elwh-nb: {exc}", file=sys.stderr)
+        return 1
+    print(describe(done))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="elwh-nb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -190,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     retire = sub.add_parser("retire", help="end a store's webhook URL for good (it then answers 410 Gone)")
     retire.add_argument("--store", required=True, help="the store file whose URL ends")
     retire.set_defaults(run=_retire)
+
+    export = sub.add_parser(
+        "export", help="append a store's new events to a Parquet directory, by day (for DuckDB, Dask)"
+    )
+    export.add_argument("--parquet", required=True, metavar="DIR", help="the directory (made if missing)")
+    export.add_argument("--store", required=True, help="the store file to read (not changed)")
+    export.set_defaults(run=_export)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

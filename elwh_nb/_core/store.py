@@ -20,10 +20,11 @@ import os
 import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import history as _history
 from . import jobs as _jobs
 from .events import Appended, Events
 from .exceptions import StoreError
@@ -33,6 +34,9 @@ from .normalize import normalize
 from .schema import given_ns
 from .signature import Body, body_bytes, parse_event
 from .storefile import DEFAULT_FILENAME, StoreFile
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "DEFAULT_FILENAME",
@@ -250,6 +254,20 @@ class EventStore(StoreFile):
         with self._lock:
             make = self._failures.snapshot()
         return make()
+
+    # -- history -----------------------------------------------------------------------
+    def history_batch(self, after: int, max_rows: int, max_bytes: int = _history.BATCH_BYTES) -> pa.Table:
+        """Events with ids over ``after`` as an Arrow table of the export's columns (needs pyarrow)."""
+        with self._reading() as db:
+            return _history.read_batch(db, after, max_rows, max_bytes)
+
+    def export_parquet(self, directory: str | os.PathLike[str]) -> _history.Exported:
+        """Append the events not yet exported to ``directory`` as Parquet, partitioned by day.
+
+        Rows are snapshots (``deliveries`` as at the export); see :mod:`elwh_nb._core.history`.
+        Needs pyarrow (``pip install 'elwh-nb[history]'``).
+        """
+        return _history.export(self, directory)
 
     def __len__(self) -> int:
         return len(self._events)

@@ -197,6 +197,22 @@ class StoreFile:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (_inbox.REFUSED_KEY,)).fetchone()
         return 0 if row is None else int(row[0])
 
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """A connection for a long read: a read-only one of its own for a file (writers go on),
+        the store's own, locked, in memory."""
+        if self.path is None:
+            with self._lock:
+                self._check_open()
+                yield self._db
+            return
+        self._check_open()
+        db = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=self.lock_timeout)
+        try:
+            yield db
+        finally:
+            db.close()
+
     # -- bodies ------------------------------------------------------------------------
     def raw_body(self, event_id: int) -> bytes:
         """The exact bytes of an event's body, as delivered."""

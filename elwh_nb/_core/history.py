@@ -1,0 +1,237 @@
+"""Events as Parquet, partitioned by day and appended to: history that DuckDB and Dask read directly.
+
+:func:`export` writes ``DIR/day=YYYY-MM-DD/<origin>-<first id>-<last id>.parquet`` (the
+day of ``received_at``, UTC; Hive style) with the stored flat columns of :data:`.schema.EVENTS`
+(the Arrow schema is derived from them), the body's SHA-256 (hex) and the body itself as
+UTF-8 JSON text, whole: post_call_audio's base64 audio included, since a columnar reader
+only reads ``body`` when a query names it. Rows are snapshots: a repeat delivery after an
+event was exported bumps ``deliveries`` in the store, never the Parquet row.
+
+What was exported is kept in the directory (``_elwh_export.json``, written atomically):
+per store, the last exported id and its body's digest. A store is known by the digest of its
+first event, so several stores can export into one directory, a store whose history differs
+from what the directory holds is refused, and a deleted directory starts afresh. Files
+deleted by hand stay deleted (the mark says what was exported, not what exists: deleting
+old ``day=`` folders is how to keep less). A batch is committed by the mark: its files are
+written under temporary names first and renamed only once the mark names them, so a crash
+never leaves a row exported twice. A source is anything with :meth:`Source.history_batch`:
+an :class:`~.store.EventStore`, or a connection to a remote store that offers the same.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .exceptions import ElwhError
+from .schema import EVENTS, Column
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MARK = "_elwh_export.json"  # readers skip names starting with "_" (Dask) or not ending .parquet
+LOCK = "_elwh_export.lock"
+BATCH_ROWS = 50_000
+BATCH_BYTES = 64 * 2**20  # bodies per batch at most (one batch is in memory at a time)
+_DAY_NS = 86_400 * 10**9
+
+#: The stored flat columns, as exported (file-only blobs become body_sha256 and body).
+FLAT: tuple[Column, ...] = tuple(c for c in EVENTS.stored if c.kind != "blob")
+#: The rows an export reads from an SQLite store, in :func:`arrow_schema`'s order.
+SELECT = (
+    f"SELECT {', '.join(c.file_name for c in FLAT)}, lower(hex(body_sha256)), body "
+    "FROM events WHERE id > ? ORDER BY id"
+)
+_ARROW_KINDS = {  # kinds of .schema to Arrow type names (pa.<name>())
+    "int": "int64",
+    "text": "string",
+    "interned": "string",
+    "category": "string",
+    "number": "float64",
+    "flag": "bool_",
+}
+
+
+class ExportError(ElwhError):
+    """An export could not be made (pyarrow missing, or the directory holds another history)."""
+
+
+class Source(Protocol):
+    """What an export reads: an EventStore here; a connection to a remote store later."""
+
+    def history_batch(self, after: int, max_rows: int, max_bytes: int = BATCH_BYTES) -> pa.Table:
+        """Events with ids over ``after``, oldest first, in :func:`arrow_schema`: at most
+        ``max_rows``, and no more once ``max_bytes`` of bodies are in (always at least one)."""
+        ...
+
+
+@dataclass
+class Exported:
+    """What an export wrote: ``rows`` new events in ``files`` under ``directory``."""
+
+    directory: Path
+    rows: int = 0
+    files: list[Path] = field(default_factory=list)
+    last_id: int = 0  # the store's newest exported event
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet
+    except ImportError as exc:
+        raise ExportError("exporting to Parquet needs pyarrow: pip install 'elwh-nb[history]'") from exc
+    return pa
+
+
+def arrow_schema() -> pa.Schema:
+    """The exported columns, from :data:`FLAT` (NOT NULL in the file: not nullable here)."""
+    pa = _pyarrow()
+    fields = [
+        pa.field(
+            c.name,
+            pa.timestamp("ns", tz="UTC") if c.kind == "time" else getattr(pa, _ARROW_KINDS[c.kind])(),
+            nullable="NOT NULL" not in (c.sql or ""),
+        )
+        for c in FLAT
+    ]
+    fields += [pa.field("body_sha256", pa.string(), False), pa.field("body", pa.string(), False)]
+    return pa.schema(fields)
+
+
+def _text(body: bytes) -> str:
+    """A body as UTF-8 JSON text (a body in another JSON encoding is re-encoded)."""
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return json.dumps(json.loads(body), ensure_ascii=False)
+
+
+def read_batch(db: sqlite3.Connection, after: int, max_rows: int, max_bytes: int) -> pa.Table:
+    """:meth:`Source.history_batch` from an SQLite store's connection."""
+    pa = _pyarrow()
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    cur = db.execute(SELECT, (after,))
+    while len(rows) < max_rows and (not rows or size < max_bytes) and (row := cur.fetchone()) is not None:
+        rows.append(row)
+        size += len(row[-1])
+    cur.close()
+    schema = arrow_schema()
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(schema)
+    arrays = []
+    for f, values in zip(schema, columns, strict=True):
+        if f.name == "body":
+            values = tuple(map(_text, values))
+        if pa.types.is_timestamp(f.type) or pa.types.is_boolean(f.type):
+            arrays.append(pa.array(values, pa.int64()).cast(f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+# -- the directory ----------------------------------------------------------------------
+def _tmp(name: str) -> str:
+    """A file's name while it is written: hidden from Dask (a dot) and from ``*.parquet`` globs."""
+    return f".{name}.tmp"
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    tmp = path.with_name(_tmp(path.name))
+    with open(tmp, "w") as f:
+        json.dump(value, f, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _read_mark(directory: Path) -> dict[str, Any]:
+    try:
+        mark: dict[str, Any] = json.loads((directory / MARK).read_text())
+    except FileNotFoundError:
+        return {"format": 1, "stores": {}, "pending": []}
+    return mark
+
+
+def _finish(directory: Path, mark: dict[str, Any]) -> None:
+    """Complete a committed batch (rename its files) and drop temporary files of an uncommitted one."""
+    for tmp, final in mark.get("pending", []):
+        if (directory / tmp).exists():
+            os.replace(directory / tmp, directory / final)
+    if mark.get("pending"):
+        mark["pending"] = []
+        _write_json(directory / MARK, mark)
+    for stray in directory.glob("day=*/.*.tmp"):
+        stray.unlink()
+
+
+def _by_day(batch: pa.Table) -> Iterator[tuple[str, pa.Table]]:
+    import numpy as np
+
+    days = batch["received_at"].cast("int64").to_numpy() // _DAY_NS
+    for day in np.unique(days):
+        yield str(np.datetime64(int(day), "D")), batch.filter(days == day)
+
+
+def _check_same_history(source: Source, root: Path, last_id: int, last_sha256: str) -> None:
+    """Refuse a store whose event ``last_id`` is not the one exported (a diverged copy)."""
+    at = source.history_batch(last_id - 1, 1, 0)
+    if at.num_rows and at["id"][0].as_py() == last_id and at["body_sha256"][0].as_py() == last_sha256:
+        return
+    raise ExportError(
+        f"{root} holds an export of this store's history up to event {last_id}, but the store's event "
+        f"{last_id} is not the one exported (another copy of the store?): export to a new directory"
+    )
+
+
+def export(source: Source, directory: str | os.PathLike[str]) -> Exported:
+    """Append the events of ``source`` not yet in ``directory`` to it, as Parquet by day."""
+    _pyarrow()
+    import pyarrow.parquet as pq
+    from filelock import FileLock
+
+    root = Path(directory)
+    root.mkdir(parents=True, exist_ok=True)
+    done = Exported(root)
+    with FileLock(root / LOCK):
+        mark = _read_mark(root)
+        _finish(root, mark)
+        first = source.history_batch(0, 1, 0)
+        if first.num_rows == 0:
+            return done
+        origin = first["body_sha256"][0].as_py()
+        state = mark["stores"].setdefault(origin, {"last_id": 0, "last_sha256": None})
+        after = done.last_id = state["last_id"]
+        if after:
+            _check_same_history(source, root, after, state["last_sha256"])
+        while (batch := source.history_batch(after, BATCH_ROWS)).num_rows:
+            ids = batch["id"]
+            pending: list[tuple[str, str]] = []
+            for day, rows in _by_day(batch):
+                name = f"day={day}/{origin[:16]}-{rows['id'][0]}-{rows['id'][-1]}.parquet"
+                tmp = f"day={day}/{_tmp(Path(name).name)}"
+                (root / tmp).parent.mkdir(exist_ok=True)
+                pq.write_table(rows, root / tmp, compression="zstd")
+                pending.append((tmp, name))
+            after = ids[-1].as_py()
+            state.update(last_id=after, last_sha256=batch["body_sha256"][-1].as_py())
+            mark["pending"] = pending
+            _write_json(root / MARK, mark)  # the commit: from here on the batch is exported
+            _finish(root, mark)
+            done.rows += batch.num_rows
+            done.files += [root / name for _, name in pending]
+            done.last_id = after
+    return done
+
+
+def describe(done: Exported) -> str:
+    """One line for the command line."""
+    if not done.rows:
+        return f"nothing new to export into {done.directory} (up to event {done.last_id} already there)"
+    files = f"{len(done.files)} file{'s' if len(done.files) > 1 else ''}"
+    return f"exported {done.rows} events (up to event {done.last_id}) into {files} under {done.directory}"
