@@ -31,8 +31,9 @@ def test_environment_yml_matches_pyproject() -> None:
     assert "conda-forge" in env["channels"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    # The runtime dependencies and the lab extra: conda users get JupyterLab and a kernel too.
-    wanted = dict(_requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["lab"])
+    # The runtime dependencies, the lab extra (conda users get JupyterLab and a kernel too) and the hub one.
+    extras = project["optional-dependencies"]
+    wanted = dict(_requirement(r) for r in project["dependencies"] + extras["lab"] + extras["hub"])
     assert {"jupyterlab", "ipykernel"} <= set(wanted)
     have = dict(_requirement(d) for d in conda if not d.startswith(("python", "pip")))
     assert have == wanted
