@@ -18,6 +18,7 @@ _LAZY = {
     "._core.explain": ("Check", "Diagnosis", "explain"),
     "._core.normalize": ("FIELDS", "normalize"),
     "._core.payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
+    "._server.hubclient": ("Connection", "connect"),
     "._server.receiver": ("Receiver", "start"),
     "._server.sender": ("FAULTS", "send"),
     "._core.signature": ("construct_event", "sign", "verify"),
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
         plot_processing,
         timings,
     )
+    from ._server.hubclient import Connection, connect
     from ._server.receiver import Receiver, start
     from ._server.sender import FAULTS, send
 
@@ -61,6 +63,7 @@ __all__ = [
     "TUTORIAL_TYPES",
     "Appended",
     "Check",
+    "Connection",
     "Diagnosis",
     "ElwhError",
     "EventStore",
@@ -71,6 +74,7 @@ __all__ = [
     "StoreError",
     "StoredPayload",
     "__version__",
+    "connect",
     "construct_event",
     "explain",
     "normalize",

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
-from elwh_nb import payloads, sign
+from elwh_nb import EventStore, payloads, sign
 from testkit.jupyter import free_port
 
 from .conftest import SECRET, require
@@ -37,6 +38,7 @@ class Hub:
     proc: subprocess.Popen[bytes]
     port: int
     log: Path
+    root: Path
 
     @property
     def api(self) -> str:
@@ -52,6 +54,7 @@ class Hub:
 
 
 CONFIG = """
+import os
 import sys
 c = get_config()  # noqa: F821
 c.JupyterHub.bind_url = "http://127.0.0.1:{port}/hubbase/"
@@ -69,10 +72,25 @@ c.Spawner.cmd = [sys.executable, "-m", "jupyterhub.singleuser"]
 c.Spawner.args = {args}
 c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
-c.JupyterHub.services = [{{"name": "tester", "api_token": "{token}"}}]
-c.JupyterHub.load_roles = [
-    {{"name": "tester", "scopes": ["admin:users", "admin:servers", "access:servers"], "services": ["tester"]}}
+# The team receiver (README.md, "For a team on JupyterHub"): the secret only as a reference.
+c.JupyterHub.services = [
+    {{"name": "tester", "api_token": "{token}"}},
+    {{
+        "name": "elwh",
+        "url": "http://127.0.0.1:{service_port}",
+        "command": [sys.executable, "-m", "elwh_nb", "hub-service", "--webhook", "calls",
+                    "--data-dir", "{root}/elwh-data"],
+        "environment": {{"ELWH_SECRET_CALLS": os.environ["ELWH_SECRET_CALLS"]}},
+    }},
 ]
+c.JupyterHub.custom_scopes = {{"custom:elwh-read:calls": {{"description": "Read the calls webhook"}}}}
+c.JupyterHub.load_roles = [
+    {{"name": "tester", "scopes": ["admin:users", "admin:servers", "access:servers"],
+      "services": ["tester"]}},
+    {{"name": "elwh-calls-readers", "scopes": ["custom:elwh-read:calls"], "users": ["alice"]}},
+]
+# A server's token (a kernel's JUPYTERHUB_API_TOKEN) gets the subset of these its user holds.
+c.Spawner.server_token_scopes = ["users:activity!user", "access:servers!server", "custom:elwh-read:calls"]
 """
 
 
@@ -88,16 +106,27 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     port, hub_port = free_port(), free_port()
     args = ["--allow-root"] if os.geteuid() == 0 else []
     config = root / "jupyterhub_config.py"
-    config.write_text(CONFIG.format(port=port, hub_port=hub_port, root=root, chp=chp, token=TOKEN, args=args))
+    config.write_text(
+        CONFIG.format(
+            port=port,
+            hub_port=hub_port,
+            root=root,
+            chp=chp,
+            token=TOKEN,
+            args=args,
+            service_port=free_port(),
+        )
+    )
     log = root / "hub.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(config)],
             cwd=root,
+            env={**os.environ, "ELWH_SECRET_CALLS": SECRET},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    h = Hub(proc, port, log)
+    h = Hub(proc, port, log, root)
 
     def up() -> bool:
         if proc.poll() is not None:
@@ -265,3 +294,91 @@ def test_the_url_survives_the_hub_stopping_and_starting_the_server(hub: Hub) -> 
     finally:
         kernel.shutdown()
         stop_server(hub, "carol")
+
+
+def service_pid(hub: Hub) -> int:
+    """The hub service's process, a child of the hub."""
+    (child,) = [p for p in psutil.Process(hub.proc.pid).children() if "hub-service" in " ".join(p.cmdline())]
+    return int(child.pid)
+
+
+def service_hook(hub: Hub) -> str:
+    """The calls webhook's URL, as the admin reads it from the service's store."""
+    with EventStore(hub.root / "elwh-data" / "calls.sqlite", readonly=True) as store:
+        route = store.route(create=False)
+    assert route is not None
+    return f"{hub.public}services/elwh/hook/{route[0]}"
+
+
+CONNECT = (
+    "import elwh_nb; conn = elwh_nb.connect('calls'); print(len(conn.events), len(conn.failures), conn.url)"
+)
+
+
+def test_team_receiver_as_a_hub_service(hub: Hub, alice: str) -> None:
+    """Issue 14: deliveries to the hub service never depend on a user's server."""
+    wait_for(lambda: (hub.root / "elwh-data" / "calls.sqlite").exists(), timeout=60, what="the service")
+    url = service_hook(hub)
+    health = httpx.get(f"{hub.public}services/elwh/health", timeout=30)
+    assert health.status_code == 200 and health.json()["webhooks"] == 1
+
+    stop_server(hub, "alice")  # as the idle culler does
+    assert [post(url, seed).status_code for seed in (1, 2, 3)] == [200] * 3  # no credentials at all
+    body, _ = signed(seed=9)
+    forged = httpx.post(url, content=body, headers={"ElevenLabs-Signature": sign(body + b" ", SECRET)})
+    assert forged.status_code == 401
+    # Measured on JupyterHub 6.1: alice's own hook route, her server stopped, gets the hub's 403
+    # page (ElevenLabs never retries it). A future hub that answers otherwise is noticed here.
+    per_user = post(f"{hub.public}user/alice/elwh/hook/{'Z' * 32}", 4)
+    assert (per_user.status_code, per_user.headers["content-type"].split(";")[0]) == (403, "text/html")
+
+    server = start_server(hub, "alice")
+    kernel = RemoteKernel(server, hub.auth)
+    try:
+        events, failures, shown = kernel.run(CONNECT).split()
+        assert (events, failures, shown) == ("3", "1", url)
+        assert conversations_of(kernel) == {conversation(s) for s in (1, 2, 3)}
+        assert post(url, 5).status_code == 200
+        wait_for(lambda: kernel.run("print(len(conn.events))").strip() == "4", what="the new event")
+        assert "count" in kernel.run("print(elwh_nb.timings(conn.events).columns.tolist())")
+
+        # The hub restarts its managed service when it dies; nothing acknowledged is lost.
+        before = service_pid(hub)
+        psutil.Process(before).kill()
+        wait_for(lambda: restarted(hub, before), timeout=120, what="the hub to restart the service")
+        assert service_hook(hub) == url
+        assert kernel.run(CONNECT).split() == ["4", "1", url]
+    finally:
+        kernel.shutdown()
+
+
+def restarted(hub: Hub, before: int) -> bool:
+    try:
+        return (
+            service_pid(hub) != before and httpx.get(f"{hub.public}services/elwh/health").status_code == 200
+        )
+    except (ValueError, httpx.HTTPError, psutil.Error):
+        return False
+
+
+def conversations_of(kernel: RemoteKernel) -> set[str]:
+    printed = kernel.run("import json; print(json.dumps(sorted(conn.events.conversation_id.dropna())))")
+    return set(json.loads(printed))
+
+
+def test_a_user_without_the_scope_gets_403(hub: Hub) -> None:
+    assert httpx.post(hub.api + "users/bob", headers=hub.auth).status_code in (201, 409)
+    server = start_server(hub, "bob")
+    kernel = RemoteKernel(server, hub.auth)
+    try:
+        printed = kernel.run(
+            "try:\n    elwh_nb_conn = __import__('elwh_nb').connect('calls')\n"
+            "except Exception as exc:\n    print(type(exc).__name__, exc)"
+        )
+        assert (
+            printed.startswith("ReceiverError") and "403" in printed and "custom:elwh-read:calls" in printed
+        )
+        assert SECRET not in printed
+    finally:
+        kernel.shutdown()
+        stop_server(hub, "bob")

@@ -31,10 +31,12 @@ def test_environment_yml_matches_pyproject() -> None:
     assert "conda-forge" in env["channels"]
     conda = [d for d in env["dependencies"] if isinstance(d, str)]
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
-    # The runtime dependencies and the lab and history extras: conda users get JupyterLab, a
+    # The runtime dependencies and the lab, history and hub extras: conda users get JupyterLab, a
     # kernel, and DuckDB and Dask too (conda-forge's names for two of them).
     extras = project["optional-dependencies"]
-    wanted = dict(_requirement(r) for r in project["dependencies"] + extras["lab"] + extras["history"])
+    wanted = dict(
+        _requirement(r) for r in project["dependencies"] + extras["lab"] + extras["history"] + extras["hub"]
+    )
     assert {"jupyterlab", "ipykernel", "pyarrow"} <= set(wanted)
     conda_names = {"dask[dataframe]": "dask", "duckdb": "python-duckdb"}
     wanted = {conda_names.get(name, name): version for name, version in wanted.items()}

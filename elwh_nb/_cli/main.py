@@ -155,6 +155,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub_service(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .._core.exceptions import ElwhError
+    from .._server.hubservice import run
+
+    try:
+        return run(args.webhook, data_dir=Path(args.data_dir), host=args.host, port=args.port)
+    except ElwhError as exc:
+        print(f"elwh-nb: {exc}", file=sys.stderr)
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="elwh-nb", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -212,6 +225,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     export.add_argument("--parquet", required=True, metavar="DIR", help="the directory (made if missing)")
     export.add_argument("--store", required=True, help="the store file to read (not changed)")
     export.set_defaults(run=_export)
+
+    hub = sub.add_parser(
+        "hub-service", help="the receiver as a JupyterHub-managed service, for a team's webhooks"
+    )
+    hub.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        help="a webhook's name (repeat for more); its secret is in ELWH_SECRET_<NAME>",
+    )
+    hub.add_argument("--data-dir", default="elwh-hub-data", help="where the stores live (one per webhook)")
+    hub.add_argument("--host", default=None, help="default: from JUPYTERHUB_SERVICE_URL")
+    hub.add_argument("--port", type=int, default=None, help="default: from JUPYTERHUB_SERVICE_URL")
+    hub.set_defaults(run=_hub_service)
 
     args = parser.parse_args(argv)
     result: int = args.run(args)

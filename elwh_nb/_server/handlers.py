@@ -20,7 +20,7 @@ log = logging.getLogger("elwh_nb")
 
 
 class _Base(web.RequestHandler):
-    def initialize(self, intake: Intake) -> None:
+    def initialize(self, intake: Intake | None) -> None:
         self.intake = intake
 
     def answer(self, status: int, body: dict[str, Any]) -> None:
@@ -36,6 +36,10 @@ class _Base(web.RequestHandler):
         self.finish(json.dumps(body))
 
     def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
+        if self.intake is None:  # no one store to record it in (the hub service): a log line
+            log.info("%s to an unknown path: 404", self.request.method)
+            self.answer(404, {"ok": False, "reason": reason})
+            return
         answer = self.intake.reject(
             reason,
             explanation,
@@ -73,13 +77,15 @@ def make_app(
     intake: Intake, *, path: str, max_body: int, batcher: Batcher, route_token: str = ""
 ) -> web.Application:
     """The receiver's Tornado application (``route_token``: see :class:`.hook.HookRoute`)."""
+    route = HookRoute(intake, max_body=max_body, batcher=batcher, route_token=route_token)
+    return application([(rf"{path.rstrip('/') or ''}/?", route)], intake)
+
+
+def application(rules: list[Any], intake: Intake | None) -> web.Application:
+    """``rules`` (hook paths to their :class:`HookRoute`, and handlers), and a 404 for the rest,
+    recorded in ``intake``'s failures (or, with None, only logged: a path that names no store)."""
     return web.Application(
-        [
-            (
-                rf"{path.rstrip('/') or ''}/?",
-                HookRoute(intake, max_body=max_body, batcher=batcher, route_token=route_token),
-            )
-        ],
+        rules,
         default_handler_class=NotFoundHandler,
         default_handler_args={"intake": intake},
         log_function=_log_request,

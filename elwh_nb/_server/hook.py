@@ -65,10 +65,14 @@ def _is_loopback(ip: str | None) -> bool:
 
 class HookRoute(httputil.HTTPServerConnectionDelegate):
     """The hook path's rule target: what every request to it shares (``route_token``: see
-    :data:`ROUTE_TOKEN_HEADER`)."""
+    :data:`ROUTE_TOKEN_HEADER`). With a ``name`` (the hub service's webhooks), each answer is
+    logged at info level: the name, status, reason, bytes and time, never the path."""
 
-    def __init__(self, intake: Intake, *, max_body: int, batcher: Batcher, route_token: str = "") -> None:
+    def __init__(
+        self, intake: Intake, *, max_body: int, batcher: Batcher, route_token: str = "", name: str = ""
+    ) -> None:
         self.intake = intake
+        self.name = name
         self.max_body = max_body
         self.batcher = batcher
         self.token = route_token.encode()
@@ -98,6 +102,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         self.body_read = False
         self.answered = False
         self.started = 0.0
+        self.reason = ""  # why it was rejected, for the log line of a named route
 
     # -- what Tornado calls ------------------------------------------------------------
     def headers_received(
@@ -107,7 +112,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
     ) -> None:
         assert isinstance(start_line, httputil.RequestStartLine)
         self.method, self.path, self.headers = start_line.method, start_line.path.partition("?")[0], headers
-        if log.isEnabledFor(logging.DEBUG):
+        if self.route.name or log.isEnabledFor(logging.DEBUG):
             self.started = time.monotonic()
         try:
             self.start()
@@ -190,6 +195,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         try:
             checked = self.route.intake.check(body, self.headers, remote=self.remote, path=self.path)
             if isinstance(checked, Answer):
+                self.reason = str(checked.body.get("reason", ""))
                 self.answer(checked.status, orjson.dumps(checked.body))
                 return
             stored = self.route.batcher.submit(body, checked)
@@ -209,6 +215,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
                 answer = intake.store_failed(exc, body, self.headers, remote=self.remote, path=self.path)
             else:
                 answer = intake.stored(result, event)
+                self.reason = "duplicate" if result.duplicate else ""
             self.answer(answer.status, orjson.dumps(answer.body))
         except Exception as exc:
             self.failed(exc, body)
@@ -230,6 +237,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         self.reject("body_too_large", explanation)
 
     def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
+        self.reason = reason
         answer = self.route.intake.reject(
             reason,
             explanation,
@@ -262,7 +270,17 @@ class HookRequest(httputil.HTTPMessageDelegate):
         start = httputil.ResponseStartLine("HTTP/1.1", status, httputil.responses.get(status, "Unknown"))
         self.conn.write_headers(start, headers, payload)
         self.conn.finish()
-        if self.started:
+        if self.route.name:
+            log.info(
+                "%s %s %s%s %dB %.1fms",
+                self.route.name,
+                self.method,
+                status,
+                f" {self.reason}" if self.reason else "",
+                max(self.limit.received, self.limit.size),
+                1000 * (time.monotonic() - self.started),
+            )
+        elif self.started:
             log.debug(
                 "%s %s %s %.1fms", status, self.method, self.path, 1000 * (time.monotonic() - self.started)
             )

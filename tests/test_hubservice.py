@@ -1,0 +1,223 @@
+"""The hub service's app on loopback, without a hub: its hook routes, health, log lines, read API.
+
+Only the hub's answer to "whose token is this, with which scopes" is stubbed (:class:`Readers`),
+since no hub runs here; tests/test_jupyterhub.py runs the service under a real hub.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import elwh_nb
+from elwh_nb import sign
+from elwh_nb._server.hubapi import read_scope
+from elwh_nb._server.hubservice import HubService, secret_variable
+from testkit.processes import free_port
+
+from .conftest import SECRET
+from .helpers import signed, stop_process, wait_for
+
+pytest.importorskip("pyarrow")
+
+OTHER = "wsec_test_" + "f" * 64
+PREFIX = "/hubbase/services/elwh/"
+
+
+class Readers:
+    """Stands in for the hub: tokens to (user, scopes)."""
+
+    def __init__(self, tokens: dict[str, tuple[str, set[str]]]) -> None:
+        self.tokens = tokens
+
+    async def scopes(self, token: str) -> tuple[str, set[str]] | None:
+        return self.tokens.get(token)
+
+
+READERS = Readers({"alice-token": ("alice", {read_scope("calls")}), "bob-token": ("bob", set())})
+
+
+def service(root: Path) -> tuple[HubService, str]:
+    svc = HubService(
+        {"calls": SECRET, "tts": OTHER},
+        data_dir=root,
+        prefix=PREFIX,
+        readers=READERS,
+        max_failures=50,
+        max_body=2**20,
+    )
+    port = svc.start("127.0.0.1", 0)
+    return svc, f"http://127.0.0.1:{port}{PREFIX}"
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[tuple[HubService, str]]:
+    svc, base = service(tmp_path)
+    yield svc, base
+    svc.stop()
+
+
+def hook_url(svc: HubService, base: str, name: str) -> str:
+    return base + "hook/" + svc.webhooks[name].route_id
+
+
+def test_each_webhook_its_store_same_statuses(running: tuple[HubService, str]) -> None:
+    svc, base = running
+    calls, tts = hook_url(svc, base, "calls"), hook_url(svc, base, "tts")
+    assert len(svc.webhooks["calls"].route_id) == 32  # 192 random bits, as the per-user routes
+    body, headers = signed(seed=1)
+    assert httpx.post(calls, content=body, headers=headers).json()["duplicate"] is False
+    assert httpx.post(calls, content=body, headers=headers).json()["duplicate"] is True
+    assert httpx.post(tts, content=body, headers=headers).status_code == 401  # another webhook's secret
+    forged = httpx.post(calls, content=body, headers={"ElevenLabs-Signature": sign(body + b" ", SECRET)})
+    assert forged.status_code == 401
+    big = httpx.post(calls, content=b"x" * (2 * svc.max_body), headers=headers)
+    assert big.status_code == 413
+    wrong = httpx.post(base + "hook/" + "Z" * 32, content=body, headers=headers)
+    assert (wrong.status_code, wrong.headers["content-type"]) == (404, "application/json")
+    calls_store, tts_store = svc.webhooks["calls"].store, svc.webhooks["tts"].store
+    assert calls_store.counts["events"] == 1 and calls_store.counts["duplicates"] == 1
+    assert list(calls_store.failures.reason) == ["signature_mismatch", "body_too_large"]
+    assert len(tts_store.events) == 0 and list(tts_store.failures.reason) == ["signature_mismatch"]
+
+
+def test_health_says_nothing_secret(running: tuple[HubService, str]) -> None:
+    svc, base = running
+    r = httpx.get(base + "health")
+    assert r.status_code == 200 and r.json() == {"ok": True, "service": "elwh-nb", "webhooks": 2}
+    assert all(hook.route_id not in r.text for hook in svc.webhooks.values())
+
+
+def test_one_info_line_per_delivery_without_secrets(
+    running: tuple[HubService, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    svc, base = running
+    body, headers = signed(seed=2)
+    with caplog.at_level(logging.INFO, logger="elwh_nb"):
+        httpx.post(hook_url(svc, base, "calls"), content=body, headers=headers)
+        httpx.post(hook_url(svc, base, "calls"), content=body, headers={"ElevenLabs-Signature": "t=1,v0=00"})
+        wait_for(lambda: len([r for r in caplog.records if r.getMessage().startswith("calls ")]) == 2)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("calls ")]
+    assert lines[0].startswith("calls POST 200 ") and lines[1].startswith("calls POST 400 malformed_header ")
+    assert f"{len(body)}B" in lines[0]
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert svc.webhooks["calls"].route_id not in text and SECRET not in text and "t=1,v0" not in text
+
+
+def test_restart_keeps_events_and_url(tmp_path: Path) -> None:
+    svc, base = service(tmp_path)
+    url = hook_url(svc, base, "calls")
+    body, headers = signed(seed=3)
+    assert httpx.post(url, content=body, headers=headers).status_code == 200
+    svc.stop()
+    again, base2 = service(tmp_path)
+    try:
+        assert hook_url(again, base2, "calls").rsplit("/", 1)[1] == url.rsplit("/", 1)[1]
+        assert len(again.webhooks["calls"].store.events) == 1
+    finally:
+        again.stop()
+
+
+def test_readers_need_the_scope(running: tuple[HubService, str]) -> None:
+    _, base = running
+    assert httpx.get(base + "api/calls/events").status_code == 401
+    refused = httpx.get(base + "api/calls/events", headers={"Authorization": "token bob-token"})
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/json"
+    assert read_scope("calls") in refused.json()["error"]
+    # A webhook that does not exist is refused alike: names are not given away.
+    nothing = httpx.get(base + "api/nope/events", headers={"Authorization": "token alice-token"})
+    assert nothing.status_code == 403
+    with pytest.raises(elwh_nb.ReceiverError, match="403"):
+        elwh_nb.connect("calls", url=base, token="bob-token")
+
+
+def test_connect_mirrors_new_rows(running: tuple[HubService, str]) -> None:
+    svc, base = running
+    url = hook_url(svc, base, "calls")
+    for seed in range(3):
+        body, headers = signed(seed=seed)
+        assert httpx.post(url, content=body, headers=headers).status_code == 200
+    conn = elwh_nb.connect("calls", url=base, token="alice-token")
+    try:
+        assert conn.url == svc.hook_path(svc.webhooks["calls"])
+        local = svc.webhooks["calls"].store.events
+        assert list(conn.events.index) == list(local.index)
+        assert list(conn.events.columns) == list(local.columns)
+        assert (conn.events.dtypes == local.dtypes).all()
+        assert conn.events.conversation_id.tolist() == local.conversation_id.tolist()
+        first = conn.events.payload.iloc[0]
+        assert first["data"] == local.payload.iloc[0]["data"]
+
+        body, headers = signed(seed=10)
+        httpx.post(url, content=body, headers=headers)
+        httpx.post(url, content=body, headers={"ElevenLabs-Signature": "t=1,v0=00"})
+        wait_for(lambda: len(conn.events) == 4 and len(conn.failures) == 1, what="the new rows")
+        assert conn.failures.reason.tolist() == svc.webhooks["calls"].store.failures.reason.tolist()
+        assert conn.store.counts == svc.webhooks["calls"].store.counts
+        assert len(elwh_nb.timings(conn.events)) > 0
+        with pytest.raises(elwh_nb.ReceiverError, match="only reads"):
+            conn.simulate(1)
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_cli_drains_on_sigterm_and_exits_0(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        secret_variable("calls"): SECRET,
+        "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+        "JUPYTERHUB_SERVICE_PREFIX": PREFIX,
+    }
+    env.pop("JUPYTERHUB_API_TOKEN", None)
+    log = tmp_path / "service.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "elwh_nb",
+                "hub-service",
+                "--webhook",
+                "calls",
+                "--data-dir",
+                str(tmp_path),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}{PREFIX}health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, timeout=30, what="the hub service")
+        from elwh_nb import EventStore
+
+        with EventStore(tmp_path / "calls.sqlite", readonly=True) as store:
+            route = store.route(create=False)
+        assert route is not None
+        body, headers = signed(seed=4)
+        url = f"http://127.0.0.1:{port}{PREFIX}hook/{route[0]}"
+        assert httpx.post(url, content=body, headers=headers).status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        stop_process(proc)
+    text = log.read_text()
+    assert "calls POST 200" in text and route[0] not in text and SECRET not in text
+    with EventStore(tmp_path / "calls.sqlite", readonly=True) as store:
+        assert len(store.events) == 1
