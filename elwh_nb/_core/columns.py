@@ -67,11 +67,6 @@ class Columns:
         self._lo, self._hi = 0, keep
         self._shared.clear()
 
-    def reserve(self, rows: int) -> None:
-        """Make room for ``rows`` rows in all (a load that knows how many are coming)."""
-        with self._lock:
-            self._grow(max(0, rows - (self._hi - self._lo)))
-
     def append_rows(self, rows: Mapping[str, Sequence[Any] | np.ndarray[Any, Any]]) -> int:
         """Append columns of equal length; returns the position of the first new row."""
         k = len(next(iter(rows.values())))

@@ -7,7 +7,6 @@ not even a new event type.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import sqlite3
 from collections.abc import Callable
@@ -16,7 +15,6 @@ from typing import Any
 
 import pandas as pd
 
-from . import bulk
 from . import inbox as _inbox
 from .codes import Codes
 from .columns import Columns
@@ -46,11 +44,6 @@ class Written:
     repeats: list[tuple[int, int]]  # (position in memory, deliveries now)
 
 
-def _file(db: sqlite3.Connection) -> str:
-    """The file behind a connection ("" in memory)."""
-    return str(db.execute("PRAGMA database_list").fetchone()[2])
-
-
 def _lag(event_ns: int, received_ns: int) -> float:
     return math.nan if event_ns == NAT else (received_ns - event_ns) / 1e9
 
@@ -74,19 +67,7 @@ class Events:
         return int(self.columns.snapshot()["id"][-1]) if len(self.columns) else 0
 
     def load(self, db: sqlite3.Connection, after: int = 0) -> None:
-        """Read the rows with ids over ``after``: a whole file in bulk when it can (see
-        :mod:`.bulk`), what is left row by row."""
-        if after == 0 and bulk.available() and (path := _file(db)):
-            (top,) = db.execute("SELECT ifnull(max(id), 0) FROM events").fetchone()
-            self.columns.reserve(top + top // 8)  # ids are dense: room for them and what comes next
-            with contextlib.suppress(Exception):  # the driver refused the file or a value: rows do it
-                for batch in bulk.batches(path, after):
-                    columns = bulk.columns(batch, self.types.code, self._payload)
-                    self.columns.append_rows(columns)
-                    self.deliveries += int(columns["deliveries"].sum())
-        self._load_rows(db, self.last_id())
-
-    def _load_rows(self, db: sqlite3.Connection, after: int) -> None:
+        """Read the rows with ids over ``after``, a column at a time."""
         cur = db.execute(f"{EVENTS.select} WHERE id > ? ORDER BY id", (after,))
         while rows := cur.fetchmany(50_000):
             columns = EVENTS.from_file(rows)
