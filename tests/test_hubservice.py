@@ -165,6 +165,17 @@ def test_connect_mirrors_new_rows(running: tuple[HubService, str]) -> None:
         assert len(elwh_nb.timings(conn.events)) > 0
         with pytest.raises(elwh_nb.ReceiverError, match="only reads"):
             conn.simulate(1)
+        # The dashboard shows a connection as it shows a receiver: rows, failures, an event.
+        dash = conn.dashboard(autorefresh=False)
+        try:
+            assert "<b>4</b> accepted" in dash.counters.value and "<b>1</b> failures" in dash.counters.value
+            assert "rows 1-4 of 4" in dash.page_label.value
+            dash.pick.value = dash.pick.options[0][1]
+            assert f"event #{conn.events.index[-1]}" in dash.detail.value
+            dash.outcome.value = "failed"
+            assert "malformed_header" in dash.table.value
+        finally:
+            dash.close()
     finally:
         conn.close()
 
