@@ -7,12 +7,15 @@ not even a new event type.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import math
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import inbox as _inbox
@@ -36,6 +39,18 @@ class Appended:
 
 
 @dataclass
+class Arrays:
+    """Rows as whole columns (those of the file's SELECT), from a column copy or a hub service.
+
+    ``event_type`` holds codes into ``types`` (-1: none); ``deliveries`` is their total.
+    """
+
+    columns: dict[str, np.ndarray[Any, Any]]
+    types: list[str]
+    deliveries: int
+
+
+@dataclass
 class Written:
     """What a transaction wrote, for memory to follow once it is committed."""
 
@@ -46,6 +61,22 @@ class Written:
 
 def _lag(event_ns: int, received_ns: int) -> float:
     return math.nan if event_ns == NAT else (received_ns - event_ns) / 1e9
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off the garbage collector while a million payload objects are made at once.
+
+    Each batch of new objects would otherwise set off collections that walk all of them
+    again (about half of a big store's reopening); they are freed by reference counting as usual.
+    """
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
 
 
 class Events:
@@ -66,19 +97,37 @@ class Events:
     def last_id(self) -> int:
         return int(self.columns.snapshot()["id"][-1]) if len(self.columns) else 0
 
-    def load(self, db: sqlite3.Connection, after: int = 0) -> None:
-        """Read the rows with ids over ``after``, a column at a time."""
+    def load(self, db: sqlite3.Connection, after: int = 0) -> int:
+        """Read the rows with ids over ``after``, a column at a time; returns how many."""
         cur = db.execute(f"{EVENTS.select} WHERE id > ? ORDER BY id", (after,))
+        read = 0
         while rows := cur.fetchmany(50_000):
+            read += len(rows)
             columns = EVENTS.from_file(rows)
             ids, types = columns["id"], columns["event_type"]
             columns["event_type"] = [self.types.code(t) for t in types]
             received = columns["received_at"]
             columns["delivery_lag_s"] = list(map(_lag, columns["event_timestamp"], received))
             columns["turnaround_s"] = [math.nan] * len(rows)
-            columns["payload"] = list(map(self._payload, ids, types))
+            with _collector_paused():
+                columns["payload"] = list(map(self._payload, ids, types))
             self.columns.append_rows(columns)
             self.deliveries += sum(columns["deliveries"])
+        return read
+
+    def restore(self, cached: Arrays) -> None:
+        """Append rows given as arrays (newer than those in memory), without a row at a time."""
+        columns: dict[str, Any] = dict(cached.columns)
+        recode = np.array([*(self.types.code(t) for t in cached.types), -1])  # code -1 stays -1
+        columns["event_type"] = codes = recode[columns["event_type"]]
+        names = np.array([*self.types.names, None], dtype=object)[codes]
+        stamped, received = columns["event_timestamp"], columns["received_at"]
+        columns["delivery_lag_s"] = np.where(stamped != NAT, (received - stamped) / 1e9, math.nan)
+        columns["turnaround_s"] = np.full(len(codes), math.nan)
+        with _collector_paused():
+            columns["payload"] = list(map(self._payload, columns["id"].tolist(), names.tolist()))
+        self.columns.append_rows(columns)
+        self.deliveries += cached.deliveries
 
     def write(
         self, db: sqlite3.Connection, prepared: list[Prepared], now: int, away: bool, from_inbox: int | None

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from . import colcache as _colcache
 from . import history as _history
 from . import jobs as _jobs
 from .events import Appended, Events
@@ -78,13 +79,46 @@ class EventStore(StoreFile):
         self._changes = 0
         self._seen_version: int | None = None  # PRAGMA data_version at the last refresh
         super().__init__(path, durability, lock_timeout, readonly)
+        self._copied: tuple[int, int] | None = None  # (rows, deliveries) in the column copy
         try:
-            self._events.load(self._db)
-            self._jobs.load(self._db)
-            self._failures.load(self._db)
+            self._load()
         except sqlite3.Error as exc:
             self._db.close()
             raise StoreError(f"cannot open the event store {self._where()}: {exc}") from exc
+
+    def _load(self) -> None:
+        """Memory from the file: the column copy beside it when it matches, then the newer rows."""
+        store_id = self._store_id()
+        cached = (
+            None if self.path is None or store_id is None else _colcache.load(self.path, store_id, self._db)
+        )
+        if cached is not None:
+            self._events.restore(cached)
+            self._copied = (len(self._events), self._events.deliveries)
+        read = self._events.load(self._db, after=self._events.last_id())
+        self._jobs.load(self._db)
+        self._failures.load(self._db)
+        if read >= _colcache.MIN_ROWS:
+            self._keep_columns()
+
+    def _keep_columns(self) -> None:
+        """Save the columns beside the file (see :mod:`.colcache`) if they moved since the last copy.
+
+        Only a writable file's store keeps a copy, and only of many rows. Callers hold the lock
+        (or are the constructor).
+        """
+        now = (len(self._events), self._events.deliveries)
+        if self.path is None or self.readonly or now[0] < _colcache.MIN_ROWS or now == self._copied:
+            return
+        store_id = self._store_id()
+        if store_id is None:
+            return
+        views = self._events.columns.snapshot()
+        try:
+            if _colcache.save(self.path, store_id, self._db, views, list(self._events.types.names)):
+                self._copied = now
+        except (OSError, sqlite3.Error, ValueError, TypeError) as exc:
+            _colcache.log.warning("could not keep a copy of the columns beside %s: %s", self.path, exc)
 
     @property
     def max_failures(self) -> int:
@@ -295,6 +329,16 @@ class EventStore(StoreFile):
                 "duplicates": deliveries - n,
                 "failures": sum(self._failures.counts.values()),
             }
+
+    def close(self) -> None:
+        """Close the file (a big store first saves its columns beside it, for a quick reopening).
+
+        DataFrames handed out stay usable; their payloads no longer load.
+        """
+        with self._lock:
+            if not self._closed:
+                self._keep_columns()
+            super().close()
 
     def __enter__(self) -> EventStore:
         return self

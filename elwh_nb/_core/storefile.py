@@ -14,6 +14,7 @@ import os
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import quote
 
 from . import inbox as _inbox
 from . import jobs as _jobs
+from .colcache import STORE_ID_KEY
 from .exceptions import StoreError
 from .failures import COUNTS_DDL
 from .schema import EVENTS, FAILURES, Table
@@ -99,7 +101,16 @@ class StoreFile:
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
         elif row[0] != SCHEMA_VERSION:
             raise StoreError(f"{self.path} has store schema {row[0]}; this elwh_nb reads {SCHEMA_VERSION}")
+        # Names this file (not secret) for the copies of its columns kept beside it (colcache).
+        db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (STORE_ID_KEY, uuid.uuid4().hex))
         return db
+
+    def _store_id(self) -> str | None:
+        """The file's own random id (None in memory, or for an older file opened read-only)."""
+        if self.path is None:
+            return None
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (STORE_ID_KEY,)).fetchone()
+        return None if row is None else str(row[0])
 
     def _check_open(self) -> None:
         if self._closed:
