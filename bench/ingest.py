@@ -674,6 +674,21 @@ def scenario_reads(report: Report) -> None:
     ]
 
 
+def scenario_history(report: Report) -> None:
+    """Reopening a big store, and how fast a hub service's new rows reach a connect()ed notebook."""
+    from . import history, hub
+
+    size = 1_000_000 if report.options is FULL else 100_000
+    lines, results = history.side_by_side(size, 3 if report.options is FULL else 1)
+    report.lines += ["## Reopening a big store", "", *lines, ""]
+    first = statistics.median(r["first_read_s"] for r in results["copy"])
+    report.target(
+        f"a store of {size:,} events reopened (to the first `events`) under 2 s", first < 2, f"{first:.2f} s"
+    )
+    rounds = 30 if report.options is FULL else 10
+    report.lines += ["## Reading a hub service with `connect()`", "", *hub.table([1_000, size], rounds), ""]
+
+
 def scenario_core(report: Report) -> None:
     from . import core
 
@@ -899,6 +914,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario_big_body(report, tmp)
         scenario_reads(report)
         scenario_core(report)
+        scenario_history(report)
         scenario_breakdown(report)
     images_dir = out / "docs" if out == ROOT else out
     images_dir.mkdir(exist_ok=True)

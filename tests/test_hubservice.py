@@ -180,6 +180,41 @@ def test_connect_mirrors_new_rows(running: tuple[HubService, str]) -> None:
         conn.close()
 
 
+def test_connect_gets_the_services_frame_exactly_over_many_pages(
+    running: tuple[HubService, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every type, missing times and ids, repeats: the mirror equals the service's own frame."""
+    import pandas as pd
+
+    from elwh_nb._server import wire
+
+    monkeypatch.setattr(wire, "PAGE", 7)  # the service's pages and the reader's loop
+    svc, base = running
+    url = hook_url(svc, base, "calls")
+    factory = elwh_nb.payloads(seed=4)
+    events = factory.batch(40, types=list(elwh_nb.EVENT_TYPES), audio_bytes=2000)
+    events.append({"type": "some_future_type", "data": {}})  # no time, no ids
+    for event in events:
+        body = factory.body(event)
+        headers = {"ElevenLabs-Signature": sign(body, SECRET)}
+        assert httpx.post(url, content=body, headers=headers).status_code == 200
+    httpx.post(
+        url,
+        content=factory.body(events[3]),
+        headers={"ElevenLabs-Signature": sign(factory.body(events[3]), SECRET)},
+    )
+    conn = elwh_nb.connect("calls", url=base, token="alice-token")
+    try:
+        local = svc.webhooks["calls"].store.events
+        mirrored = conn.events
+        assert len(mirrored) == 41
+        pd.testing.assert_frame_equal(mirrored.drop(columns="payload"), local.drop(columns="payload"))
+        assert mirrored.event_timestamp.isna().sum() >= 1 and mirrored.agent_id.isna().sum() >= 1
+        assert [p.event_type for p in mirrored.payload] == [p.event_type for p in local.payload]
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_cli_drains_on_sigterm_and_exits_0(tmp_path: Path) -> None:
     port = free_port()

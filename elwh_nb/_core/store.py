@@ -22,17 +22,18 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from . import colcache as _colcache
 from . import history as _history
 from . import jobs as _jobs
-from .events import Appended, Events
+from .events import Appended, Arrays, Events
 from .exceptions import StoreError
 from .failures import DEFAULT_MAX_FAILURES, PREVIEW_BYTES, REDACTED, FailureLog, body_preview, redact_headers
 from .frames import StoredPayload
 from .normalize import normalize
-from .schema import given_ns
+from .schema import EVENTS, given_ns
 from .signature import Body, body_bytes, parse_event
 from .storefile import DEFAULT_FILENAME, StoreFile
 
@@ -288,6 +289,20 @@ class EventStore(StoreFile):
         with self._lock:
             make = self._failures.snapshot()
         return make()
+
+    def arrays_after(self, after: int, limit: int) -> Arrays:
+        """Up to ``limit`` events with ids over ``after``, as whole columns of the file's values.
+
+        Read from memory, not the file (what the hub service sends a reader; see :mod:`.colcache`
+        for the columns). ``deliveries`` of the result is their total.
+        """
+        self._fresh()
+        with self._lock:
+            views = self._events.columns.snapshot()
+            types = list(self._events.types.names)
+        start = int(np.searchsorted(views["id"], after, side="right"))
+        columns = {c.name: views[c.name][start : start + limit] for c in EVENTS.loaded}
+        return Arrays(columns, types, int(columns["deliveries"].sum()))
 
     # -- history -----------------------------------------------------------------------
     def history_batch(self, after: int, max_rows: int, max_bytes: int = _history.BATCH_BYTES) -> pa.Table:

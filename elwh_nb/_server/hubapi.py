@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from tornado import web
 
-from .._core.schema import EVENTS, FAILURES
+from .._core.schema import FAILURES
 from . import wire
 
 if TYPE_CHECKING:
@@ -94,9 +94,12 @@ class RowsHandler(ApiHandler):
     async def get(self, name: str, which: str) -> None:
         hook = await self.webhook(name)
         after = int(self.get_argument("after", "0") or 0)
-        table = EVENTS if which == "events" else FAILURES
-        path = str(hook.store.path)
-        data = await asyncio.get_running_loop().run_in_executor(None, wire.read_new, path, table, after)
+        run = asyncio.get_running_loop().run_in_executor
+        if which == "events":
+            arrays = hook.store.arrays_after(after, wire.PAGE)
+            data = await run(None, wire.events_stream, arrays)
+        else:
+            data = await run(None, wire.read_new, str(hook.store.path), FAILURES, after)
         counts = hook.store.counts
         self.set_header("Content-Type", wire.MEDIA_TYPE)
         self.set_header(

@@ -20,7 +20,7 @@ import orjson
 import pandas as pd
 
 from .._core.exceptions import ReceiverError
-from .._core.schema import EVENTS, FAILURES
+from .._core.schema import FAILURES
 from .._core.store import EventStore
 from . import wire
 
@@ -74,19 +74,13 @@ class Mirror(EventStore):
         got = 0
         while True:
             data, headers = self.api.get(f"/events?after={self._events.last_id()}")
-            rows = wire.rows(data, EVENTS)
+            arrays = wire.events_arrays(data)
             with self._lock:
-                # The body stays in the service; its hash column only has to be unique here.
-                self._db.executemany(
-                    wire.insert(EVENTS, {"body_sha256": "CAST(? AS BLOB)", "body": "x''"}),
-                    [(*row, str(row[0])) for row in rows],
-                )
-                self._events.load(self._db, after=self._events.last_id())
-                self._db.execute("DELETE FROM events")  # memory holds them now
+                self._events.restore(arrays)
                 counts = orjson.loads(headers.get("X-Elwh-Counts", "{}"))
                 self._events.deliveries = int(counts.get("deliveries", self._events.deliveries))
-            got += len(rows)
-            if len(rows) < wire.PAGE:
+            got += len(arrays.columns["id"])
+            if len(arrays.columns["id"]) < wire.PAGE:
                 return got > 0
 
     def _pull_failures(self) -> bool:

@@ -1,15 +1,22 @@
 """New rows of a store's tables as an Arrow IPC stream: what the hub service sends and ``connect()`` reads.
 
-The columns are the file's (as :mod:`.._core.schema` names them), without the raw body: a
-reader gets bodies one at a time, when it opens one.
+Events travel as whole columns from the service's memory (:func:`events_stream`), in the form
+they have there (times as ns with pandas' NaT, the type as codes into names kept in the
+stream's metadata), and a reader appends them as they come (:func:`events_arrays`), with no
+row at a time on either side. Failures, few and capped, travel as the file's rows. Neither
+carries raw bodies: a reader gets a body when it opens one.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from typing import Any
 
-from .._core.schema import Column, Table
+import numpy as np
+
+from .._core.events import Arrays
+from .._core.schema import EVENTS, Column, Table
 
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 #: Rows per answer; a reader asks again while an answer is full.
@@ -47,13 +54,49 @@ def read_new(path: str, table: Table, after: int, limit: int = PAGE) -> bytes:
         db.close()
     cols = columns(table)
     values = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
-    batch = pa.table(
-        {c.file_name: pa.array(v, type=_arrow_type(c)) for c, v in zip(cols, values, strict=True)}
+    return _stream(
+        pa.table({c.file_name: pa.array(v, type=_arrow_type(c)) for c, v in zip(cols, values, strict=True)})
     )
+
+
+_TYPES_KEY = b"elwh.event_types"
+
+
+def _stream(table: Any) -> bytes:
+    import pyarrow as pa
+
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_table(batch)
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
     return bytes(sink.getvalue().to_pybytes())
+
+
+def events_stream(arrays: Arrays) -> bytes:
+    """Events from :meth:`EventStore.arrays_after` as an Arrow stream."""
+    import pyarrow as pa
+
+    columns = {
+        name: pa.array(values, type=pa.string(), from_pandas=True)
+        if values.dtype == object
+        else pa.array(values)
+        for name, values in arrays.columns.items()
+    }
+    table = pa.table(columns).replace_schema_metadata({_TYPES_KEY: json.dumps(arrays.types).encode()})
+    return _stream(table)
+
+
+def events_arrays(data: bytes) -> Arrays:
+    """The events of an :func:`events_stream`, as the columns :meth:`Events.restore` takes."""
+    import pyarrow as pa
+
+    got = pa.ipc.open_stream(data).read_all()
+    types = [str(t) for t in json.loads((got.schema.metadata or {}).get(_TYPES_KEY, b"[]"))]
+    columns = {}
+    for column in EVENTS.loaded:
+        dtype = np.dtype(EVENTS.dtypes[column.name])
+        values = got.column(column.name).to_numpy(zero_copy_only=False)
+        columns[column.name] = values if column.name == "event_type" else np.asarray(values, dtype=dtype)
+    return Arrays(columns, types, int(columns["deliveries"].sum()))
 
 
 def rows(data: bytes, table: Table) -> list[tuple[Any, ...]]:
