@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._core.exceptions import REASONS, ElwhError, ReceiverError, SignatureError, StoreError
+from ._core.exceptions import REASONS, CallError, ElwhError, ReceiverError, SignatureError, StoreError
 
 # Everything else loads on first use: the Jupyter server imports this package for its
 # public route on every start, and must not load pandas, numpy or widgets for it.
@@ -62,6 +62,7 @@ __all__ = [
     "REASONS",
     "TUTORIAL_TYPES",
     "Appended",
+    "CallError",
     "Check",
     "Connection",
     "Diagnosis",

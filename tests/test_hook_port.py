@@ -317,3 +317,21 @@ def test_a_kept_alive_connection_survives_the_hook_ports_refusals(
     assert [a.status_code for a in answers] == [404, 404, 405, 200] * 10
     assert {a.headers["Connection"] for a in answers if a.status_code != 200} == {"close"}
     assert len(rx.events) == 10
+
+
+def test_agent_tools_are_answered_through_the_hook_port_too(
+    as_kernel: JupyterServer, hook_port: int, tmp_path: Path
+) -> None:
+    call_secret = "wsec_test_call_" + "7" * 32
+    with elwh_nb.start(SECRET, store=tmp_path / "t.sqlite", call_secret=call_secret) as rx:
+
+        @rx.tool("echo", method="GET")
+        def echo(word: str) -> dict[str, str]:
+            """Say it back."""
+            return {"word": word}
+
+        url = via_hook_port(hook_port, rx.route_id or "") + "/tools/echo?word=hi"
+        got = httpx.get(url, headers={"X-Callback-Secret": call_secret})
+        assert got.status_code == 200 and got.json() == {"word": "hi"}
+        assert httpx.get(url).status_code == 401
+        assert len(rx.calls) == 2

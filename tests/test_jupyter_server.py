@@ -242,3 +242,78 @@ def test_without_the_extension_url_falls_back_to_the_proxy(
             missing = httpx.post(f"{plain.origin}/jbase/elwh/hook/{'C' * 32}", content=body, headers=headers)
             assert missing.status_code in (403, 404)  # no such route on this server
         assert len(rx.events) == 1
+
+
+# -- agent tools and call personalisation through the public route ---------------------------
+CALL_SECRET = "wsec_test_call_" + "9" * 32
+
+
+def _tools(rx: elwh_nb.Receiver) -> None:
+    @rx.tool("get_order", method="GET", path="{order_id}")
+    def get_order(order_id: str, include_items: bool = False) -> dict[str, object]:
+        """Look up an order."""
+        return {"order_id": order_id, "items": ["tea"] if include_items else []}
+
+    @rx.tool("update_order", method="PATCH")
+    def update_order(order_id: str, note: str) -> dict[str, object]:
+        """Add a note."""
+        return {"order_id": order_id, "note": note}
+
+    @rx.initiation(variables=["name"])
+    def personalise(caller_id: str) -> dict[str, object]:
+        return {"name": "Ada", "caller": caller_id}
+
+
+def test_tools_and_call_starts_answered_through_the_public_route(
+    server: JupyterServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    with elwh_nb.start(SECRET, store=":memory:", call_secret=CALL_SECRET) as rx:
+        _tools(rx)
+        assert str(rx.tools.loc["get_order", "url"]).startswith(f"{server.origin}/jbase/elwh/hook/")
+        secret = {"X-Callback-Secret": CALL_SECRET}
+        got = httpx.get(f"{rx.url}/tools/get_order/A%2F1?include_items=true", headers=secret)
+        assert got.status_code == 200 and got.json() == {"order_id": "A/1", "items": ["tea"]}
+        got = httpx.patch(
+            f"{rx.url}/tools/update_order", json={"order_id": "A1", "note": "x"}, headers=secret
+        )
+        assert got.json() == {"order_id": "A1", "note": "x"}
+        # A client's internal headers do not pass, nor does a wrong secret.
+        forged = {**secret, "X-Elwh-Route-Token": "guess"}
+        assert httpx.get(f"{rx.url}/tools/get_order/A1", headers=forged).status_code == 200
+        assert (
+            httpx.get(f"{rx.url}/tools/get_order/A1", headers={"X-Callback-Secret": "no"}).status_code == 401
+        )
+        assert httpx.get(f"{rx.url}/tools/get_order/A1").status_code == 401
+        # The simulators take the route ElevenLabs would (via="auto" is the public route here).
+        assert rx.simulate_tool_call("get_order", {"order_id": "B2"}) == {"order_id": "B2", "items": []}
+        assert rx.simulate_call_start(caller_id="+15550100")["dynamic_variables"] == {
+            "name": "Ada",
+            "caller": "+15550100",
+        }
+        calls = rx.calls
+        assert calls.status.tolist() == [200, 200, 200, 401, 401, 200, 200]
+        assert calls.remote.iloc[0].endswith("(via 127.0.0.1)")  # the route's hop is named
+        assert server.token not in calls.to_string() and CALL_SECRET not in calls.to_string()
+        base = f"{server.origin}/jbase/elwh/hook/"
+        unknown = httpx.get(base + "C" * 32 + "/tools/get_order/A1", headers=secret)
+        assert unknown.status_code == 404 and "order" not in unknown.text
+
+
+def test_calls_while_the_kernel_is_away_get_a_503_at_once_and_nothing_is_kept(
+    server: JupyterServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for key, value in server.env().items():
+        monkeypatch.setenv(key, value)
+    store = tmp_path / "away.sqlite"
+    with elwh_nb.start(SECRET, store=store, call_secret=CALL_SECRET) as rx:
+        url = rx.url
+    got = httpx.get(f"{url}/tools/get_order/A1", headers={"X-Callback-Secret": CALL_SECRET}, timeout=10)
+    assert got.status_code == 503 and "not running" in got.json()["error"]
+    with elwh_nb.start(SECRET, store=store, call_secret=CALL_SECRET) as rx:
+        assert rx.url == url
+        assert len(rx.calls) == 0 and rx.kept_while_away == 0  # a call is not a delivery to keep
+        _tools(rx)
+        got = httpx.get(f"{url}/tools/get_order/A1", headers={"X-Callback-Secret": CALL_SECRET})
+        assert got.status_code == 200

@@ -5,8 +5,11 @@
      │                        ``.reason`` says which check, ``str()`` says what to do
      ├── StoreError           the event store could not read or write its file; a receiver
      │                        answers 500 for it so that ElevenLabs retries the delivery
-     └── ReceiverError        a receiver could not start (port in use, bad address) or
-                              was used after stop()
+     ├── ReceiverError        a receiver could not start (port in use, bad address) or
+     │                        was used after stop()
+     └── CallError            a tool or initiation call cannot be answered as asked
+                              (``.status``: 400 for the caller's parameters, 500 for
+                              what the notebook's function returned)
 
 Reasons of ``SignatureError`` (``elwh_nb.REASONS``), in the order the checks run:
 ``missing_secret``, ``missing_header``, ``malformed_header``, ``timestamp_expired``,
@@ -50,3 +53,14 @@ class StoreError(ElwhError):
 
 class ReceiverError(ElwhError):
     """A receiver could not start, or was used after ``stop()``."""
+
+
+class CallError(ElwhError, ValueError):
+    """A tool call or call-start request that cannot be answered; ``status`` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self) -> tuple[type[CallError], tuple[int, str]]:
+        return (type(self), (self.status, str(self)))

@@ -226,3 +226,23 @@ FAILURES = Table(
         Column("details", "text", "TEXT"),
     ),
 )
+
+#: Calls that expect an answer (agent tools, call personalisation), every one, oldest first.
+CALLS = Table(
+    "calls",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("received_at", "time", "INTEGER NOT NULL"),
+        Column("kind", "category", "TEXT NOT NULL"),  # "tool" or "initiation"
+        Column("name", "category", "TEXT NOT NULL"),  # the tool's name; "initiation"
+        Column("method", "interned", "TEXT NOT NULL"),
+        Column("status", "int", "INTEGER NOT NULL"),  # what was answered
+        Column("latency_s", "number", "REAL"),  # from the request in to the answer out
+        Column("parameters", "json", "TEXT NOT NULL"),  # the function's arguments, and what else came
+        Column("answer", "text", "TEXT"),  # the JSON answered (shortened past ANSWER_CHARS)
+        Column("error", "text", "TEXT"),  # why it was not a 200 (a traceback stays here, never sent)
+        Column("conversation_id", "text", "TEXT"),  # system__conversation_id, or the call's call_sid
+        Column("headers", "json", "TEXT NOT NULL"),  # redacted
+        Column("remote", "text", "TEXT"),
+    ),
+)

@@ -28,6 +28,7 @@ import pandas as pd
 from . import colcache as _colcache
 from . import history as _history
 from . import jobs as _jobs
+from .calls import CallLog
 from .events import Appended, Arrays, Events
 from .exceptions import StoreError
 from .failures import DEFAULT_MAX_FAILURES, PREVIEW_BYTES, REDACTED, FailureLog, body_preview, redact_headers
@@ -75,6 +76,7 @@ class EventStore(StoreFile):
         readonly: bool = False,
     ) -> None:
         self._failures = FailureLog(max_failures)
+        self._calls = CallLog()
         self._events = Events(functools.partial(StoredPayload, self))
         self._jobs = _jobs.Jobs(self._events.columns)
         self._changes = 0
@@ -99,6 +101,7 @@ class EventStore(StoreFile):
         read = self._events.load(self._db, after=self._events.last_id())
         self._jobs.load(self._db)
         self._failures.load(self._db)
+        self._calls.load(self._db)
         if read >= _colcache.MIN_ROWS:
             self._keep_columns()
 
@@ -139,12 +142,13 @@ class EventStore(StoreFile):
             if version == self._seen_version:
                 return False
             self._seen_version = version
-            before = (len(self._events), len(self._failures))
+            before = (len(self._events), len(self._failures), len(self._calls))
             self._events.load(self._db, after=self._events.last_id())
             self._failures.load(self._db, after=self._failures.last_id())
+            self._calls.load(self._db, after=self._calls.last_id())
             total = self._db.execute("SELECT coalesce(sum(deliveries), 0) FROM events").fetchone()[0]
             self._events.deliveries = int(total)
-            changed = before != (len(self._events), len(self._failures))
+            changed = before != (len(self._events), len(self._failures), len(self._calls))
             if changed:
                 self._changes += 1
             return changed
@@ -248,6 +252,44 @@ class EventStore(StoreFile):
             self._changes += 1
             return failure_id
 
+    def add_call(
+        self,
+        kind: str,
+        name: str,
+        *,
+        method: str,
+        status: int,
+        latency_s: float,
+        parameters: Mapping[str, Any],
+        answer: str | None = None,
+        error: str | None = None,
+        conversation_id: str | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        remote: str | None = None,
+        received_at: datetime | float | None = None,
+    ) -> int:
+        """Record an answered agent-tool or call-start request (headers redacted); returns its id."""
+        row = {
+            "received_at": given_ns(received_at, "received_at"),
+            "kind": kind,
+            "name": name,
+            "method": method,
+            "status": int(status),
+            "latency_s": float(latency_s),
+            "parameters": dict(parameters),
+            "answer": answer,
+            "error": error,
+            "conversation_id": conversation_id,
+            "headers": redact_headers(headers),
+            "remote": remote,
+        }
+        self._check_writable()
+        with self._lock:
+            self._check_open()
+            call_id = self._calls.add(self._db, row)
+            self._changes += 1
+            return call_id
+
     def expect(
         self, job_id: str, *, submitted_at: datetime | float | None = None, kind: str | None = None
     ) -> None:
@@ -303,6 +345,14 @@ class EventStore(StoreFile):
         start = int(np.searchsorted(views["id"], after, side="right"))
         columns = {c.name: views[c.name][start : start + limit] for c in EVENTS.loaded}
         return Arrays(columns, types, int(columns["deliveries"].sum()))
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """Every agent-tool and call-start request answered, oldest first, indexed by ``id``."""
+        self._fresh()
+        with self._lock:
+            make = self._calls.snapshot()
+        return make()
 
     # -- history -----------------------------------------------------------------------
     def history_batch(self, after: int, max_rows: int, max_bytes: int = _history.BATCH_BYTES) -> pa.Table:

@@ -25,17 +25,17 @@ from . import jobs as _jobs
 from .colcache import STORE_ID_KEY
 from .exceptions import StoreError
 from .failures import COUNTS_DDL
-from .schema import EVENTS, FAILURES, Table
+from .schema import CALLS, EVENTS, FAILURES, Table
 
 DEFAULT_FILENAME = "elwh_events.sqlite"
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_TABLES = (EVENTS.ddl, FAILURES.ddl, COUNTS_DDL, _jobs.DDL, _META_DDL, _inbox.SCHEMA)
+_TABLES = (EVENTS.ddl, FAILURES.ddl, CALLS.ddl, COUNTS_DDL, _jobs.DDL, _META_DDL, _inbox.SCHEMA)
 SCHEMA = "".join(f"{ddl.strip()};\n" for ddl in _TABLES)
 AUTOCHECKPOINT = 1000  # log pages after which a commit checkpoints (SQLite's default)
 SCHEMA_VERSION = "1"  # columns are added without a new version: older files gain them on opening
 
 
-def migrate(db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURES)) -> None:
+def migrate(db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURES, CALLS)) -> None:
     """Make a file's tables, and give an older file the columns of ``tables`` it lacks."""
     db.executescript(SCHEMA)
     for table in tables:
@@ -105,8 +105,12 @@ class StoreFile:
         db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (STORE_ID_KEY, uuid.uuid4().hex))
         return db
 
+    @property
+    def store_id(self) -> str | None:
+        """The file's own random id, not secret (None in memory, or for an older file opened read-only)."""
+        return self._store_id()
+
     def _store_id(self) -> str | None:
-        """The file's own random id (None in memory, or for an older file opened read-only)."""
         if self.path is None:
             return None
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (STORE_ID_KEY,)).fetchone()

@@ -23,6 +23,7 @@ MEASURES: dict[str, str] = {
     "duration_s": "call duration",
     "processing_s": "event time minus (call start + duration): post-call analysis",
     "turnaround_s": "webhook received minus job submitted (rx.expect)",
+    "latency_s": "a tool's or call start's answer: request in to answer out (rx.calls)",
 }
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -38,13 +39,16 @@ def with_measures(events: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def timings(events: pd.DataFrame, *, by: str | Sequence[str] = "event_type") -> pd.DataFrame:
+def timings(events: pd.DataFrame, *, by: str | Sequence[str] | None = None) -> pd.DataFrame:
     """Per event type (or ``by``) and measure: count, p50, p90, p99 and max, in seconds.
 
     Tidy: one row per group and measure, so ``.query("measure == 'duration_s'")`` or a
-    further ``groupby`` works. Measures without data for a group are left out.
+    further ``groupby`` works. Measures without data for a group are left out. Given
+    ``rx.calls``, it reports each tool's (and the call start's) answer latency, by ``name``.
     """
     frame = with_measures(events)
+    if by is None:
+        by = "event_type" if "event_type" in frame.columns or "name" not in frame.columns else "name"
     keys = [by] if isinstance(by, str) else list(by)
     measures = [m for m in MEASURES if m in frame.columns]
     long = (

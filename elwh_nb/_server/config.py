@@ -38,6 +38,7 @@ class ReceiverConfig:
     remote_port: int | None = None
     ssh_options: Sequence[str] | None = None
     tunnel_timeout: float = 30.0
+    call_secret: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         _int("port", self.port)

@@ -14,6 +14,7 @@ from tornado import web
 
 from .._core.intake import Intake
 from .batcher import Batcher
+from .calls import CallDesk, call_rules
 from .hook import HookRoute, remote
 
 log = logging.getLogger("elwh_nb")
@@ -74,11 +75,19 @@ class NotFoundHandler(_Base):
 
 
 def make_app(
-    intake: Intake, *, path: str, max_body: int, batcher: Batcher, route_token: str = ""
+    intake: Intake,
+    *,
+    path: str,
+    max_body: int,
+    batcher: Batcher,
+    route_token: str = "",
+    desk: CallDesk | None = None,
 ) -> web.Application:
-    """The receiver's Tornado application (``route_token``: see :class:`.hook.HookRoute`)."""
+    """The receiver's Tornado application (``route_token``: see :class:`.hook.HookRoute`), with
+    the agent-tool and call-start paths under the hook path when given a ``desk``."""
     route = HookRoute(intake, max_body=max_body, batcher=batcher, route_token=route_token)
-    return application([(rf"{path.rstrip('/') or ''}/?", route)], intake)
+    calls = call_rules(path, desk, route_token) if desk is not None else []
+    return application([(rf"{path.rstrip('/') or ''}/?", route), *calls], intake)
 
 
 def application(rules: list[Any], intake: Intake | None) -> web.Application:

@@ -31,6 +31,8 @@ from . import loop as _loop
 from . import routes as _routes
 from . import tunnel as _tunnel
 from .batcher import Batcher
+from .callapi import CallMethods
+from .calls import CallDesk, call_secret
 from .config import ReceiverConfig
 from .handlers import make_app
 from .kept import KeptDeliveries
@@ -42,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("elwh_nb")
 
 
-class Receiver:
+class Receiver(CallMethods):
     """A running receiver. Give out :attr:`url`; read :attr:`events` and :attr:`failures`."""
 
     def __init__(self, config: ReceiverConfig) -> None:
@@ -75,12 +77,14 @@ class Receiver:
         self.local_url = f"http://{shown_host}:{self.port}{self.path}"
         self._batcher = Batcher(self.store)
         route_token = secrets.token_urlsafe(24)
+        self._desk = CallDesk(self.store)  # its secret once the route is known (below)
         app = make_app(
             self._intake,
             path=self.path,
             max_body=self.max_body,
             batcher=self._batcher,
             route_token=route_token,
+            desk=self._desk,
         )
         self._server = _loop.ServerThread(
             app,
@@ -100,6 +104,7 @@ class Receiver:
             stacklevel=3,
         )
         self.route_id = self._reach.route_id
+        self._desk.set_secret(call_secret(config.call_secret, self.store.store_id))
         self.url_created_at, self.url_is_new = self._reach.created_at, self._reach.is_new
         _loop.stop_at_exit(self)
         self._kept = KeptDeliveries(self.store, self._intake)
@@ -128,6 +133,7 @@ class Receiver:
         self._server.stop()
         self._batcher.close()
         self._intake.close()
+        self._desk.close()
         self._kept.close()
         self._claim.release()
         if self._own_store:
@@ -363,6 +369,7 @@ def start(
     remote_port: int | None = None,
     ssh_options: Sequence[str] | None = None,
     tunnel_timeout: float = 30.0,
+    call_secret: str | None = None,
 ) -> Receiver:
     """Start a receiver on its own thread and return it; give ElevenLabs ``rx.url``.
 
@@ -378,6 +385,10 @@ def start(
     adds ssh arguments, and ``public_url`` is then the tunnel's public address. Outside
     Jupyter, ``public_url`` adopts a tunnel you run yourself (``rx.tunnel_help()``); a
     running ngrok agent's tunnel to this receiver is adopted by itself.
+
+    ``call_secret`` is the ``X-Callback-Secret`` value that agent tools and call-start
+    requests must carry (default: ``$ELWH_CALL_SECRET``, else one made and kept with the URL;
+    :meth:`Receiver.call_secret` shows it).
     """
     # The names are ReceiverConfig's (a test keeps them the same); it checks each option.
     return Receiver(ReceiverConfig(**locals()))

@@ -132,6 +132,43 @@ class Relay:
             return _json(404, ok=False, status=404)
         return await self.keep(route, body, headers, remote=remote, too_large=too_large)
 
+    async def call(
+        self, route: Route, method: str, call: str, query: str, body: bytes, headers: dict[str, str]
+    ) -> Reply:
+        """Forward an agent-tool or call-start request (``call``: the path under the hook) and
+        bring back its answer. Never kept: an answer is wanted now, so while the receiver is
+        away the caller gets a 503 saying so (ElevenLabs tells the agent the tool failed).
+        """
+        if route.retired:
+            return _json(410, error="this URL was retired")
+        live = route.receiver
+        if live is not None:
+            sent = {**headers, _protocol.ROUTE_TOKEN_HEADER: live.token}
+            host = f"[{live.host}]" if ":" in live.host else live.host
+            url = f"http://{host}:{live.port}{live.path.rstrip('/')}/{call}" + (f"?{query}" if query else "")
+            for attempt in (1, 2):  # a pooled connection the receiver closed fails at once
+                try:
+                    async with self.session().request(
+                        method, url, data=body or None, headers=sent
+                    ) as response:
+                        answer = await response.read()
+                        if response.status != _protocol.MISDIRECTED and _protocol.acked(
+                            live.token, response.headers.get(_protocol.ACK_HEADER)
+                        ):
+                            return Reply(response.status, answer)
+                    break  # another program answered on that port
+                except Exception as exc:
+                    log.debug(
+                        "elwh_nb: the receiver did not answer a call (%s, try %d)",
+                        type(exc).__name__,
+                        attempt,
+                    )
+        return _json(
+            503,
+            error="the notebook that answers this is not running (its kernel is stopped or restarting); "
+            "nothing was done",
+        )
+
     async def _post(self, url: str, body: bytearray, headers: dict[str, str], token: str) -> Reply | None:
         view = memoryview(body)
         data: Any = bytes(view) if len(view) <= _STREAM_OVER else _pieces(view)

@@ -35,6 +35,13 @@ def routes_dir() -> Path:
     return _private_dir(Path(jupyter_data_dir()) / "elwh_nb" / "routes")
 
 
+def private_dir(name: str) -> Path:
+    """``<jupyter data dir>/elwh_nb/<name>``, readable by the user alone."""
+    from jupyter_core.paths import jupyter_data_dir
+
+    return _private_dir(Path(jupyter_data_dir()) / "elwh_nb" / name)
+
+
 def servers_dir() -> Path:
     """``<jupyter runtime dir>/elwh_nb/servers``: one marker per running Jupyter server."""
     from jupyter_core.paths import jupyter_runtime_dir

@@ -42,6 +42,9 @@ from . import routes as _routes
 from .relay import Relay, clean_headers
 
 HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
+#: Agent tools and call starts, under a route: answered by the receiver, never kept.
+CALL_PATH = r"/elwh/hook/(?P<route_id>[^/]+)/(?P<call>(?:tools/[A-Za-z0-9_-]{1,64}|initiation)(?:/[^?]*)?)"
+MAX_CALL_BODY = 1 << 20
 HOOK_PORT_OFFSET = 1000
 ANY_ROUTE_ID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
@@ -194,6 +197,60 @@ class HookRoute(ShortAnswers):
     head = put = delete = patch = options = get
 
 
+class CallRoute(ShortAnswers):
+    """Any method to ``<route>/tools/<name>[/...]`` or ``<route>/initiation``, with no login:
+    relayed to the route's receiver, whose answer comes back (see :meth:`Relay.call`)."""
+
+    body_read = True  # the methods run once the (capped) body is in
+
+    def initialize(self, relay: Relay) -> None:
+        self.relay = relay
+
+    def check_xsrf_cookie(self) -> None:
+        return  # the receiver checks the call secret
+
+    async def prepare(self) -> None:
+        route_id = self.path_kwargs.get("route_id", "")
+        # What follows the route id as sent, still %-encoded (the argument Tornado gives is
+        # decoded: an order id holding %2F would turn into two path segments).
+        self.raw_call = self.request.path.split(f"{route_id}/", 1)[-1]
+        if route_id:
+            self.request.uri = self.request.path = self.request.path.replace(route_id, "<route id>")
+        before = super().prepare()
+        if before is not None:
+            await before
+
+    async def relay_call(self, route_id: str, call: str) -> None:
+        if len(self.request.body) > MAX_CALL_BODY:
+            self.short(413)
+            return
+        route = _routes.lookup(route_id)
+        if route is None:
+            self.short(404)
+            return
+        headers = clean_headers(self.request.headers.get_all())
+        forwarded = self.request.headers.get("X-Forwarded-For")
+        peer = str(self.request.remote_ip)
+        headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
+        headers["X-Forwarded-Proto"] = self.request.protocol
+        reply = await self.relay.call(
+            route, self.request.method or "GET", self.raw_call, self.request.query, self.request.body, headers
+        )
+        self.answer(reply.status, reply.body)
+
+    get = post = put = patch = delete = allow_unauthenticated(relay_call)
+
+    @allow_unauthenticated
+    def head(self, route_id: str, call: str) -> None:
+        self.short(405)
+
+    options = head
+
+
+class PublicCallHandler(CallRoute, JupyterHandler):  # type: ignore[misc]
+    """The call route on Jupyter's own port, with no Jupyter login."""
+
+
 @web.stream_request_body
 class PublicHookHandler(HookRoute, JupyterHandler):  # type: ignore[misc]  # prepare() never redirects to a login
     """The hook route on Jupyter's own port, ``<base_url>elwh/hook/<route_id>``, with no Jupyter login."""
@@ -216,7 +273,7 @@ class NotHere(ShortAnswers):
 def hook_only_app(relay: Relay) -> web.Application:
     """A Tornado application with the hook route and nothing else (no Jupyter handler at all)."""
     return web.Application(
-        [(HOOK_PATH, HookRoute, {"relay": relay})],
+        [(HOOK_PATH, HookRoute, {"relay": relay}), (CALL_PATH, CallRoute, {"relay": relay})],
         default_handler_class=NotHere,
         log_function=functools.partial(log_request, record_prometheus_metrics=False),
     )
@@ -272,7 +329,13 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     relay = Relay(_inbox.Limits(settings.inbox_max_deliveries, settings.inbox_max_bytes))
     base_url = serverapp.web_app.settings.get("base_url", "/")
     pattern = url_path_join(base_url, HOOK_PATH)
-    serverapp.web_app.add_handlers(".*$", [(pattern, PublicHookHandler, {"relay": relay})])
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (pattern, PublicHookHandler, {"relay": relay}),
+            (url_path_join(base_url, CALL_PATH), PublicCallHandler, {"relay": relay}),
+        ],
+    )
     pid = os.getpid()
     atexit.register(_routes.unmark_server, pid)
 

@@ -1,0 +1,214 @@
+"""The receiver's methods for agent tools and call personalisation (``@rx.tool``, ``@rx.initiation``).
+
+A mixin of :class:`~.receiver.Receiver`: each method hands off to its :class:`~.calls.CallDesk`
+(which answers the calls) or to the store (which keeps them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+from urllib.parse import quote, urlencode
+
+import pandas as pd
+
+from .._core.exceptions import CallError
+from .._core.initiation import REQUEST_FIELDS, Initiation
+from .._core.tools import BODY_METHODS, DEFAULT_DEADLINE_S, FORM, JSON, SECRET_HEADER, Tool
+
+if TYPE_CHECKING:
+    from .._core.store import EventStore
+    from .calls import CallDesk
+    from .reach import Reach
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CallMethods:
+    """``rx.tool``, ``rx.initiation``, ``rx.tools``, ``rx.tools_schema``, ``rx.calls`` and the simulators."""
+
+    _desk: CallDesk
+    _reach: Reach
+    store: EventStore
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError  # the Receiver's
+
+    @overload
+    def tool(self, fn: F, /) -> F: ...
+    @overload
+    def tool(
+        self,
+        name: str | None = None,
+        /,
+        *,
+        method: str = "POST",
+        path: str = "",
+        query: Sequence[str] = (),
+        content_type: str = JSON,
+        timeout_s: float = DEFAULT_DEADLINE_S,
+        description: str | None = None,
+    ) -> Callable[[F], F]: ...
+    def tool(self, fn_or_name: Any = None, /, **options: Any) -> Any:
+        """Serve a function as an ElevenLabs server tool: ``@rx.tool``, or ``@rx.tool("name", method=...)``.
+
+        Parameters travel in the body (JSON, or form with ``content_type``) for POST, PUT
+        and PATCH, in the query for GET and DELETE (and those named in ``query=``), and in the
+        URL for those named in ``path`` (``path="{order_id}"``). Type hints and the docstring
+        make the schema (:meth:`tools_schema`). The function runs on a thread of its own and
+        must answer within ``timeout_s`` (default 4.5 s, under ElevenLabs' shortest wait;
+        up to 120), else the caller gets a JSON error in time. Returns the function unchanged.
+        """
+
+        def register(fn: F) -> F:
+            made = Tool(fn, fn_or_name if isinstance(fn_or_name, str) else None, **options)
+            self._desk.tools[made.name] = made
+            return fn
+
+        if callable(fn_or_name):
+            return register(fn_or_name)
+        return register
+
+    @overload
+    def initiation(self, fn: F, /) -> F: ...
+    @overload
+    def initiation(
+        self, fn: None = None, /, *, variables: Sequence[str] = (), timeout_s: float = DEFAULT_DEADLINE_S
+    ) -> Callable[[F], F]: ...
+    def initiation(
+        self, fn: Any = None, /, *, variables: Sequence[str] = (), timeout_s: float = DEFAULT_DEADLINE_S
+    ) -> Any:
+        """Personalise inbound calls: ``@rx.initiation`` on a function of ``caller_id``, ``agent_id``,
+        ``called_number`` and/or ``call_sid`` that returns the dynamic variables (or the whole answer,
+        with ``conversation_config_override``). ``variables`` are those the agent uses: an answer
+        without one is an error, in the log and in :attr:`calls`.
+        """
+
+        def register(f: F) -> F:
+            self._desk.initiation = Initiation(f, variables=variables, timeout_s=timeout_s)
+            return f
+
+        return register(fn) if callable(fn) else register
+
+    def _call_url(self, which: str) -> str:
+        return f"{self.url.rstrip('/')}/{which}"
+
+    @property
+    def tools(self) -> pd.DataFrame:
+        """Each tool: its URL, method, where its parameters go, and the header ElevenLabs must send."""
+        rows = [
+            {
+                "name": t.name,
+                "method": t.method,
+                "url": self._call_url(f"tools/{t.name}") + t.path,
+                "header": SECRET_HEADER,
+                "parameters": ", ".join(f"{p.name} ({p.where})" for p in t.params),
+                "timeout_s": t.timeout_s,
+                "function": t.fn.__name__,
+            }
+            for t in self._desk.tools.values()
+        ]
+        columns = ["name", "method", "url", "header", "parameters", "timeout_s", "function"]
+        return pd.DataFrame(rows, columns=columns).set_index("name")
+
+    @property
+    def initiation_url(self) -> str:
+        """The URL to give ElevenLabs for conversation initiation client data (with the header)."""
+        return self._call_url("initiation")
+
+    def tools_schema(self, name: str, *, secret_id: str | None = None) -> dict[str, Any]:
+        """The tool's definition to paste into ElevenLabs (a webhook tool with its ``api_schema``).
+
+        ``secret_id``: the id of the ElevenLabs workspace secret holding :meth:`call_secret`.
+        """
+        if name not in self._desk.tools:
+            raise KeyError(f"no tool named {name!r}; tools: {', '.join(self._desk.tools) or 'none'}")
+        return self._desk.tools[name].definition(self._call_url(f"tools/{name}"), secret_id=secret_id)
+
+    def call_secret(self) -> str:
+        """The value ElevenLabs must send in the ``X-Callback-Secret`` header (shown only when asked)."""
+        return self._desk.secret()
+
+    @property
+    def calls(self) -> pd.DataFrame:
+        """Every tool and call-start request answered, with its parameters, answer, status and latency."""
+        return self.store.calls
+
+    # -- playing ElevenLabs ------------------------------------------------------------------
+    def simulate_tool_call(
+        self, name: str, parameters: Mapping[str, Any] | None = None, *, via: str = "auto"
+    ) -> Any:
+        """Call tool ``name`` as ElevenLabs would (its method, parameter places, content type and
+        header) through ``via`` (see :meth:`simulate`); returns its JSON answer, or raises
+        :class:`CallError` with the error it answered."""
+        tool = self._desk.tools.get(name)
+        if tool is None:
+            raise KeyError(f"no tool named {name!r}")
+        given = dict(parameters or {})
+        path = tool.path
+        for p in tool.params:
+            if p.where == "path":
+                path = path.replace("{" + p.name + "}", quote(str(given.pop(p.name, "")), safe=""))
+        query = {p.name: given.pop(p.name) for p in tool.params if p.where == "query" and p.name in given}
+        body = {p.name: given.pop(p.name) for p in tool.params if p.where == "body" and p.name in given}
+        body.update(given)  # anything else goes where ElevenLabs would put extras: the body
+        content = b""
+        headers = {}
+        if tool.method in BODY_METHODS:
+            if tool.content_type == FORM:
+                content = urlencode({k: _text(v) for k, v in body.items()}, doseq=True).encode()
+            else:
+                content = json.dumps(body).encode()
+            headers["Content-Type"] = tool.content_type
+        url, credentials = self._via(via, f"tools/{name}")
+        url += path
+        if query:
+            url += "?" + urlencode({k: _text(v) for k, v in query.items()}, doseq=True)
+        return self._call(tool.method, url, content, {**credentials, **headers})
+
+    def simulate_call_start(
+        self,
+        caller_id: str = "+15550100",
+        agent_id: str = "agent_simulated",
+        called_number: str = "+15550199",
+        call_sid: str = "CA_simulated",
+        *,
+        via: str = "auto",
+    ) -> Any:
+        """Ask for a call's personalisation as ElevenLabs does for an inbound Twilio or SIP call."""
+        request = dict(zip(REQUEST_FIELDS, (caller_id, agent_id, called_number, call_sid), strict=True))
+        url, credentials = self._via(via, "initiation")
+        return self._call("POST", url, json.dumps(request).encode(), {**credentials, "Content-Type": JSON})
+
+    def _via(self, via: str, which: str) -> tuple[str, dict[str, str]]:
+        target, credentials = self._reach.target(via)
+        return f"{target.rstrip('/')}/{which}", dict(credentials or {})
+
+    def _call(self, method: str, url: str, content: bytes, headers: dict[str, str]) -> Any:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(
+            url, data=content or None, method=method, headers={**headers, SECRET_HEADER: self.call_secret()}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=130) as answer:
+                return json.loads(answer.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                why = json.loads(exc.read()).get("error", "")
+            except (ValueError, AttributeError):
+                why = ""
+            raise CallError(exc.code, f"{exc.code}: {why}") from None
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)

@@ -1,0 +1,283 @@
+"""Answering ElevenLabs' calls that wait for an answer: agent tools and call personalisation.
+
+:class:`CallDesk` holds the notebook's tool and initiation functions and the call secret,
+and answers one call: the secret header checked in constant time, the parameters read,
+the function run on a thread of its own (so the receiver's loop keeps answering webhooks
+while it runs, and while notebook cells run) within its deadline, the answer encoded, and
+the call recorded in the store. :class:`CallHandler` is the thin Tornado handler over it,
+at ``<hook path>/tools/<name>[/<path params>]`` and ``<hook path>/initiation``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import hmac
+import json
+import logging
+import os
+import secrets
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from tornado import web
+
+from .._core.exceptions import CallError
+from .._core.initiation import Initiation
+from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, ack
+from .._core.store import EventStore
+from .._core.tools import SECRET_HEADER, SYSTEM_PREFIX, Tool, encode_answer
+from .hook import remote
+
+log = logging.getLogger("elwh_nb")
+
+SECRET_ENV = "ELWH_CALL_SECRET"
+MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
+WORKERS = 8  # functions running at once; more calls wait (within their deadline)
+
+
+def call_secret(given: str | None, store_id: str | None) -> str:
+    """The secret ElevenLabs must send: given, else ``$ELWH_CALL_SECRET``, else one kept for the store.
+
+    A made one is kept in a file only the user can read (``<jupyter data dir>/elwh_nb/call-secrets``),
+    named by the store's id, so the header configured in ElevenLabs lasts as long as the store
+    and its URL do. A store in memory gets a new one each time.
+    """
+    if given:
+        return given
+    if os.environ.get(SECRET_ENV):
+        return os.environ[SECRET_ENV]
+    if store_id is None:
+        return secrets.token_urlsafe(32)
+    from . import routes as _routes
+
+    path = _routes.private_dir("call-secrets") / store_id
+    try:
+        return str(json.loads(path.read_text())["secret"])
+    except (OSError, ValueError, KeyError):
+        made = secrets.token_urlsafe(32)
+        _routes.write_private(path, {"secret": made})
+        return made
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+def _error(status: int, message: str) -> Answer:
+    return Answer(status, json.dumps({"error": message}).encode())
+
+
+class CallDesk:
+    """The notebook's callbacks and the secret guarding them; answers and records each call."""
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._secret = b""  # until set_secret: every call is a 401
+        self.tools: dict[str, Tool] = {}
+        self.initiation: Initiation | None = None
+        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="elwh-call")
+
+    def __repr__(self) -> str:
+        return f"<CallDesk: {len(self.tools)} tools, initiation {'set' if self.initiation else 'not set'}>"
+
+    def set_secret(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    def secret(self) -> str:
+        return self._secret.decode()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def answer(
+        self,
+        kind: str,
+        name: str,
+        *,
+        method: str,
+        rest: str,
+        query: str,
+        body: bytes,
+        headers: dict[str, str],
+        content_type: str | None,
+        peer: str | None,
+    ) -> Answer:
+        """Answer one call, recorded in the store before the answer goes out."""
+        started = time.perf_counter()
+        parameters: dict[str, Any] = {}
+        error: str | None = None
+        try:
+            given = headers.get(SECRET_HEADER.lower(), "").encode()
+            if not self._secret or not hmac.compare_digest(given, self._secret):
+                raise CallError(
+                    401, f"missing or wrong {SECRET_HEADER} header" if given else f"no {SECRET_HEADER} header"
+                )
+            target = self.tools.get(name) if kind == "tool" else self.initiation
+            if target is None:
+                raise CallError(
+                    404, f"no tool named {name!r}" if kind == "tool" else "no initiation function is set"
+                )
+            if isinstance(target, Tool):
+                if method != target.method:
+                    raise CallError(405, f"tool {name!r} takes {target.method}, not {method}")
+                kwargs, unused = target.arguments(rest, query, body, content_type)
+                parameters = {**kwargs, **({"unused": unused} if unused else {})}
+            else:
+                if method != "POST":
+                    raise CallError(405, f"the call-start request is a POST, not {method}")
+                try:
+                    request = json.loads(body or b"{}")
+                except ValueError:
+                    raise CallError(400, "the call-start request is not JSON") from None
+                kwargs = target.arguments(request)
+                parameters = dict(request) if isinstance(request, dict) else {}
+            result = await self._run(target.fn, kwargs, target.timeout_s, name)
+            if isinstance(target, Initiation):
+                result = target.answer(result)
+            answer = Answer(200, encode_answer(result, name))
+        except CallError as exc:
+            error = str(exc)
+            answer = _error(exc.status, error)
+            if exc.status >= 500:
+                log.error("elwh_nb: %s %s: %s", kind, name, error)
+        except _Raised as exc:
+            error = exc.details
+            answer = _error(500, f"{name} raised {exc.type_name}")
+            log.error("elwh_nb: %s %s raised %s (see rx.calls)", kind, name, exc.type_name)
+        except (TimeoutError, asyncio.TimeoutError):
+            error = f"no answer within {self._deadline(kind, name):g} s"
+            answer = _error(504, f"{name} did not answer in time")
+            log.error("elwh_nb: %s %s: %s", kind, name, error)
+        latency = time.perf_counter() - started
+        row = {
+            "method": method,
+            "status": answer.status,
+            "latency_s": latency,
+            "parameters": parameters,
+            "answer": answer.body.decode() if answer.status == 200 else None,
+            "error": error,
+            "conversation_id": _conversation(parameters),
+            "headers": headers,
+            "remote": peer,
+        }
+        # Recorded before it is answered (off the loop), so rx.calls has every answered call
+        # by the time its caller has the answer.
+        await asyncio.get_running_loop().run_in_executor(None, self._record, kind, name or "initiation", row)
+        return answer
+
+    def _deadline(self, kind: str, name: str) -> float:
+        target = self.tools.get(name) if kind == "tool" else self.initiation
+        return target.timeout_s if target is not None else 0.0
+
+    async def _run(self, fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float, name: str) -> Any:
+        context = contextvars.copy_context()
+        future = asyncio.get_running_loop().run_in_executor(self._pool, context.run, _calling, fn, kwargs)
+        return await asyncio.wait_for(future, timeout_s)
+
+    def _record(self, kind: str, name: str, row: dict[str, Any]) -> None:
+        try:
+            self.store.add_call(kind, name, **row)
+        except Exception:  # a closed store at shutdown: the answer went out; say so once
+            log.warning("elwh_nb: could not record a %s call to %s", kind, name, exc_info=True)
+
+
+class _Raised(Exception):
+    """A callback's exception, carried back with its traceback (kept in the log, never sent)."""
+
+    def __init__(self, type_name: str, details: str) -> None:
+        super().__init__(type_name)
+        self.type_name, self.details = type_name, details
+
+
+def _calling(fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    try:
+        return fn(**kwargs)
+    except Exception as exc:
+        raise _Raised(type(exc).__name__, traceback.format_exc(limit=20)) from None
+
+
+def _conversation(parameters: dict[str, Any]) -> str | None:
+    value = parameters.get(f"{SYSTEM_PREFIX}conversation_id") or parameters.get("call_sid")
+    return str(value) if value is not None else None
+
+
+@web.stream_request_body
+class CallHandler(web.RequestHandler):
+    """``<hook path>/tools/<name>[/...]`` and ``<hook path>/initiation``: any method, JSON answers."""
+
+    def initialize(self, desk: CallDesk, kind: str, route_token: str = "") -> None:
+        self.desk = desk
+        self.kind = kind
+        self.token = route_token
+        self.body = bytearray()
+        self.too_large = False
+
+    def check_xsrf_cookie(self) -> None:
+        return  # the call secret authenticates; no cookie does
+
+    def prepare(self) -> None:
+        sent = self.request.headers.get(ROUTE_TOKEN_HEADER)
+        if sent is not None:  # through the public route: answer only our own route's token
+            if not (self.token and hmac.compare_digest(sent.encode(), self.token.encode())):
+                self.send(_error(MISDIRECTED, "misdirected"))
+                return
+            self.set_header(ACK_HEADER, ack(self.token))
+        self.request.connection.set_max_body_size(MAX_CALL_BODY)  # type: ignore[union-attr]
+
+    def data_received(self, chunk: bytes) -> None:
+        self.body += chunk
+
+    def send(self, answer: Answer) -> None:
+        if self._finished:
+            return
+        self.set_status(answer.status)
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+        self.finish(answer.body)
+
+    async def _any(self, name: str = "", rest: str | None = None) -> None:
+        request = self.request
+        # The path after the tool's URL as sent, still %-encoded (Tornado's argument is decoded,
+        # which would make an id holding %2F look like two path segments).
+        raw_rest = request.path.split(f"/tools/{name}", 1)[1] if name else ""
+        answer = await self.desk.answer(
+            self.kind,
+            name,
+            method=request.method or "GET",
+            rest=raw_rest,
+            query=request.query,
+            body=bytes(self.body),
+            headers={k.lower(): v for k, v in request.headers.get_all()},
+            content_type=request.headers.get("Content-Type"),
+            peer=remote(request.remote_ip, request.headers),
+        )
+        self.send(answer)
+
+    get = post = put = patch = delete = _any
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        self.send(_error(status_code, "the request could not be read"))
+
+
+def call_rules(path: str, desk: CallDesk, route_token: str) -> list[Any]:
+    """Tornado rules for the calls under the hook path ``path``."""
+    base = path.rstrip("/")
+    return [
+        (
+            rf"{base}/tools/([A-Za-z0-9_-]{{1,64}})(/.*)?",
+            CallHandler,
+            {"desk": desk, "kind": "tool", "route_token": route_token},
+        ),
+        (
+            rf"{base}/initiation/?",
+            CallHandler,
+            {"desk": desk, "kind": "initiation", "route_token": route_token},
+        ),
+    ]
