@@ -674,6 +674,16 @@ def scenario_reads(report: Report) -> None:
     ]
 
 
+def scenario_tool_calls(report: Report, tmp: Path) -> None:
+    """Agent-tool call latency through the public route: the kit next to a bare handler."""
+    from . import calls
+
+    full = report.options is FULL
+    n = 300 if full else 50
+    results = calls.measure(tmp, report.options.repeats, n, server, lambda pid: pin_all(pid, SERVER_CPU))
+    report.lines += ["## Agent-tool calls through the public route", "", *calls.table(results, n), ""]
+
+
 def scenario_history(report: Report) -> None:
     """Reopening a big store, and how fast a hub service's new rows reach a connect()ed notebook."""
     from . import history, hub
@@ -912,6 +922,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario_memory(report, tmp)
         scenario_visible_and_busy(report, tmp)
         scenario_big_body(report, tmp)
+        scenario_tool_calls(report, tmp)
         scenario_reads(report)
         scenario_core(report)
         scenario_history(report)

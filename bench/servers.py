@@ -236,6 +236,41 @@ def busy(after: float, seconds: float) -> None:
         total += sum(i * i for i in range(1000))
 
 
+CALL_SECRET = "wsec_test_bench_call_" + "ca" * 16
+
+
+def bare_tool(port: int, env: dict[str, str]) -> None:
+    """A bare Tornado handler answering a trivial tool, registered behind the public route as a
+    receiver would be (its own route file, answering with the route's ack)."""
+    import secrets as _secrets
+    import time as _time
+
+    from tornado import ioloop, web
+
+    os.environ.update(env)
+    from elwh_nb._core.protocol import ACK_HEADER, ack
+    from elwh_nb._server import routes
+
+    token = _secrets.token_urlsafe(24)
+    route_id = routes.new_route_id()
+
+    class Echo(web.RequestHandler):
+        def get(self) -> None:
+            self.set_header(ACK_HEADER, ack(token))
+            self.set_header("Content-Type", "application/json")
+            self.write(json.dumps({"word": self.get_query_argument("word", "")}))
+
+    web.Application([(r"/webhook/tools/echo", Echo)]).listen(port, "127.0.0.1")
+    live = routes.Live("127.0.0.1", port, "/webhook", os.getpid(), token)
+    routes.attach(route_id, routes.Route("", 1 << 20, _time.time_ns(), receiver=live))
+    print(json.dumps({"route_id": route_id}), flush=True)
+    ready()
+    try:
+        ioloop.IOLoop.current().start()
+    finally:
+        routes.remove(route_id)
+
+
 def kit(port: int, store: str, env: dict[str, str], args: argparse.Namespace) -> None:
     import elwh_nb
 
@@ -256,7 +291,14 @@ def kit(port: int, store: str, env: dict[str, str], args: argparse.Namespace) ->
         events.append_many(batch)
     del batch
     sizes = measured.done(len(events))
-    rx = elwh_nb.start(SECRET, port=port, store=events)
+    rx = elwh_nb.start(SECRET, port=port, store=events, call_secret=CALL_SECRET)
+    if args.tool:
+
+        @rx.tool("echo", method="GET")
+        def echo(word: str) -> dict[str, str]:
+            """Say the word back."""
+            return {"word": word}
+
     print(json.dumps({"url": rx.url, "local_url": rx.local_url, **sizes}), flush=True)
     ready()
     if args.watch:
@@ -268,7 +310,7 @@ def kit(port: int, store: str, env: dict[str, str], args: argparse.Namespace) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["ceiling", "delegate", "tutorial", "docs", "kit"])
+    parser.add_argument("kind", choices=["ceiling", "delegate", "tutorial", "docs", "kit", "bare-tool"])
     parser.add_argument("port", type=int)
     parser.add_argument("--prefill", default=None, help="a JSON-lines file of events to store first")
     parser.add_argument("--store", default=str(Path.cwd() / "elwh_events.sqlite"))
@@ -277,6 +319,7 @@ def main() -> None:
         "--trace", action="store_true", help="trace Python allocations while loading the prefill"
     )
     parser.add_argument("--watch", type=int, default=0, help="kit: read rx.events until N rows, print delays")
+    parser.add_argument("--tool", action="store_true", help="kit: serve a trivial tool, echo (GET ?word=)")
     parser.add_argument("--busy-after", type=float, default=0.0)
     parser.add_argument(
         "--busy-for", type=float, default=0.0, help="kit: a CPU-bound main thread for S seconds"
@@ -290,6 +333,8 @@ def main() -> None:
         tutorial(args.port, args)
     elif args.kind == "docs":
         docs(args.port, args)
+    elif args.kind == "bare-tool":
+        bare_tool(args.port, json.loads(args.env))
     else:
         kit(args.port, args.store, json.loads(args.env), args)
     sys.exit(0)

@@ -110,6 +110,38 @@ def test_send_against_a_receiver(tmp_path: Path) -> None:
     assert SECRET not in out.stdout + out.stderr
 
 
+def test_send_calls_tools_and_call_starts(tmp_path: Path) -> None:
+    import json
+
+    call_secret = "wsec_test_call_" + "5" * 32
+    with elwh_nb.start(SECRET, store=":memory:", call_secret=call_secret) as rx:
+
+        @rx.tool("get_order", method="GET", path="{order_id}")
+        def get_order(order_id: str, include_items: bool = False) -> dict[str, object]:
+            """Look up an order."""
+            return {"order_id": order_id, "items": include_items}
+
+        @rx.initiation
+        def greet(caller_id: str) -> dict[str, str]:
+            return {"caller": caller_id}
+
+        env = {"ELWH_CALL_SECRET": call_secret}
+        params = '{"include_items": true}'
+        out = run_cli(
+            "send", rx.local_url, "--tool", "get_order/A1", "--method", "GET", "--params", params, env=env
+        )
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout) == {"order_id": "A1", "items": True}
+        out = run_cli("send", rx.local_url, "--call-start", "--params", '{"caller_id": "+1555"}', env=env)
+        assert json.loads(out.stdout)["dynamic_variables"] == {"caller": "+1555"}
+        wrong = run_cli(
+            "send", rx.local_url, "--tool", "get_order/A1", "--method", "GET", env={"ELWH_CALL_SECRET": "no"}
+        )
+        assert wrong.returncode == 1 and "error 401" in wrong.stderr
+        assert [int(s) for s in rx.calls.status] == [200, 200, 401]
+    assert call_secret not in out.stdout + out.stderr + wrong.stdout + wrong.stderr
+
+
 def test_send_exit_code_says_when_answers_were_wrong(tmp_path: Path) -> None:
     other = "wsec_test_" + "9" * 64
     with elwh_nb.start(other, store=":memory:") as rx:  # a receiver with another secret

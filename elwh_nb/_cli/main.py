@@ -8,6 +8,7 @@ history could see them.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -17,12 +18,15 @@ from typing import Any
 DEFAULT_SECRET_ENV = "ELWH_WEBHOOK_SECRET"
 
 
-def _secret(name: str) -> str:
+def _secret(
+    name: str,
+    what: str = "the webhook secret (from the ElevenLabs webhook settings)",
+    flag: str = "--secret-env",
+) -> str:
     value = os.environ.get(name, "")
     if not value:
         raise SystemExit(
-            f"elwh-nb: set the webhook secret in the environment variable {name} "
-            "(from the ElevenLabs webhook settings), or name another with --secret-env"
+            f"elwh-nb: set {what} in the environment variable {name}, or name another with {flag}"
         )
     return value
 
@@ -80,7 +84,40 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _call(args: argparse.Namespace) -> int:
+    """``send --tool`` / ``send --call-start``: one call as ElevenLabs makes it; prints the answer."""
+    from .._core.exceptions import CallError
+    from .._core.tools import BODY_METHODS, FORM, JSON
+    from .._server.caller import call, call_start
+
+    secret = _secret(args.call_secret_env, "the call secret (rx.call_secret())", "--call-secret-env")
+    base = args.url.rstrip("/")
+    try:
+        if args.call_start:
+            fields = json.loads(args.params or "{}")
+            answer = call_start(f"{base}/initiation", secret=secret, **fields)
+        else:
+            params = json.loads(args.params or "{}")
+            method = args.method.upper()
+            in_body = method in BODY_METHODS
+            answer = call(
+                method,
+                f"{base}/tools/{args.tool}",
+                secret=secret,
+                query=None if in_body else params,
+                body=params if in_body else None,
+                content_type=FORM if args.form else JSON,
+            )
+    except CallError as exc:
+        print(f"error {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(answer, indent=2))
+    return 0
+
+
 def _send(args: argparse.Namespace) -> int:
+    if args.tool or args.call_start:
+        return _call(args)
     from .._server.sender import send
 
     types = args.types.split(",") if args.types else None
@@ -212,6 +249,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--strict",
         action="store_true",
         help="want this kit's exact status codes, not just answers ElevenLabs treats alike",
+    )
+    calls = send.add_argument_group(
+        "agent tools and call starts",
+        "one call as ElevenLabs makes it, to URL/tools/NAME or URL/initiation (URL: the receiver's rx.url)",
+    )
+    calls.add_argument("--tool", default=None, help="call this tool (NAME, or NAME/<path params>)")
+    calls.add_argument("--call-start", action="store_true", help="ask for a call's personalisation")
+    calls.add_argument("--params", default=None, help='JSON: the parameters, e.g. \'{"order_id": "A1"}\'')
+    calls.add_argument(
+        "--method", default="POST", help="the tool's method (GET and DELETE: parameters in the query)"
+    )
+    calls.add_argument("--form", action="store_true", help="send the body form-encoded, not JSON")
+    calls.add_argument(
+        "--call-secret-env",
+        default="ELWH_CALL_SECRET",
+        help="variable holding the X-Callback-Secret value (default ELWH_CALL_SECRET)",
     )
     send.set_defaults(run=_send)
 

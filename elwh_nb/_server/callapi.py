@@ -6,16 +6,14 @@ A mixin of :class:`~.receiver.Receiver`: each method hands off to its :class:`~.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import pandas as pd
 
-from .._core.exceptions import CallError
-from .._core.initiation import REQUEST_FIELDS, Initiation
-from .._core.tools import BODY_METHODS, DEFAULT_DEADLINE_S, FORM, JSON, SECRET_HEADER, Tool
+from .._core.initiation import Initiation
+from .._core.tools import BODY_METHODS, DEFAULT_DEADLINE_S, JSON, SECRET_HEADER, Tool
 
 if TYPE_CHECKING:
     from .._core.store import EventStore
@@ -143,6 +141,8 @@ class CallMethods:
         """Call tool ``name`` as ElevenLabs would (its method, parameter places, content type and
         header) through ``via`` (see :meth:`simulate`); returns its JSON answer, or raises
         :class:`CallError` with the error it answered."""
+        from .caller import call
+
         tool = self._desk.tools.get(name)
         if tool is None:
             raise KeyError(f"no tool named {name!r}")
@@ -152,21 +152,19 @@ class CallMethods:
             if p.where == "path":
                 path = path.replace("{" + p.name + "}", quote(str(given.pop(p.name, "")), safe=""))
         query = {p.name: given.pop(p.name) for p in tool.params if p.where == "query" and p.name in given}
-        body = {p.name: given.pop(p.name) for p in tool.params if p.where == "body" and p.name in given}
-        body.update(given)  # anything else goes where ElevenLabs would put extras: the body
-        content = b""
-        headers = {}
-        if tool.method in BODY_METHODS:
-            if tool.content_type == FORM:
-                content = urlencode({k: _text(v) for k, v in body.items()}, doseq=True).encode()
-            else:
-                content = json.dumps(body).encode()
-            headers["Content-Type"] = tool.content_type
+        body = given if tool.method in BODY_METHODS else None  # what is left goes where ElevenLabs puts it
+        if body is None:
+            query.update(given)
         url, credentials = self._via(via, f"tools/{name}")
-        url += path
-        if query:
-            url += "?" + urlencode({k: _text(v) for k, v in query.items()}, doseq=True)
-        return self._call(tool.method, url, content, {**credentials, **headers})
+        return call(
+            tool.method,
+            url + path,
+            secret=self.call_secret(),
+            query=query,
+            body=body,
+            content_type=tool.content_type,
+            headers=credentials,
+        )
 
     def simulate_call_start(
         self,
@@ -178,37 +176,19 @@ class CallMethods:
         via: str = "auto",
     ) -> Any:
         """Ask for a call's personalisation as ElevenLabs does for an inbound Twilio or SIP call."""
-        request = dict(zip(REQUEST_FIELDS, (caller_id, agent_id, called_number, call_sid), strict=True))
+        from .caller import call_start
+
         url, credentials = self._via(via, "initiation")
-        return self._call("POST", url, json.dumps(request).encode(), {**credentials, "Content-Type": JSON})
+        return call_start(
+            url,
+            secret=self.call_secret(),
+            headers=credentials,
+            caller_id=caller_id,
+            agent_id=agent_id,
+            called_number=called_number,
+            call_sid=call_sid,
+        )
 
     def _via(self, via: str, which: str) -> tuple[str, dict[str, str]]:
         target, credentials = self._reach.target(via)
         return f"{target.rstrip('/')}/{which}", dict(credentials or {})
-
-    def _call(self, method: str, url: str, content: bytes, headers: dict[str, str]) -> Any:
-        import urllib.error
-        import urllib.request
-
-        request = urllib.request.Request(
-            url, data=content or None, method=method, headers={**headers, SECRET_HEADER: self.call_secret()}
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=130) as answer:
-                return json.loads(answer.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            try:
-                why = json.loads(exc.read()).get("error", "")
-            except (ValueError, AttributeError):
-                why = ""
-            raise CallError(exc.code, f"{exc.code}: {why}") from None
-
-
-def _text(value: Any) -> Any:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return str(value)
