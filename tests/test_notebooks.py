@@ -25,6 +25,14 @@ EXPECTED = {
     "02_signatures.ipynb": ["re-serialised", "timestamp_expired", "only secret #2 matches"],
     "03_conversion_timings.ipynb": ["processing_s", "image/png", "turnaround_s"],
     "04_failures_and_retries.ipynb": ["body_too_large", "job ", "voice "],
+    "05_agent_tools.ipynb": [
+        "'found': True",
+        "401 {'error': 'no X-Callback-Secret header'}",
+        "the caller got: 500: flaky raised RuntimeError",
+        "latency_s",
+        "query_params_schema",
+        "/initiation",
+    ],
 }
 
 
