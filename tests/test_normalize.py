@@ -143,7 +143,17 @@ json_values = st.recursive(
             "id": json_values,
             "data": st.dictionaries(
                 st.sampled_from(
-                    ["conversation_id", "agent_id", "request_id", "voice_id", "status", "metadata"]
+                    [
+                        "conversation_id",
+                        "agent_id",
+                        "agent_name",
+                        "environment",
+                        "conversation_initiation_client_data",
+                        "request_id",
+                        "voice_id",
+                        "status",
+                        "metadata",
+                    ]
                 ),
                 json_values
                 | st.fixed_dictionaries(
@@ -157,5 +167,47 @@ def test_any_object_normalises(event: dict[str, object]) -> None:
     r = normalize(event)
     assert r["payload"] is event
     assert r["duration_s"] is None or isinstance(r["duration_s"], float)
-    for name in ("conversation_id", "agent_id", "request_id", "voice_id", "status"):
+    for name in (
+        "conversation_id",
+        "agent_id",
+        "agent_name",
+        "environment",
+        "request_id",
+        "voice_id",
+        "status",
+    ):
         assert r[name] is None or isinstance(r[name], str)
+
+
+def test_agent_name_and_environment_from_data() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    r = normalize(event)
+    assert (r["agent_name"], r["environment"]) == (event["data"]["agent_name"], event["data"]["environment"])
+    assert r["agent_name"] in ("Support Agent", "Booking Assistant", "Survey Bot")
+
+
+def test_environment_from_the_client_data_when_data_has_none() -> None:
+    client = {"conversation_initiation_client_data": {"environment": "staging", "branch_id": "agtbrch_1"}}
+    assert normalize({"type": "post_call_transcription", "data": client})["environment"] == "staging"
+    both = {**client, "environment": "production"}
+    assert normalize({"type": "post_call_transcription", "data": both})["environment"] == "production"
+    odd = {**client, "environment": ["production"]}  # data's is unusable: the client data's counts
+    assert normalize({"type": "post_call_transcription", "data": odd})["environment"] == "staging"
+
+
+@pytest.mark.parametrize("value", [None, True, ["Ada"], {"name": "Ada"}, 1.5])
+def test_agent_name_and_environment_of_odd_types(value: object) -> None:
+    data = {"agent_name": value, "environment": value, "conversation_initiation_client_data": value}
+    r = normalize({"type": "post_call_transcription", "data": data})
+    expected = "1.5" if value == 1.5 else None  # numbers read as text, as for the ids
+    assert (r["agent_name"], r["environment"]) == (expected, expected)
+
+
+def test_a_field_nobody_knows_stays_in_the_payload() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    event["data"]["sentiment_v9"] = {"score": 0.7}
+    event["brand_new_top_level"] = [1, 2]
+    r = normalize(event)
+    assert r["payload"]["data"]["sentiment_v9"] == {"score": 0.7}
+    assert r["payload"]["brand_new_top_level"] == [1, 2]
+    assert "sentiment_v9" not in r and r["conversation_id"] == event["data"]["conversation_id"]

@@ -60,6 +60,24 @@ def test_append_and_read_back(store: EventStore) -> None:
         store.raw_body(99)
 
 
+def test_the_newer_fields_are_columns_and_unknown_ones_stay_in_the_payload(tmp_path: Path) -> None:
+    factory = payloads(1, now=NOW)
+    event = factory.post_call_transcription()
+    event["data"]["sentiment_v9"] = {"score": 0.7, "labels": ["calm"]}  # a field nobody knows yet
+    event["trace"] = "x-1"
+    body = factory.body(event)
+    with EventStore(tmp_path / "s.sqlite") as store:
+        store.append(body)
+    with EventStore(tmp_path / "s.sqlite") as store:  # from the file
+        row = store.events.loc[1]
+        assert (row.agent_name, row.environment) == (
+            event["data"]["agent_name"],
+            event["data"]["environment"],
+        )
+        assert row.payload["data"]["sentiment_v9"] == {"score": 0.7, "labels": ["calm"]}
+        assert row.payload["trace"] == "x-1" and store.raw_body(1) == body
+
+
 def test_dtypes(store: EventStore) -> None:
     store.append_many(bodies(30))
     dtypes = store.events.dtypes

@@ -99,7 +99,7 @@ class Events:
 
     def load(self, db: sqlite3.Connection, after: int = 0) -> int:
         """Read the rows with ids over ``after``, a column at a time; returns how many."""
-        cur = db.execute(f"{EVENTS.select} WHERE id > ? ORDER BY id", (after,))
+        cur = db.execute(f"{EVENTS.select_in(db)} WHERE id > ? ORDER BY id", (after,))
         read = 0
         while rows := cur.fetchmany(50_000):
             read += len(rows)

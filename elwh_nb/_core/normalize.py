@@ -98,6 +98,10 @@ def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
     tutorial_field = _TUTORIAL_ID_FIELD.get(event_type or "")
     if tutorial_field and record[tutorial_field] is None:
         record[tutorial_field] = _text(event.get("id"))
+    record["agent_name"] = _text(data.get("agent_name"))
+    environment = _text(data.get("environment"))
+    client = _mapping(data.get("conversation_initiation_client_data"))  # what the call started with
+    record["environment"] = environment if environment is not None else _text(client.get("environment"))
     record["duration_s"] = _seconds(metadata.get("call_duration_secs"))
     record["call_started_at"] = to_utc(metadata.get("start_time_unix_secs"))
     record["payload"] = event
