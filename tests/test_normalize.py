@@ -211,3 +211,66 @@ def test_a_field_nobody_knows_stays_in_the_payload() -> None:
     assert r["payload"]["data"]["sentiment_v9"] == {"score": 0.7}
     assert r["payload"]["brand_new_top_level"] == [1, 2]
     assert "sentiment_v9" not in r and r["conversation_id"] == event["data"]["conversation_id"]
+
+
+def stt(metadata: object) -> dict[str, object]:
+    return {
+        "type": "speech_to_text_transcription",
+        "data": {"request_id": "r1", "webhook_metadata": metadata},
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1739537200, datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)),
+        (1739537200.25, datetime(2025, 2, 14, 12, 46, 40, 250000, tzinfo=UTC)),
+        ("1739537200", datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)),
+        (" 1739537200.5 ", datetime(2025, 2, 14, 12, 46, 40, 500000, tzinfo=UTC)),
+        ("2025-02-14T12:46:40Z", None),  # not unix seconds
+        ("-5", None),
+        ("1e9", None),
+        ("nan", None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (10**20, None),
+        (True, None),
+        (None, None),
+        ([1739537200], None),
+        ({"s": 1739537200}, None),
+    ],
+)
+def test_submitted_at_from_webhook_metadata(value: object, expected: datetime | None) -> None:
+    assert normalize(stt({"submitted_at": value, "job": 7}))["submitted_at"] == expected
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        None,
+        "nope",
+        5,
+        [1, 2],
+        {},
+        {"submitted_at_unix": 1739537200},
+        "{",
+        '{"submitted_at": ' + "[" * 100_000,  # deeper than json.loads can go
+        '{"submitted_at": 1%s}' % ("0" * 5000),  # more digits than Python reads
+        '["submitted_at", 1739537200]',
+    ],
+)
+def test_no_submitted_at_without_one_in_an_object(metadata: object) -> None:
+    assert normalize(stt(metadata))["submitted_at"] is None
+
+
+def test_submitted_at_from_webhook_metadata_sent_as_json_text() -> None:
+    """The SDK JSON-encodes what it is given: a caller who passes json.dumps(...) sends text."""
+    r = normalize(stt('{"submitted_at": 1739537200}'))
+    assert r["submitted_at"] == datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)
+
+
+def test_the_factory_default_metadata_has_no_submitted_at() -> None:
+    event = payloads(2, now=NOW).speech_to_text_transcription()
+    assert normalize(event)["submitted_at"] is None
+    given = payloads(2, now=NOW).speech_to_text_transcription(webhook_metadata={"submitted_at": NOW - 9})
+    assert normalize(given)["submitted_at"] == datetime.fromtimestamp(NOW - 9, tz=UTC)

@@ -84,6 +84,7 @@ EXPECTED_KINDS = {
     "duration_s": "float",
     "call_started_at": "utc timestamp",
     "failure_reason": "string",
+    "submitted_at": "utc timestamp",
     "deliveries": "int",
     "last_received_at": "utc timestamp",
     "body_bytes": "int",

@@ -66,6 +66,7 @@ V1_ADDED: dict[str, list[tuple[object, ...]]] = {
         ("kept_while_away", "INTEGER", 1, "0", 0),
         ("agent_name", "TEXT", 0, None, 0),
         ("environment", "TEXT", 0, None, 0),
+        ("submitted_ns", "INTEGER", 0, None, 0),
     ],
     "failures": [("details", "TEXT", 0, None, 0)],
 }

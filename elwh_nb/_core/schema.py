@@ -216,8 +216,9 @@ EVENTS = Table(
         Column("duration_s", "number", "REAL", record=True),
         Column("call_started_at", "time", "INTEGER", record=True),
         Column("failure_reason", "interned", "TEXT", record=True),
+        Column("submitted_at", "time", "INTEGER", record=True),  # data.webhook_metadata.submitted_at
         Column("delivery_lag_s", "number"),  # received_at - event_timestamp
-        Column("turnaround_s", "number"),  # for jobs announced with expect()
+        Column("turnaround_s", "number"),  # received_at - (the expect()ed job's or submitted_at)
         Column("deliveries", "int", "INTEGER NOT NULL DEFAULT 1"),
         Column("last_received_at", "time", "INTEGER NOT NULL"),
         Column("body_bytes", "int", "INTEGER NOT NULL"),
