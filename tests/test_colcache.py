@@ -214,6 +214,24 @@ def test_turnaround_of_announced_jobs_survives_a_reopening_from_the_copy(tmp_pat
         assert list(before) == [20.0]
 
 
+def test_turnaround_from_webhook_metadata_survives_a_reopening_from_the_copy(
+    tmp_path: Path, read_from_file: list[int]
+) -> None:
+    path = tmp_path / "meta.sqlite"
+    factory = PayloadFactory(seed=5, now=1_750_000_000)
+    timed = [
+        factory.speech_to_text_transcription(webhook_metadata={"submitted_at": 1_749_999_900 + i})
+        for i in range(3)
+    ]
+    with EventStore(path) as store:
+        store.append_many([*bodies(ROWS), *map(factory.body, timed)], received_at=1_750_000_010)
+        before = store.events.turnaround_s.dropna()
+    with EventStore(path) as store:
+        assert read_from_file[-1] == 0  # every row came from the copy
+        assert store.events.turnaround_s.dropna().equals(before)
+        assert list(before) == [110.0, 109.0, 108.0]
+
+
 def test_the_copy_holds_only_the_listed_columns_and_no_pickle(big: Path) -> None:
     import numpy as np
 

@@ -143,7 +143,17 @@ json_values = st.recursive(
             "id": json_values,
             "data": st.dictionaries(
                 st.sampled_from(
-                    ["conversation_id", "agent_id", "request_id", "voice_id", "status", "metadata"]
+                    [
+                        "conversation_id",
+                        "agent_id",
+                        "agent_name",
+                        "environment",
+                        "conversation_initiation_client_data",
+                        "request_id",
+                        "voice_id",
+                        "status",
+                        "metadata",
+                    ]
                 ),
                 json_values
                 | st.fixed_dictionaries(
@@ -157,5 +167,110 @@ def test_any_object_normalises(event: dict[str, object]) -> None:
     r = normalize(event)
     assert r["payload"] is event
     assert r["duration_s"] is None or isinstance(r["duration_s"], float)
-    for name in ("conversation_id", "agent_id", "request_id", "voice_id", "status"):
+    for name in (
+        "conversation_id",
+        "agent_id",
+        "agent_name",
+        "environment",
+        "request_id",
+        "voice_id",
+        "status",
+    ):
         assert r[name] is None or isinstance(r[name], str)
+
+
+def test_agent_name_and_environment_from_data() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    r = normalize(event)
+    assert (r["agent_name"], r["environment"]) == (event["data"]["agent_name"], event["data"]["environment"])
+    assert r["agent_name"] in ("Support Agent", "Booking Assistant", "Survey Bot")
+
+
+def test_environment_from_the_client_data_when_data_has_none() -> None:
+    client = {"conversation_initiation_client_data": {"environment": "staging", "branch_id": "agtbrch_1"}}
+    assert normalize({"type": "post_call_transcription", "data": client})["environment"] == "staging"
+    both = {**client, "environment": "production"}
+    assert normalize({"type": "post_call_transcription", "data": both})["environment"] == "production"
+    odd = {**client, "environment": ["production"]}  # data's is unusable: the client data's counts
+    assert normalize({"type": "post_call_transcription", "data": odd})["environment"] == "staging"
+
+
+@pytest.mark.parametrize("value", [None, True, ["Ada"], {"name": "Ada"}, 1.5])
+def test_agent_name_and_environment_of_odd_types(value: object) -> None:
+    data = {"agent_name": value, "environment": value, "conversation_initiation_client_data": value}
+    r = normalize({"type": "post_call_transcription", "data": data})
+    expected = "1.5" if value == 1.5 else None  # numbers read as text, as for the ids
+    assert (r["agent_name"], r["environment"]) == (expected, expected)
+
+
+def test_a_field_nobody_knows_stays_in_the_payload() -> None:
+    event = payloads(1, now=NOW).post_call_transcription()
+    event["data"]["sentiment_v9"] = {"score": 0.7}
+    event["brand_new_top_level"] = [1, 2]
+    r = normalize(event)
+    assert r["payload"]["data"]["sentiment_v9"] == {"score": 0.7}
+    assert r["payload"]["brand_new_top_level"] == [1, 2]
+    assert "sentiment_v9" not in r and r["conversation_id"] == event["data"]["conversation_id"]
+
+
+def stt(metadata: object) -> dict[str, object]:
+    return {
+        "type": "speech_to_text_transcription",
+        "data": {"request_id": "r1", "webhook_metadata": metadata},
+    }
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (1739537200, datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)),
+        (1739537200.25, datetime(2025, 2, 14, 12, 46, 40, 250000, tzinfo=UTC)),
+        ("1739537200", datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)),
+        (" 1739537200.5 ", datetime(2025, 2, 14, 12, 46, 40, 500000, tzinfo=UTC)),
+        ("2025-02-14T12:46:40Z", None),  # not unix seconds
+        ("-5", None),
+        ("1e9", None),
+        ("nan", None),
+        (float("nan"), None),
+        (float("inf"), None),
+        (10**20, None),
+        (True, None),
+        (None, None),
+        ([1739537200], None),
+        ({"s": 1739537200}, None),
+    ],
+)
+def test_submitted_at_from_webhook_metadata(value: object, expected: datetime | None) -> None:
+    assert normalize(stt({"submitted_at": value, "job": 7}))["submitted_at"] == expected
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        None,
+        "nope",
+        5,
+        [1, 2],
+        {},
+        {"submitted_at_unix": 1739537200},
+        "{",
+        '{"submitted_at": ' + "[" * 100_000,  # deeper than json.loads can go
+        '{"submitted_at": 1%s}' % ("0" * 5000),  # more digits than Python reads
+        '["submitted_at", 1739537200]',
+    ],
+)
+def test_no_submitted_at_without_one_in_an_object(metadata: object) -> None:
+    assert normalize(stt(metadata))["submitted_at"] is None
+
+
+def test_submitted_at_from_webhook_metadata_sent_as_json_text() -> None:
+    """The SDK JSON-encodes what it is given: a caller who passes json.dumps(...) sends text."""
+    r = normalize(stt('{"submitted_at": 1739537200}'))
+    assert r["submitted_at"] == datetime(2025, 2, 14, 12, 46, 40, tzinfo=UTC)
+
+
+def test_the_factory_default_metadata_has_no_submitted_at() -> None:
+    event = payloads(2, now=NOW).speech_to_text_transcription()
+    assert normalize(event)["submitted_at"] is None
+    given = payloads(2, now=NOW).speech_to_text_transcription(webhook_metadata={"submitted_at": NOW - 9})
+    assert normalize(given)["submitted_at"] == datetime.fromtimestamp(NOW - 9, tz=UTC)

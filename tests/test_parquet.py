@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -75,12 +76,15 @@ EXPECTED_KINDS = {
     "received_at": "utc timestamp",
     "conversation_id": "string",
     "agent_id": "string",
+    "agent_name": "string",
+    "environment": "string",
     "request_id": "string",
     "voice_id": "string",
     "status": "string",
     "duration_s": "float",
     "call_started_at": "utc timestamp",
     "failure_reason": "string",
+    "submitted_at": "utc timestamp",
     "deliveries": "int",
     "last_received_at": "utc timestamp",
     "body_bytes": "int",
@@ -261,6 +265,26 @@ def test_the_command_line_exports_and_then_has_nothing_new(tmp_path: Path) -> No
         timeout=120,
     )
     assert missing.returncode == 1 and "elwh-nb:" in missing.stderr
+
+
+def test_a_file_older_than_the_spec_exports_read_only(tmp_path: Path) -> None:
+    """Columns added since the file was written (a writer on an older elwh_nb) export as null."""
+    path = tmp_path / "s.sqlite"
+    with EventStore(path) as store:
+        fill(store, 12, types=["post_call_transcription"])
+    db = sqlite3.connect(path)
+    for column in ("agent_name", "environment"):
+        db.execute(f"ALTER TABLE events DROP COLUMN {column}")
+    db.commit()
+    db.close()
+    with EventStore(path, readonly=True) as store:
+        assert store.export_parquet(tmp_path / "pq").rows == 12
+    assert one(tmp_path / "pq", "count(*), count(agent_id), count(agent_name), count(environment)") == (
+        12,
+        12,
+        0,
+        0,
+    )
 
 
 def test_the_mark_is_a_small_json_file_readers_skip(tmp_path: Path) -> None:

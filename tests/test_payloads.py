@@ -119,3 +119,49 @@ def test_bodies_are_compact_utf8_json() -> None:
     event = {"type": "x", "data": {"name": "José"}}
     assert factory.body(event) == '{"type":"x","data":{"name":"José"}}'.encode()
     assert json.loads(factory.body(factory.post_call_transcription())) is not None
+
+
+def test_post_call_transcription_has_the_newer_fields() -> None:
+    factory = payloads(1, now=NOW)
+    events = [factory.post_call_transcription() for _ in range(30)]
+    for event in events:
+        data = event["data"]
+        agent_names = {name for _, name in factory._agents}
+        assert data["agent_name"] in agent_names
+        assert data["branch_id"].startswith("agtbrch_") and data["version_id"].startswith("agtvrsn_")
+        assert data["environment"] in ("production", "staging")
+        assert data["has_audio"] is data["has_user_audio"] is data["has_response_audio"] is True
+        client = data["conversation_initiation_client_data"]
+        assert (client["branch_id"], client["environment"]) == (data["branch_id"], data["environment"])
+    # An agent keeps its environment; there is more than one to filter on.
+    by_agent = {(e["data"]["agent_id"], e["data"]["environment"]) for e in events}
+    assert len(by_agent) == len({a for a, _ in by_agent}) and len({env for _, env in by_agent}) == 2
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"a": {"b": {"c": 1}}},  # three levels
+        {"a": [[1]]},  # lists count as levels too
+        {"blob": "x" * 16 * 1024},  # over 16 KB once serialised
+    ],
+)
+def test_webhook_metadata_deeper_than_2_or_over_16_kb_is_refused(metadata: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="webhook_metadata"):
+        payloads(1, now=NOW).speech_to_text_transcription(webhook_metadata=metadata)
+
+
+def test_webhook_metadata_at_the_limits_is_made() -> None:
+    factory = payloads(1, now=NOW)
+    two_levels = {"submitted_at": NOW - 30, "job": {"id": 7, "tag": "a"}, "list": [1, "é"]}
+    assert (
+        factory.speech_to_text_transcription(webhook_metadata=two_levels)["data"]["webhook_metadata"]
+        == two_levels
+    )
+    big = {"blob": "x" * (16 * 1024 - len('{"blob":""}'))}  # exactly 16 KB as sent
+    assert len(factory.body(big)) == 16 * 1024
+    assert factory.speech_to_text_transcription(webhook_metadata=big)["data"]["webhook_metadata"] == big
+    for event in factory.batch(40, types=["speech_to_text_transcription"]):
+        metadata = event["data"]["webhook_metadata"]
+        assert len(factory.body(metadata)) <= 16 * 1024
+        assert all(not isinstance(v, (dict, list)) for v in metadata.values())  # the default: flat

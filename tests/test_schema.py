@@ -22,8 +22,8 @@ from elwh_nb._core.storefile import migrate
 
 NOW = 1_739_537_297.0
 
-# The tables as elwh_nb wrote them before the spec (schema "1"), less the two columns that
-# were added later by ALTER TABLE (failures.details, events.kept_while_away).
+# The tables as elwh_nb wrote them before the spec (schema "1"), less the columns that were
+# added later by ALTER TABLE (V1_ADDED).
 V1_DDL = """
 CREATE TABLE events (
     id INTEGER PRIMARY KEY,
@@ -62,7 +62,12 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema', '1');
 """
 V1_ADDED: dict[str, list[tuple[object, ...]]] = {
-    "events": [("kept_while_away", "INTEGER", 1, "0", 0)],
+    "events": [
+        ("kept_while_away", "INTEGER", 1, "0", 0),
+        ("agent_name", "TEXT", 0, None, 0),
+        ("environment", "TEXT", 0, None, 0),
+        ("submitted_ns", "INTEGER", 0, None, 0),
+    ],
     "failures": [("details", "TEXT", 0, None, 0)],
 }
 TABLES = (EVENTS, FAILURES)
@@ -129,7 +134,7 @@ def test_the_record_fields_are_the_spec_columns_from_the_record() -> None:
 
 def test_a_column_added_to_the_spec_reaches_the_file_the_insert_and_memory(tmp_path: Path) -> None:
     """What one more line in the spec gives, on a file made without it."""
-    added = Column("agent_name", "text", "TEXT", record=True)
+    added = Column("language_code", "text", "TEXT", record=True)
     spec = Table("events", (*EVENTS.columns, added))
     path = tmp_path / "s.sqlite"
     factory = payloads(1, now=NOW)
@@ -138,16 +143,16 @@ def test_a_column_added_to_the_spec_reaches_the_file_the_insert_and_memory(tmp_p
         store.append(factory.body(event))
     db = sqlite3.connect(path, isolation_level=None)
     migrate(db, (spec, FAILURES))  # what opening the file does
-    assert table_info(db, "events")[-1] == ("agent_name", "TEXT", 0, None, 0)
-    assert "agent_name" in spec.ddl and spec.record_fields[-1] == "agent_name"
-    assert spec.dtypes["agent_name"] == "object" and sql_columns(spec.insert())[-1] == "agent_name"
+    assert table_info(db, "events")[-1] == ("language_code", "TEXT", 0, None, 0)
+    assert "language_code" in spec.ddl and spec.record_fields[-1] == "language_code"
+    assert spec.dtypes["language_code"] == "object" and sql_columns(spec.insert())[-1] == "language_code"
 
-    row = spec.from_record({**normalize(event), "agent_name": "Ada"})
+    row = spec.from_record({**normalize(event), "language_code": "Ada"})
     row.update(received_at=2, last_received_at=2, deliveries=1, body_bytes=2, kept_while_away=False)
     db.execute(spec.insert(), spec.params({**row, "body_sha256": b"x" * 32, "body": b"{}"}))
     loaded = spec.from_file(db.execute(f"{spec.select} ORDER BY id").fetchall())
     assert list(loaded) == [c.name for c in spec.loaded]
-    assert list(loaded["agent_name"]) == [None, "Ada"]  # the older row has none
+    assert list(loaded["language_code"]) == [None, "Ada"]  # the older row has none
     assert list(loaded["event_timestamp"]) == [int(NOW) * 10**9, row["event_timestamp"]]
     db.close()
     with EventStore(path) as store:  # today's store still reads the file
@@ -174,17 +179,49 @@ def test_a_file_from_before_the_spec_opens_and_migrates(tmp_path: Path) -> None:
     with EventStore(path) as store:
         row = store.events.loc[1]
         assert row.event_type == "call_initiation_failure" and row.status == "failed"
+        assert row.agent_name is None and row.environment is None  # columns added since
         assert pd.isna(row.event_timestamp) and pd.isna(row.duration_s) and pd.isna(row.call_started_at)
         assert row.received_at == pd.Timestamp(5 * 10**18, unit="ns", tz="UTC")
         assert row.deliveries == 2 and row.kept_while_away is np.False_
         failure = store.failures.loc[1]
         assert failure.details is None and failure.headers == {"cookie": "[redacted]"}
         assert store.append(b'{"type": "later"}', kept_while_away=True).id == 2
+        factory = payloads(1, now=NOW)
+        call = factory.post_call_transcription()
+        assert store.append(factory.body(call)).id == 3
         for table in TABLES:
-            assert [r[0] for r in table_info(store._db, table.name)][-1] in ("kept_while_away", "details")
+            added = {name for name, *_ in V1_ADDED[table.name]}
+            in_spec_order = [c.file_name for c in table.stored if c.file_name in added]
+            assert [r[0] for r in table_info(store._db, table.name)][-len(added) :] == in_spec_order
     with EventStore(path) as again:
-        assert list(again.events.kept_while_away) == [False, True]
-        assert again.counts["deliveries"] == 3
+        assert list(again.events.kept_while_away) == [False, True, False]
+        assert again.counts["deliveries"] == 4
+        assert list(again.events.agent_name) == [None, None, call["data"]["agent_name"]]
+        assert list(again.events.environment) == [None, None, call["data"]["environment"]]
+
+
+def test_a_file_from_before_the_spec_opens_read_only(tmp_path: Path) -> None:
+    """A reader may run a newer elwh_nb than the writer: columns the file lacks read as missing."""
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(V1_DDL)
+    db.execute(
+        "INSERT INTO events (body_sha256, received_ns, last_received_ns, event_type, agent_id,"
+        " body_bytes, body) VALUES (?, 5, 5, 'post_call_transcription', 'agent_1', 2, ?)",
+        (b"h" * 32, b"{}"),
+    )
+    db.execute(
+        "INSERT INTO failures (received_ns, reason, status, explanation, headers, body_preview, body_bytes)"
+        " VALUES (7, 'stale_timestamp', 400, 'old', '{}', '', 0)"
+    )
+    db.commit()
+    db.close()
+    with EventStore(path, readonly=True) as store:
+        row = store.events.loc[1]
+        assert row.agent_id == "agent_1" and row.agent_name is None and row.environment is None
+        assert row.kept_while_away is np.False_ and store.failures.loc[1].details is None
+        assert str(store.events.agent_name.dtype) == "object"
+    assert [r[0] for r in table_info(sqlite3.connect(path), "events")][-1] == "body"  # left as it was
 
 
 def test_missing_times_are_nat_in_memory_and_null_in_the_file(tmp_path: Path) -> None:

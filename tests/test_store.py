@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -58,6 +59,54 @@ def test_append_and_read_back(store: EventStore) -> None:
     assert dict(row.payload) == event and row.payload.to_dict() == event
     with pytest.raises(KeyError):
         store.raw_body(99)
+
+
+def test_the_newer_fields_are_columns_and_unknown_ones_stay_in_the_payload(tmp_path: Path) -> None:
+    factory = payloads(1, now=NOW)
+    event = factory.post_call_transcription()
+    event["data"]["sentiment_v9"] = {"score": 0.7, "labels": ["calm"]}  # a field nobody knows yet
+    event["trace"] = "x-1"
+    body = factory.body(event)
+    with EventStore(tmp_path / "s.sqlite") as store:
+        store.append(body)
+    with EventStore(tmp_path / "s.sqlite") as store:  # from the file
+        row = store.events.loc[1]
+        assert (row.agent_name, row.environment) == (
+            event["data"]["agent_name"],
+            event["data"]["environment"],
+        )
+        assert row.payload["data"]["sentiment_v9"] == {"score": 0.7, "labels": ["calm"]}
+        assert row.payload["trace"] == "x-1" and store.raw_body(1) == body
+
+
+def test_turnaround_from_webhook_metadata_is_kept_and_expect_wins(tmp_path: Path) -> None:
+    """A job submitted with webhook_metadata={"submitted_at": <unix s>} needs no expect()."""
+    factory = payloads(1, now=NOW)
+
+    def job(submitted: object, request_id: str | None = None) -> bytes:
+        meta = {"submitted_at": submitted, "note": "x"}
+        return factory.body(
+            factory.speech_to_text_transcription(request_id=request_id, webhook_metadata=meta)
+        )
+
+    path = tmp_path / "s.sqlite"
+    with EventStore(path) as store:
+        store.expect("announced", submitted_at=NOW - 5)  # before its event: matched on arrival
+        store.append_many(
+            [job(NOW - 40), job(str(int(NOW) - 30)), job("soon"), bodies(1)[0], job(NOW - 100, "announced")],
+            received_at=NOW + 2,
+        )
+        store.append(job(NOW - 60, "late"), received_at=NOW + 3)
+        store.expect("late", submitted_at=NOW - 1)  # after its event: replaces the metadata's
+        before = store.events
+        expected = [42.0, 32.0, math.nan, math.nan, 7.0, 4.0]
+        assert before.turnaround_s.tolist() == pytest.approx(expected, nan_ok=True)
+        assert before.submitted_at.iloc[1] == pd.Timestamp(int(NOW) - 30, unit="s", tz="UTC")
+        assert before.submitted_at.isna().tolist() == [False, False, True, True, False, False]
+        assert store._db.execute("SELECT count(submitted_ns) FROM events").fetchone() == (4,)
+    with EventStore(path) as again:
+        pd.testing.assert_series_equal(again.events.turnaround_s, before.turnaround_s)
+        pd.testing.assert_series_equal(again.events.submitted_at, before.submitted_at)
 
 
 def test_dtypes(store: EventStore) -> None:

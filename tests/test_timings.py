@@ -7,6 +7,7 @@ import json
 import time
 import weakref
 
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -72,6 +73,28 @@ def test_turnaround_from_expect(tmp_path: object) -> None:
         assert 3 <= jobs.loc["job-1", "turnaround_s"] < 30
         table = timings(rx.events)
         assert table[table.measure == "turnaround_s"]["count"].sum() == 1
+
+
+def test_turnaround_from_webhook_metadata_without_expect() -> None:
+    with elwh_nb.start("wsec_test_" + "1" * 64, store=":memory:") as rx:
+        factory = payloads(1)
+        submitted = time.time() - 3
+        events = [
+            factory.speech_to_text_transcription(
+                request_id="a", webhook_metadata={"submitted_at": submitted}
+            ),
+            factory.speech_to_text_transcription(
+                request_id="b", webhook_metadata={"submitted_at": str(int(submitted) - 2)}
+            ),
+            factory.speech_to_text_transcription(request_id="c"),  # no submitted_at: no turnaround
+        ]
+        elwh_nb.send(rx.local_url, "wsec_test_" + "1" * 64, events)
+        assert rx.jobs.empty  # nothing was announced
+        turnaround = rx.events.set_index("request_id").turnaround_s
+        assert 3 <= turnaround["a"] < 30 and 5 <= turnaround["b"] < 32 and pd.isna(turnaround["c"])
+        row = timings(rx.events).set_index("measure").loc["turnaround_s"]
+        assert (row["event_type"], row["count"]) == ("speech_to_text_transcription", 2)
+        assert row["max"] == pytest.approx(turnaround.max())
 
 
 def test_plots_return_figures_without_showing_them(store: EventStore) -> None:

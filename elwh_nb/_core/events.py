@@ -59,8 +59,14 @@ class Written:
     repeats: list[tuple[int, int]]  # (position in memory, deliveries now)
 
 
-def _lag(event_ns: int, received_ns: int) -> float:
-    return math.nan if event_ns == NAT else (received_ns - event_ns) / 1e9
+def _since(start_ns: int, received_ns: int) -> float:
+    """Seconds from ``start_ns`` to arrival (delivery lag, turnaround); NaN without a start."""
+    return math.nan if start_ns == NAT else (received_ns - start_ns) / 1e9
+
+
+def _all_since(start: np.ndarray[Any, Any], received: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """:func:`_since` of whole columns."""
+    return np.where(start != NAT, (received - start) / 1e9, math.nan)
 
 
 @contextlib.contextmanager
@@ -99,7 +105,7 @@ class Events:
 
     def load(self, db: sqlite3.Connection, after: int = 0) -> int:
         """Read the rows with ids over ``after``, a column at a time; returns how many."""
-        cur = db.execute(f"{EVENTS.select} WHERE id > ? ORDER BY id", (after,))
+        cur = db.execute(f"{EVENTS.select_in(db)} WHERE id > ? ORDER BY id", (after,))
         read = 0
         while rows := cur.fetchmany(50_000):
             read += len(rows)
@@ -107,8 +113,9 @@ class Events:
             ids, types = columns["id"], columns["event_type"]
             columns["event_type"] = [self.types.code(t) for t in types]
             received = columns["received_at"]
-            columns["delivery_lag_s"] = list(map(_lag, columns["event_timestamp"], received))
-            columns["turnaround_s"] = [math.nan] * len(rows)
+            columns["delivery_lag_s"] = list(map(_since, columns["event_timestamp"], received))
+            # Jobs announced with expect() replace it (Jobs.load, after this).
+            columns["turnaround_s"] = list(map(_since, columns["submitted_at"], received))
             with _collector_paused():
                 columns["payload"] = list(map(self._payload, ids, types))
             self.columns.append_rows(columns)
@@ -121,9 +128,9 @@ class Events:
         recode = np.array([*(self.types.code(t) for t in cached.types), -1])  # code -1 stays -1
         columns["event_type"] = codes = recode[columns["event_type"]]
         names = np.array([*self.types.names, None], dtype=object)[codes]
-        stamped, received = columns["event_timestamp"], columns["received_at"]
-        columns["delivery_lag_s"] = np.where(stamped != NAT, (received - stamped) / 1e9, math.nan)
-        columns["turnaround_s"] = np.full(len(codes), math.nan)
+        received = columns["received_at"]
+        columns["delivery_lag_s"] = _all_since(columns["event_timestamp"], received)
+        columns["turnaround_s"] = _all_since(columns["submitted_at"], received)
         with _collector_paused():
             columns["payload"] = list(map(self._payload, columns["id"].tolist(), names.tolist()))
         self.columns.append_rows(columns)
@@ -158,8 +165,8 @@ class Events:
                 done.results.append(Appended(event_id, False, 1))
                 pending[digest] = len(done.new_rows)
                 row["id"] = event_id
-                row["delivery_lag_s"] = _lag(row["event_timestamp"], now)
-                row["turnaround_s"] = math.nan
+                row["delivery_lag_s"] = _since(row["event_timestamp"], now)
+                row["turnaround_s"] = _since(row["submitted_at"], now)  # an expect()ed job's on commit
                 row["payload"] = self._payload(event_id, row["event_type"])
                 done.new_rows.append(row)
             if from_inbox is not None:

@@ -80,7 +80,7 @@ class FailureLog:
         """Read the newest rows with ids over ``after``, and the counts."""
         self.counts = dict(db.execute("SELECT reason, n FROM failure_counts").fetchall())
         rows = db.execute(
-            f"{FAILURES.select} WHERE id > ? ORDER BY id DESC LIMIT ?", (after, self.max_failures)
+            f"{FAILURES.select_in(db)} WHERE id > ? ORDER BY id DESC LIMIT ?", (after, self.max_failures)
         ).fetchall()
         if rows:
             rows.reverse()

@@ -42,11 +42,18 @@ _DAY_NS = 86_400 * 10**9
 
 #: The stored flat columns, as exported (file-only blobs become body_sha256 and body).
 FLAT: tuple[Column, ...] = tuple(c for c in EVENTS.stored if c.kind != "blob")
-#: The rows an export reads from an SQLite store, in :func:`arrow_schema`'s order.
-SELECT = (
-    f"SELECT {', '.join(c.file_name for c in FLAT)}, lower(hex(body_sha256)), body "
-    "FROM events WHERE id > ? ORDER BY id"
-)
+
+
+def select_in(db: sqlite3.Connection) -> str:
+    """The rows an export reads from ``db``, in :func:`arrow_schema`'s order.
+
+    A column the file lacks (written by an older elwh_nb, opened read-only) exports as null.
+    """
+    have = EVENTS.in_file(db)
+    names = (c.file_name if c.file_name in have else "NULL" for c in FLAT)
+    return f"SELECT {', '.join(names)}, lower(hex(body_sha256)), body FROM events WHERE id > ? ORDER BY id"
+
+
 _ARROW_KINDS = {  # kinds of .schema to Arrow type names (pa.<name>())
     "int": "int64",
     "text": "string",
@@ -117,7 +124,7 @@ def read_batch(db: sqlite3.Connection, after: int, max_rows: int, max_bytes: int
     pa = _pyarrow()
     rows: list[tuple[Any, ...]] = []
     size = 0
-    cur = db.execute(SELECT, (after,))
+    cur = db.execute(select_in(db), (after,))
     while len(rows) < max_rows and (not rows or size < max_bytes) and (row := cur.fetchone()) is not None:
         rows.append(row)
         size += len(row[-1])

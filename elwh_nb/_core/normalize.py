@@ -7,7 +7,9 @@ or oddly typed fields give ``None``, never an error: the whole event stays in ``
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -19,6 +21,8 @@ from .schema import EVENTS
 FIELDS: tuple[str, ...] = EVENTS.record_fields
 
 _TEXT_FIELDS = ("conversation_id", "agent_id", "request_id", "voice_id", "status", "failure_reason")
+
+_DIGITS = re.compile(r"\d+(\.\d+)?")
 
 # The tutorial's events carry one top-level `id`; it names the job or voice they report on.
 _TUTORIAL_ID_FIELD = {"speech.completed": "request_id", "voice.created": "voice_id"}
@@ -75,6 +79,26 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _submitted_at(metadata: Any) -> datetime | None:
+    """``submitted_at`` of a job's ``webhook_metadata``: unix seconds as a number or digit string.
+
+    The metadata is the caller's own JSON, an object (or, from a caller who passed the SDK
+    ``json.dumps(...)``, that object as text); anything else gives None.
+    """
+    if isinstance(metadata, str) and metadata.lstrip().startswith("{"):
+        try:
+            metadata = json.loads(metadata)
+        except (ValueError, RecursionError):  # not JSON, too deep, a number past Python's digits
+            return None
+    value = _mapping(metadata).get("submitted_at")
+    if isinstance(value, str):
+        if not _DIGITS.fullmatch(value.strip()):
+            return None
+    elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    return to_utc(value)
+
+
 def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
     """One flat record for ``event``: the :data:`FIELDS` plus ``payload`` (the event itself)."""
     if not isinstance(event, Mapping):
@@ -98,7 +122,12 @@ def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
     tutorial_field = _TUTORIAL_ID_FIELD.get(event_type or "")
     if tutorial_field and record[tutorial_field] is None:
         record[tutorial_field] = _text(event.get("id"))
+    record["agent_name"] = _text(data.get("agent_name"))
+    environment = _text(data.get("environment"))
+    client = _mapping(data.get("conversation_initiation_client_data"))  # what the call started with
+    record["environment"] = environment if environment is not None else _text(client.get("environment"))
     record["duration_s"] = _seconds(metadata.get("call_duration_secs"))
     record["call_started_at"] = to_utc(metadata.get("start_time_unix_secs"))
+    record["submitted_at"] = _submitted_at(data.get("webhook_metadata"))
     record["payload"] = event
     return {key: record[key] for key in (*FIELDS, "payload")}

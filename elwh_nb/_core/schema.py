@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -142,14 +143,30 @@ class Table:
             + ",\n".join(f"    {c.file_name} {c.sql}" for c in self.stored)
             + "\n)"
         )
-        self.select = (
-            f"SELECT {', '.join(KINDS[c.kind].read.format(c.file_name) for c in self.loaded)} FROM {name}"
-        )
+        self.select = self._select({c.file_name for c in self.stored})
         self._inserted = tuple(c for c in self.stored if c.name != "id")
         self._params = itemgetter(*(c.name for c in self._inserted))
         self._to_file = tuple((i, f) for i, c in enumerate(self._inserted) if (f := KINDS[c.kind].to_file))
         self._from_record = tuple((c.name, KINDS[c.kind].from_record) for c in columns if c.record)
         self._from_file = tuple((c.name, KINDS[c.kind].from_file) for c in self.loaded)
+
+    def _select(self, have: set[str]) -> str:
+        reads = (
+            KINDS[c.kind].read.format(c.file_name if c.file_name in have else "NULL") for c in self.loaded
+        )
+        return f"SELECT {', '.join(reads)} FROM {self.name}"
+
+    def in_file(self, db: sqlite3.Connection) -> set[str]:
+        """The names of the table's columns in ``db``'s file."""
+        return {row[1] for row in db.execute(f"PRAGMA table_info({self.name})")}
+
+    def select_in(self, db: sqlite3.Connection) -> str:
+        """:attr:`select` for ``db``: a column an older file lacks reads as missing.
+
+        A writable file gains its missing columns on opening; one opened read-only cannot.
+        """
+        have = self.in_file(db)
+        return self.select if have.issuperset(c.file_name for c in self.stored) else self._select(have)
 
     def insert(self, **values: str) -> str:
         """The INSERT of one row: ``?`` for each column but ``id``, or the SQL given by name."""
@@ -191,14 +208,17 @@ EVENTS = Table(
         Column("received_at", "time", "INTEGER NOT NULL"),
         Column("conversation_id", "text", "TEXT", record=True),
         Column("agent_id", "text", "TEXT", record=True),
+        Column("agent_name", "interned", "TEXT", record=True),
+        Column("environment", "interned", "TEXT", record=True),  # the agent's: production, ...
         Column("request_id", "text", "TEXT", record=True),
         Column("voice_id", "text", "TEXT", record=True),
         Column("status", "interned", "TEXT", record=True),
         Column("duration_s", "number", "REAL", record=True),
         Column("call_started_at", "time", "INTEGER", record=True),
         Column("failure_reason", "interned", "TEXT", record=True),
+        Column("submitted_at", "time", "INTEGER", record=True),  # data.webhook_metadata.submitted_at
         Column("delivery_lag_s", "number"),  # received_at - event_timestamp
-        Column("turnaround_s", "number"),  # for jobs announced with expect()
+        Column("turnaround_s", "number"),  # received_at - (the expect()ed job's or submitted_at)
         Column("deliveries", "int", "INTEGER NOT NULL DEFAULT 1"),
         Column("last_received_at", "time", "INTEGER NOT NULL"),
         Column("body_bytes", "int", "INTEGER NOT NULL"),

@@ -39,7 +39,7 @@ def migrate(db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURE
     """Make a file's tables, and give an older file the columns of ``tables`` it lacks."""
     db.executescript(SCHEMA)
     for table in tables:
-        have = {row[1] for row in db.execute(f"PRAGMA table_info({table.name})")}
+        have = table.in_file(db)
         for column in table.stored:
             if column.file_name not in have:
                 db.execute(table.add_column(column.file_name))

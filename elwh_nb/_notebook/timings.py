@@ -22,7 +22,7 @@ MEASURES: dict[str, str] = {
     "delivery_lag_s": "received minus event_timestamp",
     "duration_s": "call duration",
     "processing_s": "event time minus (call start + duration): post-call analysis",
-    "turnaround_s": "webhook received minus job submitted (rx.expect)",
+    "turnaround_s": "webhook received minus job submitted (rx.expect, or webhook_metadata's submitted_at)",
     "latency_s": "a tool's or call start's answer: request in to answer out (rx.calls)",
 }
 QUANTILES = (0.5, 0.9, 0.99)

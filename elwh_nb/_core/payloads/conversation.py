@@ -16,6 +16,8 @@ _TERMINATIONS = (
     "Call ended by remote party",
     "Max duration exceeded",
 )
+# One agent still being tried out, so the environment column has something to filter on.
+_ENVIRONMENTS = {"Survey Bot": "staging"}
 
 
 class ConversationEvents(Transcripts):
@@ -44,15 +46,18 @@ class ConversationEvents(Transcripts):
         if successful is None:
             successful = rng.random() < 0.8
         phone = rng.random() < 0.5
+        user_id = self._id("", 28, string.ascii_letters + string.digits)
+        branch_id = self._id("agtbrch_", 26)
+        environment = _ENVIRONMENTS.get(agent_name, "production")
         data = {
             "agent_id": agent_id,
             "agent_name": agent_name,
             "conversation_id": conversation_id,
             "status": "done",
-            "user_id": self._id("", 28, string.ascii_letters + string.digits),
-            "branch_id": self._id("agtbrch_", 26),
+            "user_id": user_id,
+            "branch_id": branch_id,
             "version_id": self._id("agtvrsn_", 26),
-            "environment": "production",
+            "environment": environment,
             "has_audio": True,
             "has_user_audio": True,
             "has_response_audio": True,
@@ -133,6 +138,8 @@ class ConversationEvents(Transcripts):
                     "tts": {"voice_id": None},
                 },
                 "custom_llm_extra_body": {},
+                "branch_id": branch_id,
+                "environment": environment,
                 "dynamic_variables": {
                     "user_name": name,
                     "system__agent_id": agent_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import Seeded
+from .base import Seeded, to_body
 
 _STT_TEXTS = (
     "Welcome back to the show. Today we're talking about how small teams ship fast.",
@@ -13,6 +13,29 @@ _STT_TEXTS = (
     "The quarterly numbers look good, but churn in the enterprise segment is up.",
     "Bonjour à tous, merci d'être venus si nombreux ce soir.",
 )
+# What ElevenLabs accepts as webhook_metadata: an object at most 2 levels deep and 16 KB.
+MAX_METADATA_DEPTH = 2
+MAX_METADATA_BYTES = 16 * 1024
+
+
+def _depth(value: Any) -> int:
+    """Levels of objects and arrays: ``{"a": 1}`` is 1, ``{"a": [1]}`` is 2."""
+    if isinstance(value, Mapping):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, (list, tuple)):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+def _checked_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``metadata`` as ElevenLabs would accept it, or a ValueError saying which limit it breaks."""
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"webhook_metadata is a JSON object (dict), not {type(metadata).__name__}")
+    if (depth := _depth(metadata)) > MAX_METADATA_DEPTH:
+        raise ValueError(f"webhook_metadata is {depth} levels deep; ElevenLabs allows {MAX_METADATA_DEPTH}")
+    if (size := len(to_body(metadata))) > MAX_METADATA_BYTES:
+        raise ValueError(f"webhook_metadata is {size:,} bytes as JSON; ElevenLabs allows 16 KB")
+    return dict(metadata)
 
 
 class SpeechEvents(Seeded):
@@ -26,7 +49,11 @@ class SpeechEvents(Seeded):
         submitted_at: float | None = None,
         webhook_metadata: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """An asynchronous speech-to-text result (``webhook=true``), with word timings."""
+        """An asynchronous speech-to-text result (``webhook=true``), with word timings.
+
+        ``webhook_metadata`` is the caller's own object, sent back as given (at most 2 levels
+        deep and 16 KB, as ElevenLabs allows); by default a small one of the notebook's.
+        """
         rng = self._rng
         sent = self._at(at)
         text = rng.choice(_STT_TEXTS)
@@ -61,7 +88,7 @@ class SpeechEvents(Seeded):
         if submitted_at is None:
             submitted_at = sent - clock * rng.uniform(0.3, 1.5) - rng.uniform(1, 8)
         metadata = (
-            dict(webhook_metadata)
+            _checked_metadata(webhook_metadata)
             if webhook_metadata is not None
             else {
                 "source": "notebook",
