@@ -39,8 +39,13 @@ class CallLog:
         return max(int(ids.max()), 0) if len(ids) else 0
 
     def load(self, db: sqlite3.Connection, after: int = 0) -> None:
-        """Read the rows with ids over ``after``."""
-        rows = db.execute(f"{CALLS.select} WHERE id > ? ORDER BY id", (after,)).fetchall()
+        """Read the rows with ids over ``after`` (an older file opened read-only has no table)."""
+        if (
+            db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'calls'").fetchone()
+            is None
+        ):
+            return
+        rows = db.execute(f"{CALLS.select_in(db)} WHERE id > ? ORDER BY id", (after,)).fetchall()
         if rows:
             columns = CALLS.from_file(rows)
             columns["kind"] = [self.kinds.code(k) for k in columns["kind"]]
