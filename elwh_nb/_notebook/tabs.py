@@ -36,27 +36,34 @@ def widget_tree(root: w.Widget) -> list[w.Widget]:
     return list(seen.values())
 
 
-class DeliveriesTab(w.VBox):
-    """Filters, one page of events or failures, the pager and the inspector.
+class PagedTab(w.VBox):
+    """Filters over one table, one page of it, the pager and the inspector.
 
-    A change of filter or page calls ``changed`` (the panel re-renders, this tab with it).
+    ``kinds`` picks among the table's categories (event types), ``outcome`` is
+    the tab's own toggle. A change of filter or page calls ``changed`` (the panel
+    re-renders, this tab with it); subclasses say what the filters select (:attr:`query`),
+    render a page (``show``) and the chosen row (:meth:`_show_detail`).
     """
 
-    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        page_size: int,
+        changed: Callable[[], object],
+        kinds: w.SelectMultiple,
+        outcome: w.ToggleButtons,
+        searched: str,
+    ) -> None:
         self.source = source
         self.page_size = page_size
         self.page = 0
         self.more = False  # whether older rows match (the pager's "older" leads somewhere)
         self._changed = changed
-        self._types: tuple[str, ...] = ()
+        self._kinds = kinds
+        self._options: tuple[str, ...] = ()
 
-        self.types = w.SelectMultiple(options=[], rows=5, description="types")
-        self.outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
-        self.search = w.Text(
-            placeholder="conversation, request, voice or agent id",
-            description="search",
-            continuous_update=False,
-        )
+        self.outcome = outcome
+        self.search = w.Text(placeholder=searched, description="search", continuous_update=False)
         self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
         self.table = w.HTML()
         self.page_label = w.Label()
@@ -64,15 +71,59 @@ class DeliveriesTab(w.VBox):
         self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
         self.pick = w.Dropdown(options=[], description="inspect")
         self.detail = w.HTML()
-        filters = w.HBox([self.types, w.VBox([self.outcome, self.search, self.window])])
+        filters = w.HBox([kinds, w.VBox([self.outcome, self.search, self.window])])
         pager = w.HBox([self.prev_button, self.next_button, self.page_label])
         super().__init__([filters, self.table, pager, self.pick, self.detail])
 
-        for control in (self.types, self.outcome, self.search, self.window):
+        for control in (kinds, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
         self.pick.observe(lambda _: self._show_detail(), names="value")
         self.prev_button.on_click(lambda _: self._turn(-1))
         self.next_button.on_click(lambda _: self._turn(+1))
+
+    def _update_options(self, column: pd.Series) -> None:
+        """Offer the categories of ``column`` (new ones appear); what was chosen stays chosen."""
+        options = tuple(str(c) for c in column.cat.categories)
+        if options != self._options:
+            chosen = tuple(t for t in self._kinds.value if t in options)
+            self._options = options
+            self._kinds.unobserve(self._filters_changed, names="value")
+            self._kinds.options = options
+            self._kinds.value = chosen
+            self._kinds.observe(self._filters_changed, names="value")
+
+    def _filters_changed(self, _: Any = None) -> None:
+        self.page = 0
+        self._changed()
+
+    def _turn(self, step: int) -> None:
+        if (step < 0 and self.page == 0) or (step > 0 and not self.more):
+            return
+        self.page += step
+        self._changed()
+
+    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
+        current = self.pick.value
+        self.pick.options = options
+        values = [v for _, v in options]
+        if current in values:
+            self.pick.value = current
+        elif values and current is None:
+            self.pick.value = None
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        raise NotImplementedError
+
+
+class DeliveriesTab(PagedTab):
+    """Accepted events or failed deliveries: by type, a search over ids, a window; the inspector."""
+
+    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+        self.types = w.SelectMultiple(options=[], rows=5, description="types")
+        outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
+        searched = "conversation, request, voice or agent id"
+        super().__init__(source, page_size, changed, self.types, outcome, searched)
 
     @property
     def query(self) -> Query:
@@ -88,7 +139,7 @@ class DeliveriesTab(w.VBox):
 
     def show(self, events: pd.DataFrame) -> int:
         """Render the page the filters select (``events``: the store's snapshot); returns its rows."""
-        self._update_type_options(events)
+        self._update_options(events["event_type"])
         query = self.query
         if query.outcome == "failed":
             page = run(self.source.store.failures, query, count=True)
@@ -114,36 +165,6 @@ class DeliveriesTab(w.VBox):
             return matching(self.source.store.failures, query)
         return matching(self.source.store.events, query).drop(columns=["payload"])
 
-    def _update_type_options(self, events: pd.DataFrame) -> None:
-        types = tuple(str(c) for c in events["event_type"].cat.categories)
-        if types != self._types:
-            chosen = tuple(t for t in self.types.value if t in types)
-            self._types = types
-            self.types.unobserve(self._filters_changed, names="value")
-            self.types.options = types
-            self.types.value = chosen
-            self.types.observe(self._filters_changed, names="value")
-
-    def _filters_changed(self, _: Any = None) -> None:
-        self.page = 0
-        self._changed()
-
-    def _turn(self, step: int) -> None:
-        if (step < 0 and self.page == 0) or (step > 0 and not self.more):
-            return
-        self.page += step
-        self._changed()
-
-    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
-        current = self.pick.value
-        self.pick.options = options
-        values = [v for _, v in options]
-        if current in values:
-            self.pick.value = current
-        elif values and current is None:
-            self.pick.value = None
-        self._show_detail()
-
     def _show_detail(self) -> None:
         chosen: Pick | None = self.pick.value
         if chosen is None:
@@ -152,6 +173,10 @@ class DeliveriesTab(w.VBox):
             self.detail.value = render.failure_detail(self.source.store.failures, chosen[1])
         else:
             self.detail.value = render.event_detail(chosen[1], self.source.store.raw_body)
+
+
+def _html(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
 
 
 def _png(fig: Any) -> bytes:
@@ -175,11 +200,7 @@ class TimingsTab(w.VBox):
         """Redraw the timing table and plots."""
         events = self.source.store.events
         table = timings(events)
-        self.timing_table.value = (
-            table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
-            if len(table)
-            else "<i>no timings yet</i>"
-        )
+        self.timing_table.value = _html(table) if len(table) else "<i>no timings yet</i>"
         figures = [
             plot_delivery_lag(events),
             plot_durations(events),
