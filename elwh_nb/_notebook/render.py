@@ -35,6 +35,10 @@ EVENT_HEADER = [
 FAILURE_HEADER = ["id", "received", "status", "reason", "explanation", "from"]
 CALL_HEADER = ["id", "received", "name", "method", "status", "latency", "conversation", "parameters", "error"]
 _CELL = 80  # characters of parameters shown in a calls table cell
+NO_CALLS = (
+    "<i>no calls yet: serve a notebook function to ElevenLabs agents with <code>@rx.tool</code> "
+    "or <code>@rx.initiation</code> (README: Agent tools and call personalisation)</i>"
+)
 
 
 def esc(value: Any) -> str:

@@ -1,4 +1,4 @@
-"""The dashboard's two tabs: deliveries (filters, one page, the inspector) and timings (plots)."""
+"""The dashboard's tabs: deliveries and calls (filters, one page, the inspector) and timings (plots)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, p
 
 WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
 
-#: What the inspector's choices stand for: ("event", id) or ("failure", id).
+#: What the inspector's choices stand for: ("event", id), ("failure", id) or ("call", id).
 Pick = tuple[str, int]
 
 
@@ -37,9 +37,9 @@ def widget_tree(root: w.Widget) -> list[w.Widget]:
 
 
 class PagedTab(w.VBox):
-    """Filters over one table, one page of it, the pager and the inspector.
+    """Filters over one table, one page of it, the pager and the inspector (deliveries, calls).
 
-    ``kinds`` picks among the table's categories (event types), ``outcome`` is
+    ``kinds`` picks among the table's categories (event types, tool names), ``outcome`` is
     the tab's own toggle. A change of filter or page calls ``changed`` (the panel
     re-renders, this tab with it); subclasses say what the filters select (:attr:`query`),
     render a page (``show``) and the chosen row (:meth:`_show_detail`).
@@ -175,6 +175,54 @@ class DeliveriesTab(PagedTab):
             self.detail.value = render.event_detail(chosen[1], self.source.store.raw_body)
 
 
+#: The calls tab's outcome toggle: what each choice keeps (see :attr:`Query.ok`).
+ANSWERED = {"all": None, "answered 200": True, "not 200": False}
+
+
+class CallsTab(PagedTab):
+    """Agent-tool and call-start calls: by tool, by whether answered 200, a search, a window;
+    the inspector shows what came (parameters, redacted headers) and what went back."""
+
+    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+        self.names = w.SelectMultiple(options=[], rows=5, description="tools")
+        outcome = w.ToggleButtons(options=list(ANSWERED), value="all", description="show")
+        searched = "parameters, answer, error or conversation id"
+        super().__init__(source, page_size, changed, self.names, outcome, searched)
+
+    @property
+    def query(self) -> Query:
+        """What the filters and the pager select now."""
+        return Query(
+            outcome="calls",
+            types=tuple(self.names.value),
+            search=self.search.value,
+            window=WINDOWS[self.window.value],
+            page=self.page,
+            page_size=self.page_size,
+            ok=ANSWERED[self.outcome.value],
+        )
+
+    def show(self, calls: pd.DataFrame) -> int:
+        """Render the page the filters select (``calls``: the store's snapshot); returns its rows."""
+        if not len(calls):  # the usual case (no tools served): rendered once, then nothing to do
+            if self.table.value != render.NO_CALLS:
+                self.table.value, self.page_label.value = render.NO_CALLS, ""
+                self._set_pick([])
+            return 0
+        self._update_options(calls["name"])
+        page = run(calls, self.query)
+        self.table.value = render.calls_table(page.rows)
+        self.page_label.value = render.events_label(page)
+        self.more = page.more
+        rows = zip(page.rows.index.tolist(), page.rows["name"], page.rows["status"], strict=True)
+        self._set_pick([(f"#{i} {name} {status}", ("call", int(i))) for i, name, status in rows])
+        return len(page.rows)
+
+    def _show_detail(self) -> None:
+        chosen: Pick | None = self.pick.value
+        self.detail.value = "" if chosen is None else render.call_detail(self.source.store.calls, chosen[1])
+
+
 def _html(table: pd.DataFrame) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
 
@@ -186,14 +234,16 @@ def _png(fig: Any) -> bytes:
 
 
 class TimingsTab(w.VBox):
-    """The timing table and plots, drawn on demand (plotting is not cheap)."""
+    """The timing tables (events; calls' latency per tool, when there are calls) and plots,
+    drawn on demand (plotting is not cheap)."""
 
     def __init__(self, source: EventSource) -> None:
         self.source = source
         self.plot_button = w.Button(description="Update plots", icon="chart-line")
         self.timing_table = w.HTML()
+        self.call_timing_table = w.HTML()
         self.plots = w.VBox()
-        super().__init__([self.plot_button, self.timing_table, self.plots])
+        super().__init__([self.plot_button, self.timing_table, self.call_timing_table, self.plots])
         self.plot_button.on_click(lambda _: self.update())
 
     def update(self) -> None:
@@ -201,6 +251,10 @@ class TimingsTab(w.VBox):
         events = self.source.store.events
         table = timings(events)
         self.timing_table.value = _html(table) if len(table) else "<i>no timings yet</i>"
+        latency = timings(self.source.store.calls, by="name")
+        self.call_timing_table.value = (
+            f"<b>Calls: answer latency per tool</b>{_html(latency)}" if len(latency) else ""
+        )
         figures = [
             plot_delivery_lag(events),
             plot_durations(events),
