@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 import elwh_nb
 from elwh_nb._notebook.dashboard import Dashboard
+from elwh_nb._notebook.tabs import widget_tree
 
+from .conftest import SECRET
+from .helpers import wait_for
 from .test_dashboard import FakeSource
 
 NAMES = ("get_order", "create_order", "initiation")
@@ -127,3 +132,33 @@ def test_the_timings_tab_shows_latency_per_tool(source: FakeSource) -> None:
     assert "latency_s" in table and all(name in table for name in NAMES)
     assert "answer latency" in table
     dash.close()
+
+
+def test_the_call_secret_is_in_no_widget_state() -> None:
+    with elwh_nb.start(SECRET, store=":memory:", call_secret=CALL_SECRET) as rx:
+
+        @rx.tool("get_order", method="GET", path="{order_id}")
+        def get_order(order_id: str) -> dict[str, Any]:
+            """Look up an order."""
+            return {"order_id": order_id}
+
+        url = f"{rx.local_url}/tools/get_order/A1"
+        assert httpx.get(url, headers={"X-Callback-Secret": CALL_SECRET}).status_code == 200
+        assert httpx.get(url).status_code == 401
+        assert httpx.get(url, headers={"X-Callback-Secret": CALL_SECRET[:-1]}).status_code == 401
+        wait_for(lambda: len(rx.calls) == 3, what="the calls in the log")
+        dash = rx.dashboard(autorefresh=False)
+        dash.tabs.selected_index = 1  # the timings, with the calls' latency
+        assert "get_order" in dash.timings.call_timing_table.value
+        seen, redacted = [], 0
+        for _, value in dash.calls.pick.options:  # each call's detail, headers and all
+            dash.calls.pick.value = value
+            redacted += "x-callback-secret</td><td style='padding:2px 8px;white-space:nowrap'>[redacted]" in (
+                dash.calls.detail.value
+            )
+            seen.append("\n".join(json.dumps(x.get_state(), default=str) for x in widget_tree(dash)))
+        assert len(seen) == 3 and redacted == 2  # the two calls that sent the header show it redacted
+        for state in seen:
+            assert "get_order" in state and "A1" in state
+            assert CALL_SECRET not in state and CALL_SECRET[15:35] not in state
+        dash.close()
