@@ -147,7 +147,8 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
 
         # Choosing a type in the UI narrows the table.
         expect(table).to_contain_text("post_call_transcription")
-        dashboard.locator(".widget-select-multiple select").select_option("speech_to_text_transcription")
+        types = dashboard.get_by_label("types", exact=True)  # not the calls tab's "tools"
+        types.select_option("speech_to_text_transcription")
         expect(table).not_to_contain_text("post_call_transcription")
         expect(table).to_contain_text("speech_to_text_transcription")
         page.screenshot(path=str(shots / "dashboard-filtered.png"))

@@ -53,6 +53,31 @@ def failures() -> Iterator[pd.DataFrame]:
         yield store.failures
 
 
+NAMES = ("get_order", "create_order", "initiation")
+
+
+@pytest.fixture(scope="module")
+def calls() -> Iterator[pd.DataFrame]:
+    """120 calls: three names, every fourth not answered 200, half of them an hour old."""
+    with elwh_nb.EventStore(":memory:") as store:
+        for i in range(120):
+            name = NAMES[i % 3]
+            status = 200 if i % 4 else (401, 500)[i % 8 // 4]
+            store.add_call(
+                "initiation" if name == "initiation" else "tool",
+                name,
+                method="POST",
+                status=status,
+                latency_s=0.01,
+                parameters={"order_id": f"A{i:03d}", "note": 'say "hi"' if i % 10 == 0 else None},
+                answer=json.dumps({"status": f"shipped_{i}"}) if status == 200 else None,
+                error=None if status == 200 else ("Traceback ...\nKeyError: 'x'" if status == 500 else "no"),
+                conversation_id=f"conv_{i}",
+                received_at=NOW - (3600 if i < 60 else 10),
+            )
+        yield store.calls
+
+
 def reference(frame: pd.DataFrame, query: Query) -> Page:
     """The page the slow and obvious way: every match, newest first, sliced."""
     every = matching(frame, query, now=NOW).iloc[::-1]
@@ -130,6 +155,42 @@ def test_types_do_not_filter_failures(failures: pd.DataFrame) -> None:
     assert page.total == 7
 
 
+def test_calls_filter_by_name_and_by_whether_answered_200(calls: pd.DataFrame) -> None:
+    named = run(calls, Query(outcome="calls", types=("get_order",), page_size=100), now=NOW)
+    assert len(named.rows) == 40 and set(named.rows.name) == {"get_order"}
+    assert named.rows.index.is_monotonic_decreasing  # newest first
+    ok = run(calls, Query(outcome="calls", ok=True, page_size=200), now=NOW, count=True)
+    assert ok.total == 90 and set(ok.rows.status) == {200}
+    failed = run(calls, Query(outcome="calls", ok=False, page_size=200), now=NOW, count=True)
+    assert failed.total == 30 and set(failed.rows.status) == {401, 500}
+    both = Query(outcome="calls", types=("initiation",), ok=False, window=300, page_size=200)
+    page = run(calls, both, now=NOW, count=True)
+    assert page.total == len(page.rows) == 5  # i = 60, 72, ..., 108: initiation, i % 4 == 0, recent
+    assert set(page.rows.name) == {"initiation"} and set(page.rows.status) == {401, 500}
+    assert page.rows.equals(reference(calls, both).rows)
+    assert run(calls, Query(outcome="calls"), now=NOW).total == 120  # no filter: every call
+
+
+def test_calls_search_parameters_answers_and_errors_literally(calls: pd.DataFrame) -> None:
+    def found(text: str) -> list[int]:
+        return list(run(calls, Query(outcome="calls", search=text, page_size=200), now=NOW).rows.index)
+
+    assert found("a017") == [18]  # a parameter's value, any case (ids count from 1)
+    assert found("SHIPPED_17") == [18]  # the answer
+    assert len(found("keyerror: 'x'")) == 15  # the error (a traceback)
+    assert len(found('say "hi"')) == 12  # quotes inside a value are searched as they are
+    assert len(found("order_id")) == 120  # the parameters' names too
+    assert found("conv_117") == [118]
+    assert found("none") == [] and found("a0.*") == []  # a missing value, and no patterns
+
+
+def test_the_ok_filter_and_names_do_not_filter_events_or_failures(
+    events: pd.DataFrame, failures: pd.DataFrame
+) -> None:
+    assert run(events, Query(ok=False), now=NOW).total == 600
+    assert run(failures, Query(outcome="failed", ok=True), now=NOW, count=True).total == 7
+
+
 def test_export_is_every_row_the_pages_show(events: pd.DataFrame) -> None:
     query = Query(types=("post_call_transcription",), search="agent_1", window=4000)
     every = matching(events, query, now=NOW)
@@ -194,6 +255,33 @@ def test_every_page_is_the_slice_of_every_match(
     assert got.more == expected.more and got.first == expected.first
     assert got.total in (None, expected.total) and counted.total == expected.total
     assert got.total is not None or query.row_by_row
+
+
+@given(
+    names=st.lists(st.sampled_from(NAMES), max_size=2, unique=True).map(tuple),
+    ok=st.sampled_from([None, True, False]),
+    search=st.sampled_from(["", "a01", "shipped_1", "keyerror", '"hi"', "conv_5"]),
+    window=st.sampled_from([None, 60, 5000]),
+    page=st.integers(0, 4),
+    page_size=st.sampled_from([1, 7, 20]),
+    scan=st.sampled_from([16, q._SCAN]),
+)
+def test_every_page_of_calls_is_the_slice_of_every_match(
+    calls: pd.DataFrame,
+    names: tuple[str, ...],
+    ok: bool | None,
+    search: str,
+    window: float | None,
+    page: int,
+    page_size: int,
+    scan: int,
+) -> None:
+    query = Query("calls", names, search, window, page, page_size, ok=ok)
+    expected = reference(calls, query)
+    with mock.patch.object(q, "_SCAN", scan):
+        got = run(calls, query, now=NOW)
+    assert list(got.rows.index) == list(expected.rows.index)
+    assert got.more == expected.more and got.total in (None, expected.total)
 
 
 def test_the_query_and_the_html_import_no_widgets_server_or_receiver() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from collections.abc import Iterator
 
@@ -86,3 +87,71 @@ def test_counters_list_reasons_most_first() -> None:
     html = render.counters(counts, {"not_found": 1, "signature_mismatch": 3}, 2)
     assert "(signature_mismatch 3, not_found 1)" in html and "<b>2</b> events in the last minute" in html
     assert "failures (none)" in render.counters(counts, {}, 0)
+
+
+def test_counters_mention_calls_only_when_there_are_some() -> None:
+    counts = {"events": 5, "duplicates": 1, "failures": 4}
+    assert "calls" not in render.counters(counts, {}, 0)
+    html = render.counters(counts, {}, 0, calls=3, calls_not_ok=1)
+    assert html.endswith(" · <b>3</b> calls (1 not answered 200)")
+    assert render.counters(counts, {}, 0, calls=2).endswith(" · <b>2</b> calls")
+
+
+HOSTILE = "<script>alert(1)</script>"
+
+
+def add_hostile_call(store: elwh_nb.EventStore) -> int:
+    return store.add_call(
+        "tool",
+        "get_order",
+        method="POST",
+        status=500,
+        latency_s=0.0123,
+        parameters={"order_id": HOSTILE, HOSTILE: [1, {"deep": HOSTILE}]},
+        error=f"Traceback (most recent call last):\n  File <x>\nKeyError: '{HOSTILE}'",
+        conversation_id=f"conv_{HOSTILE}",
+        headers={"X-Callback-Secret": "wsec_test_call_not_shown", "User-Agent": HOSTILE},
+        remote="10.0.0.<1>",
+        received_at=time.time(),
+    )
+
+
+def test_the_calls_table_escapes_and_shortens(store: elwh_nb.EventStore) -> None:
+    add_hostile_call(store)
+    store.add_call(
+        "tool", "x", method="GET", status=200, latency_s=1.5, parameters={"q": "y" * 500}, answer="{}"
+    )
+    html = render.calls_table(store.calls)
+    assert html.count("<tr>") == 3 and "<script>" not in html and "&lt;script&gt;" in html
+    assert "12.3 ms" in html and "1,500.0 ms" in html
+    assert "KeyError: &#x27;&lt;script&gt;" in html and "Traceback" not in html  # the error's last line
+    assert "y" * 60 in html and "y" * 200 not in html
+    assert render.calls_table(store.calls.iloc[:0]) == "<i>no calls match</i>"
+
+
+def test_a_call_detail_shows_parameters_answer_error_and_redacted_headers(store: elwh_nb.EventStore) -> None:
+    hostile = add_hostile_call(store)
+    html = render.call_detail(store.calls, hostile)
+    assert "call #1: get_order</b> (tool), POST, answered 500 in 12.3 ms" in html
+    assert "<script>" not in html and html.count("&lt;script&gt;") >= 6
+    assert "Traceback (most recent call last)" in html and "File &lt;x&gt;" in html  # the whole traceback
+    assert "10.0.0.&lt;1&gt;" in html and "conv_&lt;script&gt;" in html
+    assert "[redacted]" in html and "wsec_test_call_not_shown" not in html
+    answered = store.add_call(
+        "initiation",
+        "initiation",
+        method="POST",
+        status=200,
+        latency_s=0.002,
+        parameters={"caller_id": "+1555"},
+        answer=json.dumps({"dynamic_variables": {"name": HOSTILE}}),
+    )
+    html = render.call_detail(store.calls, answered)
+    assert "<b>answer</b>" in html and "dynamic_variables" in html and "<details" in html
+    assert "<script>" not in html and "&lt;script&gt;" in html and "<b>error</b>" not in html
+    shortened = store.add_call(
+        "tool", "big", method="POST", status=200, latency_s=0.1, parameters={}, answer="[" + "1," * 10_000
+    )
+    html = render.call_detail(store.calls, shortened)
+    assert "characters in all)" in html  # not JSON once shortened: shown as text
+    assert render.call_detail(store.calls, 99) == "<i>no call #99 is kept</i>"

@@ -5,8 +5,9 @@ second and only when the store changed; while a cell runs they wait, and the nex
 shows everything that arrived meanwhile (the store keeps it). The timer stops when the
 panel is closed, when the frontend reports no view of it left, or when the receiver stops.
 A refresh renders one page of rows (see :mod:`.query`), so its cost does not grow with
-the number of stored events. The panel never sees the secret: sending and replaying go
-through the receiver.
+the number of stored events (or calls). The panel never sees the webhook secret or the
+call secret: sending and replaying go through the receiver, and a call's headers come
+redacted from the store.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from . import render
 from .actions import FAULT_MIXES, Actions
 from .query import in_window
 from .source import EventSource
-from .tabs import WINDOWS, DeliveriesTab, TimingsTab, widget_tree
+from .tabs import WINDOWS, CallsTab, DeliveriesTab, TimingsTab, widget_tree
 
 __all__ = ["FAULT_MIXES", "WINDOWS", "Dashboard", "json_view"]
 
@@ -65,10 +66,10 @@ class Dashboard(w.VBox):
         changed = functools.partial(self.refresh, force=True)
         self.deliveries = DeliveriesTab(receiver, page_size, changed)
         self.timings = TimingsTab(receiver)
+        self.calls = CallsTab(receiver, page_size, changed)
         self.actions = Actions(receiver, self.deliveries, changed)
-        self.tabs = w.Tab(children=[self.deliveries, self.timings])
-        self.tabs.set_title(0, "Deliveries")
-        self.tabs.set_title(1, "Timings")
+        self.tabs = w.Tab(children=[self.deliveries, self.timings, self.calls])
+        self.tabs.titles = ("Deliveries", "Timings", "Calls")
         # The tabs' controls by their names on the panel (notebooks set dash.outcome.value).
         d, t = self.deliveries, self.timings
         self.types, self.outcome, self.search, self.window = d.types, d.outcome, d.search, d.window
@@ -97,7 +98,7 @@ class Dashboard(w.VBox):
 
     @page_size.setter
     def page_size(self, rows: int) -> None:
-        self.deliveries.page_size = rows
+        self.deliveries.page_size = self.calls.page_size = rows
 
     # -- display and lifetime ----------------------------------------------------------
     @property
@@ -168,18 +169,22 @@ class Dashboard(w.VBox):
 
     # -- rendering ---------------------------------------------------------------------
     def refresh(self, force: bool = False) -> bool:
-        """Re-render header, counters and the visible page (throttled unless ``force``)."""
+        """Re-render header, counters and the pages of deliveries and calls (throttled unless ``force``)."""
         now = self.clock()
         store = self.rx.store
         changes = store.changes
         if not force and (changes == self._seen or now - self._last < self.min_interval):
             return False
         self._seen, self._last = changes, now
-        events = store.events
+        events, calls = store.events, store.calls
         self.header.value = render.header(self.rx, time.time())
         per_minute = int(np.count_nonzero(in_window(events, 60)))
-        self.counters.value = render.counters(store.counts, store.failure_counts, per_minute)
+        not_ok = int(np.count_nonzero(calls["status"].to_numpy() != 200))
+        self.counters.value = render.counters(
+            store.counts, store.failure_counts, per_minute, calls=len(calls), calls_not_ok=not_ok
+        )
         self.rows_rendered = self.deliveries.show(events)
+        self.calls.show(calls)
         self.renders += 1
         return True
 

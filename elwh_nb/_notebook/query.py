@@ -1,8 +1,8 @@
-"""Which rows the dashboard shows: a query over the events or failures table (pandas only).
+"""Which rows the dashboard shows: a query over the events, failures or calls table (pandas only).
 
 One :class:`Query` (outcome, types, search, time window, page) gives the rows of the events
-table, of the failures view and of the export, through one time-window test
-(:func:`in_window`) and one test of types and search (:func:`_row_test`). A page is found
+table, of the failures view, of the calls view and of the export, through one time-window test
+(:func:`in_window`) and one test of types, status and search (:func:`_row_test`). A page is found
 by scanning backwards from the newest row in steps of ``_SCAN`` rows and stopping once the
 page, and one match more, is found: a page costs about the same at any number of rows.
 """
@@ -10,7 +10,7 @@ page, and one match more, is found: a page costs about the same at any number of
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -19,10 +19,16 @@ import pandas as pd
 
 ID_COLUMNS = ("conversation_id", "request_id", "voice_id", "agent_id")
 #: The columns the search looks in, by outcome.
-SEARCHED = {"accepted": ID_COLUMNS, "failed": ("reason", "explanation")}
+SEARCHED = {
+    "accepted": ID_COLUMNS,
+    "failed": ("reason", "explanation"),
+    "calls": ("parameters", "answer", "error", "conversation_id"),
+}
+#: The column :attr:`Query.types` picks from, by outcome (failures have none).
+TYPED = {"accepted": "event_type", "calls": "name"}
 _SCAN = 4096  # rows looked at per step when rows are filtered one by one
 
-Outcome = Literal["accepted", "failed"]
+Outcome = Literal["accepted", "failed", "calls"]
 Mask = np.ndarray[Any, np.dtype[np.bool_]]
 
 
@@ -30,12 +36,13 @@ Mask = np.ndarray[Any, np.dtype[np.bool_]]
 class Query:
     """What to show. Rows are stored oldest first; pages count from the newest."""
 
-    outcome: Outcome = "accepted"  # the events table ("accepted") or the failures ("failed")
-    types: tuple[str, ...] = ()  # event types to keep (events only); none: every type
+    outcome: Outcome = "accepted"  # the events table ("accepted"), the failures ("failed") or the calls
+    types: tuple[str, ...] = ()  # event types (events) or tool names (calls) to keep; none: every one
     search: str = ""  # literal text, any case, in one of SEARCHED[outcome]; blank: no search
     window: float | None = None  # only rows received in the last this many seconds; None: all
     page: int = 0  # 0 is the newest page
     page_size: int = 20
+    ok: bool | None = None  # calls only: True keeps those answered 200, False the others; None: all
 
     @property
     def text(self) -> str:
@@ -44,8 +51,9 @@ class Query:
 
     @property
     def row_by_row(self) -> bool:
-        """Whether rows are tested one by one (types or search), not only by the window."""
-        return bool(self.text or (self.types and self.outcome == "accepted"))
+        """Whether rows are tested one by one (types, status or search), not only by the window."""
+        typed = self.types and self.outcome in TYPED
+        return bool(self.text or typed or (self.ok is not None and self.outcome == "calls"))
 
 
 @dataclass(frozen=True)
@@ -75,15 +83,16 @@ def in_window(frame: pd.DataFrame, seconds: float | None, now: float | None = No
 
 
 def _row_test(frame: pd.DataFrame, query: Query) -> Callable[[int, int], Mask]:
-    """The query's types and search (not its window) as a test of the rows ``start:end``.
+    """The query's types, status and search (not its window) as a test of the rows ``start:end``.
 
     The columns are taken out of ``frame`` once; each step then slices plain arrays.
     """
     kinds: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None = None
-    if query.types and query.outcome == "accepted":
-        column = frame["event_type"]
+    if query.types and query.outcome in TYPED:
+        column = frame[TYPED[query.outcome]]
         wanted = column.cat.categories.get_indexer(pd.Index(query.types))
         kinds = (column.cat.codes.to_numpy(), wanted[wanted >= 0])
+    status = frame["status"].to_numpy() if query.ok is not None and query.outcome == "calls" else None
     text = query.text
     searched = [frame[c].to_numpy(object) for c in SEARCHED[query.outcome]] if text else []
 
@@ -91,6 +100,8 @@ def _row_test(frame: pd.DataFrame, query: Query) -> Callable[[int, int], Mask]:
         keep = np.ones(end - start, dtype=bool)
         if kinds is not None:
             keep &= np.isin(kinds[0][start:end], kinds[1])
+        if status is not None:
+            keep &= (status[start:end] == 200) == query.ok
         if searched:
             hit = np.zeros(end - start, dtype=bool)
             for values in searched:
@@ -115,11 +126,26 @@ def _contains(values: np.ndarray[Any, Any], text: str) -> Mask:
 
 
 def _other_contains(value: Any, text: str) -> bool:
+    if isinstance(value, (dict, list)):  # a call's parameters: in one of their keys or values
+        return any(text in v for v in _texts(value))
     return value is not None and not pd.isna(value) and text in str(value).lower()
 
 
+def _texts(value: Any) -> Iterator[str]:
+    """The keys and values in a parsed JSON value, each as lower-case text; nulls left out."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key).lower()
+            yield from _texts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _texts(item)
+    elif value is not None:
+        yield str(value).lower()
+
+
 def run(frame: pd.DataFrame, query: Query, *, now: float | None = None, count: bool = False) -> Page:
-    """The query's page of ``frame`` (events or failures, oldest first), newest first.
+    """The query's page of ``frame`` (events, failures or calls, oldest first), newest first.
 
     ``count`` scans every row so that :attr:`Page.total` is never None (for small
     tables such as the failures); otherwise the scan stops once the page is known.

@@ -1,7 +1,7 @@
 """The dashboard's HTML: header, counters, tables, page labels and the inspector's details.
 
 Pure functions of plain values and frames (no widgets), each returning an HTML string;
-every value from a delivery is escaped.
+every value from a delivery or a call is escaped.
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ EVENT_HEADER = [
     "deliveries",
 ]
 FAILURE_HEADER = ["id", "received", "status", "reason", "explanation", "from"]
+CALL_HEADER = ["id", "received", "name", "method", "status", "latency", "conversation", "parameters", "error"]
+_CELL = 80  # characters of parameters shown in a calls table cell
+NO_CALLS = (
+    "<i>no calls yet: serve a notebook function to ElevenLabs agents with <code>@rx.tool</code> "
+    "or <code>@rx.initiation</code> (README: Agent tools and call personalisation)</i>"
+)
 
 
 def esc(value: Any) -> str:
@@ -44,6 +50,14 @@ def esc(value: Any) -> str:
 
 def _seconds(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{value:,.1f} s"
+
+
+def _millis(value: Any) -> str:
+    return "" if value is None or pd.isna(value) else f"{value * 1000:,.1f} ms"
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def json_view(value: Any, key: str = "", depth: int = 0) -> str:
@@ -92,14 +106,25 @@ def header(source: EventSource, now: float) -> str:
     return "<br>".join(lines)
 
 
-def counters(counts: Mapping[str, int], by_reason: Mapping[str, int], per_minute: int) -> str:
-    """Accepted, duplicates, failures by reason (most first) and events in the last minute."""
+def counters(
+    counts: Mapping[str, int],
+    by_reason: Mapping[str, int],
+    per_minute: int,
+    *,
+    calls: int = 0,
+    calls_not_ok: int = 0,
+) -> str:
+    """Accepted, duplicates, failures by reason (most first), events in the last minute, and
+    the calls (agent tools, call starts) when there were any, with how many were not a 200."""
     reasons = ", ".join(f"{esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
-    return (
+    line = (
         f"<b>{counts['events']}</b> accepted · <b>{counts['duplicates']}</b> duplicates · "
         f"<b>{counts['failures']}</b> failures ({reasons or 'none'}) · "
         f"<b>{per_minute}</b> events in the last minute"
     )
+    if calls:
+        line += f" · <b>{calls}</b> calls" + (f" ({calls_not_ok} not answered 200)" if calls_not_ok else "")
+    return line
 
 
 def events_table(rows: pd.DataFrame) -> str:
@@ -122,7 +147,7 @@ def events_table(rows: pd.DataFrame) -> str:
 
 
 def events_label(page: Page) -> str:
-    """Which rows of how many the events page shows."""
+    """Which rows of how many the events (or calls) page shows."""
     n = len(page.rows)
     last = page.first + n
     if page.total is not None:
@@ -187,4 +212,53 @@ def failure_detail(failures: pd.DataFrame, failure_id: int) -> str:
         f"<p>{esc(f.explanation)}</p>{details}<b>headers</b> (credentials redacted){headers}"
         f"<b>body</b> ({f.body_bytes:,} bytes)"
         f"<pre style='white-space:pre-wrap'>{esc(f.body_preview)}</pre>"
+    )
+
+
+def _last_line(text: Any) -> str:
+    """An error's last line (a traceback's names the exception)."""
+    lines = [line for line in text.splitlines() if line.strip()] if isinstance(text, str) else []
+    return lines[-1].strip() if lines else ""
+
+
+def calls_table(rows: pd.DataFrame) -> str:
+    """One page of calls: the parameters shortened, of an error its last line."""
+    shown = [
+        [
+            str(i),
+            f"{r.received_at:%H:%M:%S}",
+            esc(r.name),
+            esc(r.method),
+            str(r.status),
+            _millis(r.latency_s),
+            esc(r.conversation_id),
+            esc(_shortened(json.dumps(r.parameters, ensure_ascii=False, default=str), _CELL)),
+            esc(_shortened(_last_line(r.error), 120)),
+        ]
+        for i, r in rows.iterrows()
+    ]
+    return table(CALL_HEADER, shown) if shown else "<i>no calls match</i>"
+
+
+def _answer(text: str) -> str:
+    try:
+        return json_view(json.loads(text), "answer")
+    except ValueError:  # shortened past the store's limit: no longer JSON
+        return f"<b>answer</b><pre style='white-space:pre-wrap'>{esc(text)}</pre>"
+
+
+def call_detail(calls: pd.DataFrame, call_id: int) -> str:
+    """What came (parameters, redacted headers), what went back (answer or error), and how fast."""
+    if call_id not in calls.index:
+        return f"<i>no call #{call_id} is kept</i>"
+    c = calls.loc[call_id]
+    conversation = f", conversation <code>{esc(c.conversation_id)}</code>" if c.conversation_id else ""
+    error = f"<b>error</b><pre style='white-space:pre-wrap'>{esc(c.error)}</pre>" if c.error else ""
+    answer = _answer(c.answer) if isinstance(c.answer, str) else ""
+    headers = table(["header", "value"], [[esc(k), esc(v)] for k, v in c.headers.items()])
+    return (
+        f"<b>call #{call_id}: {esc(c['name'])}</b> ({esc(c.kind)}), {esc(c.method)}, answered {c.status} "
+        f"in {_millis(c.latency_s)}, from {esc(c.remote)} at {c.received_at:%Y-%m-%d %H:%M:%S} UTC"
+        f"{conversation}<div style='max-height:400px;overflow:auto'>{json_view(c.parameters, 'parameters')}"
+        f"{answer}</div>{error}<b>headers</b> (credentials redacted){headers}"
     )

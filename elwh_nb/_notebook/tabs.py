@@ -1,4 +1,4 @@
-"""The dashboard's two tabs: deliveries (filters, one page, the inspector) and timings (plots)."""
+"""The dashboard's tabs: deliveries and calls (filters, one page, the inspector) and timings (plots)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, p
 
 WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
 
-#: What the inspector's choices stand for: ("event", id) or ("failure", id).
+#: What the inspector's choices stand for: ("event", id), ("failure", id) or ("call", id).
 Pick = tuple[str, int]
 
 
@@ -36,27 +36,34 @@ def widget_tree(root: w.Widget) -> list[w.Widget]:
     return list(seen.values())
 
 
-class DeliveriesTab(w.VBox):
-    """Filters, one page of events or failures, the pager and the inspector.
+class PagedTab(w.VBox):
+    """Filters over one table, one page of it, the pager and the inspector (deliveries, calls).
 
-    A change of filter or page calls ``changed`` (the panel re-renders, this tab with it).
+    ``kinds`` picks among the table's categories (event types, tool names), ``outcome`` is
+    the tab's own toggle. A change of filter or page calls ``changed`` (the panel
+    re-renders, this tab with it); subclasses say what the filters select (:attr:`query`),
+    render a page (``show``) and the chosen row (:meth:`_show_detail`).
     """
 
-    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+    def __init__(
+        self,
+        source: EventSource,
+        page_size: int,
+        changed: Callable[[], object],
+        kinds: w.SelectMultiple,
+        outcome: w.ToggleButtons,
+        searched: str,
+    ) -> None:
         self.source = source
         self.page_size = page_size
         self.page = 0
         self.more = False  # whether older rows match (the pager's "older" leads somewhere)
         self._changed = changed
-        self._types: tuple[str, ...] = ()
+        self._kinds = kinds
+        self._options: tuple[str, ...] = ()
 
-        self.types = w.SelectMultiple(options=[], rows=5, description="types")
-        self.outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
-        self.search = w.Text(
-            placeholder="conversation, request, voice or agent id",
-            description="search",
-            continuous_update=False,
-        )
+        self.outcome = outcome
+        self.search = w.Text(placeholder=searched, description="search", continuous_update=False)
         self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
         self.table = w.HTML()
         self.page_label = w.Label()
@@ -64,15 +71,59 @@ class DeliveriesTab(w.VBox):
         self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
         self.pick = w.Dropdown(options=[], description="inspect")
         self.detail = w.HTML()
-        filters = w.HBox([self.types, w.VBox([self.outcome, self.search, self.window])])
+        filters = w.HBox([kinds, w.VBox([self.outcome, self.search, self.window])])
         pager = w.HBox([self.prev_button, self.next_button, self.page_label])
         super().__init__([filters, self.table, pager, self.pick, self.detail])
 
-        for control in (self.types, self.outcome, self.search, self.window):
+        for control in (kinds, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
         self.pick.observe(lambda _: self._show_detail(), names="value")
         self.prev_button.on_click(lambda _: self._turn(-1))
         self.next_button.on_click(lambda _: self._turn(+1))
+
+    def _update_options(self, column: pd.Series) -> None:
+        """Offer the categories of ``column`` (new ones appear); what was chosen stays chosen."""
+        options = tuple(str(c) for c in column.cat.categories)
+        if options != self._options:
+            chosen = tuple(t for t in self._kinds.value if t in options)
+            self._options = options
+            self._kinds.unobserve(self._filters_changed, names="value")
+            self._kinds.options = options
+            self._kinds.value = chosen
+            self._kinds.observe(self._filters_changed, names="value")
+
+    def _filters_changed(self, _: Any = None) -> None:
+        self.page = 0
+        self._changed()
+
+    def _turn(self, step: int) -> None:
+        if (step < 0 and self.page == 0) or (step > 0 and not self.more):
+            return
+        self.page += step
+        self._changed()
+
+    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
+        current = self.pick.value
+        self.pick.options = options
+        values = [v for _, v in options]
+        if current in values:
+            self.pick.value = current
+        elif values and current is None:
+            self.pick.value = None
+        self._show_detail()
+
+    def _show_detail(self) -> None:
+        raise NotImplementedError
+
+
+class DeliveriesTab(PagedTab):
+    """Accepted events or failed deliveries: by type, a search over ids, a window; the inspector."""
+
+    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+        self.types = w.SelectMultiple(options=[], rows=5, description="types")
+        outcome = w.ToggleButtons(options=["accepted", "failed"], value="accepted", description="show")
+        searched = "conversation, request, voice or agent id"
+        super().__init__(source, page_size, changed, self.types, outcome, searched)
 
     @property
     def query(self) -> Query:
@@ -88,7 +139,7 @@ class DeliveriesTab(w.VBox):
 
     def show(self, events: pd.DataFrame) -> int:
         """Render the page the filters select (``events``: the store's snapshot); returns its rows."""
-        self._update_type_options(events)
+        self._update_options(events["event_type"])
         query = self.query
         if query.outcome == "failed":
             page = run(self.source.store.failures, query, count=True)
@@ -114,36 +165,6 @@ class DeliveriesTab(w.VBox):
             return matching(self.source.store.failures, query)
         return matching(self.source.store.events, query).drop(columns=["payload"])
 
-    def _update_type_options(self, events: pd.DataFrame) -> None:
-        types = tuple(str(c) for c in events["event_type"].cat.categories)
-        if types != self._types:
-            chosen = tuple(t for t in self.types.value if t in types)
-            self._types = types
-            self.types.unobserve(self._filters_changed, names="value")
-            self.types.options = types
-            self.types.value = chosen
-            self.types.observe(self._filters_changed, names="value")
-
-    def _filters_changed(self, _: Any = None) -> None:
-        self.page = 0
-        self._changed()
-
-    def _turn(self, step: int) -> None:
-        if (step < 0 and self.page == 0) or (step > 0 and not self.more):
-            return
-        self.page += step
-        self._changed()
-
-    def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
-        current = self.pick.value
-        self.pick.options = options
-        values = [v for _, v in options]
-        if current in values:
-            self.pick.value = current
-        elif values and current is None:
-            self.pick.value = None
-        self._show_detail()
-
     def _show_detail(self) -> None:
         chosen: Pick | None = self.pick.value
         if chosen is None:
@@ -154,6 +175,58 @@ class DeliveriesTab(w.VBox):
             self.detail.value = render.event_detail(chosen[1], self.source.store.raw_body)
 
 
+#: The calls tab's outcome toggle: what each choice keeps (see :attr:`Query.ok`).
+ANSWERED = {"all": None, "answered 200": True, "not 200": False}
+
+
+class CallsTab(PagedTab):
+    """Agent-tool and call-start calls: by tool, by whether answered 200, a search, a window;
+    the inspector shows what came (parameters, redacted headers) and what went back."""
+
+    def __init__(self, source: EventSource, page_size: int, changed: Callable[[], object]) -> None:
+        self.names = w.SelectMultiple(options=[], rows=5, description="tools")
+        outcome = w.ToggleButtons(options=list(ANSWERED), value="all", description="show")
+        searched = "parameters, answer, error or conversation id"
+        super().__init__(source, page_size, changed, self.names, outcome, searched)
+
+    @property
+    def query(self) -> Query:
+        """What the filters and the pager select now."""
+        return Query(
+            outcome="calls",
+            types=tuple(self.names.value),
+            search=self.search.value,
+            window=WINDOWS[self.window.value],
+            page=self.page,
+            page_size=self.page_size,
+            ok=ANSWERED[self.outcome.value],
+        )
+
+    def show(self, calls: pd.DataFrame) -> int:
+        """Render the page the filters select (``calls``: the store's snapshot); returns its rows."""
+        if not len(calls):  # the usual case (no tools served): rendered once, then nothing to do
+            if self.table.value != render.NO_CALLS:
+                self.table.value, self.page_label.value = render.NO_CALLS, ""
+                self._set_pick([])
+            return 0
+        self._update_options(calls["name"])
+        page = run(calls, self.query)
+        self.table.value = render.calls_table(page.rows)
+        self.page_label.value = render.events_label(page)
+        self.more = page.more
+        rows = zip(page.rows.index.tolist(), page.rows["name"], page.rows["status"], strict=True)
+        self._set_pick([(f"#{i} {name} {status}", ("call", int(i))) for i, name, status in rows])
+        return len(page.rows)
+
+    def _show_detail(self) -> None:
+        chosen: Pick | None = self.pick.value
+        self.detail.value = "" if chosen is None else render.call_detail(self.source.store.calls, chosen[1])
+
+
+def _html(table: pd.DataFrame) -> str:
+    return table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -161,24 +234,26 @@ def _png(fig: Any) -> bytes:
 
 
 class TimingsTab(w.VBox):
-    """The timing table and plots, drawn on demand (plotting is not cheap)."""
+    """The timing tables (events; calls' latency per tool, when there are calls) and plots,
+    drawn on demand (plotting is not cheap)."""
 
     def __init__(self, source: EventSource) -> None:
         self.source = source
         self.plot_button = w.Button(description="Update plots", icon="chart-line")
         self.timing_table = w.HTML()
+        self.call_timing_table = w.HTML()
         self.plots = w.VBox()
-        super().__init__([self.plot_button, self.timing_table, self.plots])
+        super().__init__([self.plot_button, self.timing_table, self.call_timing_table, self.plots])
         self.plot_button.on_click(lambda _: self.update())
 
     def update(self) -> None:
         """Redraw the timing table and plots."""
         events = self.source.store.events
         table = timings(events)
-        self.timing_table.value = (
-            table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
-            if len(table)
-            else "<i>no timings yet</i>"
+        self.timing_table.value = _html(table) if len(table) else "<i>no timings yet</i>"
+        latency = timings(self.source.store.calls, by="name")
+        self.call_timing_table.value = (
+            f"<b>Calls: answer latency per tool</b>{_html(latency)}" if len(latency) else ""
         )
         figures = [
             plot_delivery_lag(events),
