@@ -307,3 +307,28 @@ def test_the_call_secret_is_shown_only_when_asked(tmp_path: Path, capfd: pytest.
     # The same secret after a restart: the header set in ElevenLabs keeps working.
     with elwh_nb.start(SECRET, store=store) as rx:
         assert rx.call_secret() == made
+
+
+def test_strangers_names_for_tools_do_not_become_names_in_the_log(rx: elwh_nb.Receiver) -> None:
+    add_tools(rx)
+    for i in range(20):  # made-up tool names, with and without the secret
+        call("POST", tool_url(rx, f"made_up_{i}"), secret=None if i % 2 else CALL_SECRET, json={})
+    call("GET", tool_url(rx, "get_order", "/A1"))
+    names = set(rx.calls.name.cat.categories)
+    assert names == {"(no such tool)", "get_order"}
+    assert "made_up_3" in rx.calls.error.iloc[3] and rx.calls.status.iloc[3] == 401
+    assert rx.calls.status.iloc[2] == 404
+
+
+def test_the_call_log_keeps_the_newest_calls_in_memory_and_in_the_file(tmp_path: Path) -> None:
+    from elwh_nb import EventStore
+
+    path = tmp_path / "capped.sqlite"
+    with EventStore(path, max_calls=300) as store:
+        for i in range(1000):
+            store.add_call("tool", "t", method="GET", status=401, latency_s=0.001, parameters={"i": i})
+        assert len(store.calls) == 300 and store.calls.parameters.iloc[0] == {"i": 700}
+    with EventStore(path, max_calls=300) as store:
+        assert len(store.calls) == 300 and store.calls.parameters.iloc[-1] == {"i": 999}
+        rows = store._db.execute("SELECT count(*) FROM calls").fetchone()[0]
+        assert rows <= 300 + 256  # the file is trimmed now and then

@@ -1,8 +1,10 @@
 """The call log: every agent-tool and call-start request the receiver answered, in the file and memory.
 
-Unlike failures, calls are not capped (they come at the pace of conversations); an answer
-is kept up to :data:`ANSWER_CHARS`. Headers are redacted, so the call secret never reaches
-the file. When the file refuses a record, it is kept in memory with a negative id.
+Calls come at the pace of conversations, so the log keeps the newest :data:`DEFAULT_MAX_CALLS`
+(a stranger who knows the URL can still send refused calls, and those must not grow the
+file without end); an answer is kept up to :data:`ANSWER_CHARS`. Headers are redacted, so
+the call secret never reaches the file. When the file refuses a record, it is kept in
+memory with a negative id.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from .frames import frame
 from .schema import CALLS
 
 ANSWER_CHARS = 16_384
+DEFAULT_MAX_CALLS = 100_000
+_TRIM_EVERY = 256  # rows between trims of the file's table
 _INSERT = CALLS.insert()
 
 
 class CallLog:
     """The calls in memory (columns of :data:`CALLS`). Callers hold the store's lock."""
 
-    def __init__(self) -> None:
-        self.columns = Columns(CALLS.dtypes)
+    def __init__(self, max_calls: int = DEFAULT_MAX_CALLS) -> None:
+        if max_calls < 1:
+            raise ValueError("max_calls must be at least 1")
+        self.max_calls = max_calls
+        self.columns = Columns(CALLS.dtypes, max_rows=max_calls)
         self.kinds = Codes(self.columns, "kind")
         self.names = Codes(self.columns, "name")
         self._unsaved = 0
@@ -45,8 +52,11 @@ class CallLog:
             is None
         ):
             return
-        rows = db.execute(f"{CALLS.select_in(db)} WHERE id > ? ORDER BY id", (after,)).fetchall()
+        rows = db.execute(
+            f"{CALLS.select_in(db)} WHERE id > ? ORDER BY id DESC LIMIT ?", (after, self.max_calls)
+        ).fetchall()
         if rows:
+            rows.reverse()
             columns = CALLS.from_file(rows)
             columns["kind"] = [self.kinds.code(k) for k in columns["kind"]]
             columns["name"] = [self.names.code(n) for n in columns["name"]]
@@ -59,6 +69,8 @@ class CallLog:
             row = {**row, "answer": f"{answer[:ANSWER_CHARS]}… ({len(answer)} characters in all)"}
         try:
             call_id = int(db.execute(_INSERT, CALLS.params(row)).lastrowid or 0)
+            if call_id % _TRIM_EVERY == 0:  # now and then, not every time
+                db.execute("DELETE FROM calls WHERE id <= ?", (call_id - self.max_calls,))
         except sqlite3.Error as exc:
             self._unsaved += 1
             call_id = -self._unsaved

@@ -28,7 +28,7 @@ import pandas as pd
 from . import colcache as _colcache
 from . import history as _history
 from . import jobs as _jobs
-from .calls import CallLog
+from .calls import DEFAULT_MAX_CALLS, CallLog
 from .events import Appended, Arrays, Events
 from .exceptions import StoreError
 from .failures import DEFAULT_MAX_FAILURES, PREVIEW_BYTES, REDACTED, FailureLog, body_preview, redact_headers
@@ -63,7 +63,8 @@ class EventStore(StoreFile):
     power cut, not only a process crash), at a cost in speed. ``lock_timeout`` is how long
     a write waits for another process holding the file before it fails. ``readonly=True``
     opens a file that a receiver elsewhere writes to: reads never write, and every read
-    first picks up rows written since (see :meth:`refresh`).
+    first picks up rows written since (see :meth:`refresh`). ``max_failures`` and
+    ``max_calls`` are how many of the newest failures and agent-tool calls are kept.
     """
 
     def __init__(
@@ -71,12 +72,13 @@ class EventStore(StoreFile):
         path: str | os.PathLike[str] | None = None,
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
+        max_calls: int = DEFAULT_MAX_CALLS,
         durability: str = "process",
         lock_timeout: float = 5.0,
         readonly: bool = False,
     ) -> None:
         self._failures = FailureLog(max_failures)
-        self._calls = CallLog()
+        self._calls = CallLog(max_calls)
         self._events = Events(functools.partial(StoredPayload, self))
         self._jobs = _jobs.Jobs(self._events.columns)
         self._changes = 0

@@ -38,6 +38,7 @@ log = logging.getLogger("elwh_nb")
 SECRET_ENV = "ELWH_CALL_SECRET"
 MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
 WORKERS = 8  # functions running at once; more calls wait (within their deadline)
+UNKNOWN_TOOL = "(no such tool)"
 
 
 def call_secret(given: str | None, store_id: str | None) -> str:
@@ -167,9 +168,15 @@ class CallDesk:
             "headers": headers,
             "remote": peer,
         }
+        # A name that is not a tool is a stranger's word: logged as such (the log's names stay
+        # the tools'), the name asked for in the error.
+        known = kind == "initiation" or name in self.tools
+        if not known:
+            row["error"] = f"{error or ''} (asked for tool {name!r})".strip()
+        logged = "initiation" if kind == "initiation" else name if known else UNKNOWN_TOOL
         # Recorded before it is answered (off the loop), so rx.calls has every answered call
         # by the time its caller has the answer.
-        await asyncio.get_running_loop().run_in_executor(None, self._record, kind, name or "initiation", row)
+        await asyncio.get_running_loop().run_in_executor(None, self._record, kind, logged, row)
         return answer
 
     def _deadline(self, kind: str, name: str) -> float:
