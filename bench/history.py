@@ -93,8 +93,9 @@ def side_by_side(events: int, runs: int) -> tuple[list[str], dict[str, list[dict
     """Markdown lines comparing the three ways, alternating, and the raw results by way."""
     path = store_file(events)
     copy = colcache.path_for(path)
-    if not copy.exists():
-        reopen(path)  # a first reopening writes it
+    copy.unlink(missing_ok=True)  # one made by this code's columns (a cached store may predate them)
+    reopen(path)  # a first reopening migrates the file if need be and writes the copy
+    assert copy.exists(), "the first reopening wrote no copy"
     kept = copy.with_name(copy.name + ".kept")
     shutil.copy(copy, kept)
     results: dict[str, list[dict[str, float]]] = {way: [] for way in WAYS.values()}
