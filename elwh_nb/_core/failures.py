@@ -8,21 +8,16 @@ in memory with a negative id and why, so that ``rx.failures`` still says what ha
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-import pandas as pd
-
-from .codes import Codes
-from .columns import Columns
-from .frames import frame
+from .cappedlog import CappedLog
 from .schema import FAILURES
 
 DEFAULT_MAX_FAILURES = 5000
 PREVIEW_BYTES = 300
 REDACTED = "[redacted]"
 _SENSITIVE_WORDS = ("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session")
-_TRIM_EVERY = 256  # rows between trims of the file's table
 
 COUNTS_DDL = """
 CREATE TABLE IF NOT EXISTS failure_counts (
@@ -53,40 +48,24 @@ def body_preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
     return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"
 
 
-class FailureLog:
+class FailureLog(CappedLog):
     """The newest ``max_failures`` failures in memory and in the file, and counts by reason.
 
     Callers hold the store's lock.
     """
 
     def __init__(self, max_failures: int = DEFAULT_MAX_FAILURES) -> None:
-        if max_failures < 1:
-            raise ValueError("max_failures must be at least 1")
-        self.max_failures = max_failures
-        self.columns = Columns(FAILURES.dtypes, max_rows=max_failures)
-        self.reasons = Codes(self.columns, "reason")
+        super().__init__(FAILURES, max_failures, ("reason",), "max_failures")
         self.counts: dict[str, int] = {}
-        self._unsaved = 0  # failures kept only in memory (the file refused them)
 
-    def __len__(self) -> int:
-        return len(self.columns)
-
-    def last_id(self) -> int:
-        """The highest id saved to the file that memory holds (0 for none)."""
-        ids = self.columns.snapshot()["id"]
-        return max(int(ids.max()), 0) if len(ids) else 0
+    @property
+    def max_failures(self) -> int:
+        return self.max_rows
 
     def load(self, db: sqlite3.Connection, after: int = 0) -> None:
         """Read the newest rows with ids over ``after``, and the counts."""
         self.counts = dict(db.execute("SELECT reason, n FROM failure_counts").fetchall())
-        rows = db.execute(
-            f"{FAILURES.select_in(db)} WHERE id > ? ORDER BY id DESC LIMIT ?", (after, self.max_failures)
-        ).fetchall()
-        if rows:
-            rows.reverse()
-            columns = FAILURES.from_file(rows)
-            columns["reason"] = [self.reasons.code(r) for r in columns["reason"]]
-            self.columns.append_rows(columns)
+        super().load(db, after)
 
     def add(self, db: sqlite3.Connection, row: dict[str, Any], from_inbox: int | None = None) -> int:
         """Record a failure (a row of :data:`FAILURES` but ``id``, already redacted); returns its id.
@@ -103,20 +82,13 @@ class FailureLog:
                 "INSERT INTO failure_counts VALUES (?, 1) ON CONFLICT(reason) DO UPDATE SET n = n + 1",
                 (reason,),
             )
-            if failure_id % _TRIM_EVERY == 0:  # trim the file's table now and then, not every time
-                db.execute("DELETE FROM failures WHERE id <= ?", (failure_id - self.max_failures,))
+            self.trim(db, failure_id)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            self._unsaved += 1
-            failure_id = -self._unsaved
+            failure_id = self.unsaved_id()
             row = {**row, "explanation": f"{row['explanation']} [not saved to the store file: {exc}]"}
-        self.columns.append({**row, "id": failure_id, "reason": self.reasons.code(reason)})
+        self.remember(row, failure_id)
         self.counts[reason] = self.counts.get(reason, 0) + 1
         return failure_id
-
-    def snapshot(self) -> Callable[[], pd.DataFrame]:
-        """The kept failures as they are now: call the result (without the lock) for the frame."""
-        views, reasons = self.columns.snapshot(), self.reasons.dtype()
-        return lambda: frame(FAILURES, views, {"reason": reasons})
