@@ -332,3 +332,38 @@ def test_the_call_log_keeps_the_newest_calls_in_memory_and_in_the_file(tmp_path:
         assert len(store.calls) == 300 and store.calls.parameters.iloc[-1] == {"i": 999}
         rows = store._db.execute("SELECT count(*) FROM calls").fetchone()[0]
         assert rows <= 300 + 256  # the file is trimmed now and then
+
+
+def test_a_body_over_the_cap_gets_a_413_answer_and_a_record(rx: elwh_nb.Receiver) -> None:
+    add_tools(rx)
+    from elwh_nb._server.calls import MAX_CALL_BODY
+
+    a_little_over = b'{"item": "' + b"x" * (MAX_CALL_BODY + 10) + b'"}'
+    got = call(
+        "POST",
+        tool_url(rx, "create_order"),
+        content=a_little_over,
+        headers={"Content-Type": "application/json"},
+    )
+    assert got.status_code == 413 and "over" in got.json()["error"]
+
+    def chunks():  # no Content-Length: read until over the cap, then dropped
+        for _ in range(3):
+            yield b"y" * (MAX_CALL_BODY // 2)
+
+    got = call("POST", tool_url(rx, "create_order"), content=chunks())
+    assert got.status_code == 413
+    # Declared far over: answered before any of the body is sent (a raw socket reads the answer).
+    import socket
+    from urllib.parse import urlsplit
+
+    url = urlsplit(tool_url(rx, "create_order"))
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {8 * MAX_CALL_BODY}\r\n\r\n".encode()
+        )
+        head = sock.recv(65536).decode()
+    assert head.startswith("HTTP/1.1 413") and "Connection: close" in head
+    assert rx.calls.status.tolist() == [413, 413, 413]
+    assert call("GET", tool_url(rx, "get_order", "/A1")).status_code == 200  # still answering

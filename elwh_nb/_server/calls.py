@@ -28,7 +28,7 @@ from tornado import web
 
 from .._core.exceptions import CallError
 from .._core.initiation import Initiation
-from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, ack
+from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, SLACK, ack
 from .._core.store import EventStore
 from .._core.tools import SECRET_HEADER, SYSTEM_PREFIX, Tool, encode_answer
 from .hook import remote
@@ -109,12 +109,16 @@ class CallDesk:
         headers: dict[str, str],
         content_type: str | None,
         peer: str | None,
+        refused: CallError | None = None,
     ) -> Answer:
-        """Answer one call, recorded in the store before the answer goes out."""
+        """Answer one call, recorded in the store before the answer goes out (``refused``: the
+        reason the request cannot be taken at all, such as a body over the cap)."""
         started = time.perf_counter()
         parameters: dict[str, Any] = {}
         error: str | None = None
         try:
+            if refused is not None:
+                raise refused
             given = headers.get(SECRET_HEADER.lower(), "").encode()
             if not self._secret or not hmac.compare_digest(given, self._secret):
                 raise CallError(
@@ -229,17 +233,30 @@ class CallHandler(web.RequestHandler):
     def check_xsrf_cookie(self) -> None:
         return  # the call secret authenticates; no cookie does
 
-    def prepare(self) -> None:
+    async def prepare(self) -> None:
         sent = self.request.headers.get(ROUTE_TOKEN_HEADER)
         if sent is not None:  # through the public route: answer only our own route's token
             if not (self.token and hmac.compare_digest(sent.encode(), self.token.encode())):
                 self.send(_error(MISDIRECTED, "misdirected"))
                 return
             self.set_header(ACK_HEADER, ack(self.token))
-        self.request.connection.set_max_body_size(MAX_CALL_BODY)  # type: ignore[union-attr]
+        # Read a little past the cap (and drop it) rather than let Tornado cut the connection
+        # without an answer; a body declared far over it is answered now, unread.
+        self.request.connection.set_max_body_size(MAX_CALL_BODY + SLACK)  # type: ignore[union-attr]
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_CALL_BODY + SLACK:
+            self.too_large = True
+            self.set_header("Connection", "close")  # its body is not read: the connection ends
+            await self._answer(*self.path_args)
+            self.request.connection.close()  # type: ignore[union-attr]
 
     def data_received(self, chunk: bytes) -> None:
+        if self.too_large:
+            return
         self.body += chunk
+        if len(self.body) > MAX_CALL_BODY:
+            self.too_large = True
+            self.body = bytearray()
 
     def send(self, answer: Answer) -> None:
         if self._finished:
@@ -249,11 +266,14 @@ class CallHandler(web.RequestHandler):
         self.set_header("Cache-Control", "no-store")
         self.finish(answer.body)
 
-    async def _any(self, name: str = "", rest: str | None = None) -> None:
+    async def _answer(self, name: str = "", rest: str | None = None) -> None:
         request = self.request
         # The path after the tool's URL as sent, still %-encoded (Tornado's argument is decoded,
         # which would make an id holding %2F look like two path segments).
         raw_rest = request.path.split(f"/tools/{name}", 1)[1] if name else ""
+        refused = (
+            CallError(413, f"the request's body is over {MAX_CALL_BODY} bytes") if self.too_large else None
+        )
         answer = await self.desk.answer(
             self.kind,
             name,
@@ -264,8 +284,13 @@ class CallHandler(web.RequestHandler):
             headers={k.lower(): v for k, v in request.headers.get_all()},
             content_type=request.headers.get("Content-Type"),
             peer=remote(request.remote_ip, request.headers),
+            refused=refused,
         )
         self.send(answer)
+
+    async def _any(self, name: str = "", rest: str | None = None) -> None:
+        if not self._finished:
+            await self._answer(name, rest)
 
     get = post = put = patch = delete = _any
 
