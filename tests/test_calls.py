@@ -347,7 +347,7 @@ def test_a_body_over_the_cap_gets_a_413_answer_and_a_record(rx: elwh_nb.Receiver
     )
     assert got.status_code == 413 and "over" in got.json()["error"]
 
-    def chunks():  # no Content-Length: read until over the cap, then dropped
+    def chunks() -> Iterator[bytes]:  # no Content-Length: read until over the cap, then dropped
         for _ in range(3):
             yield b"y" * (MAX_CALL_BODY // 2)
 
@@ -358,7 +358,7 @@ def test_a_body_over_the_cap_gets_a_413_answer_and_a_record(rx: elwh_nb.Receiver
     from urllib.parse import urlsplit
 
     url = urlsplit(tool_url(rx, "create_order"))
-    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+    with socket.create_connection((url.hostname, url.port or 80), timeout=10) as sock:
         sock.sendall(
             f"POST {url.path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {8 * MAX_CALL_BODY}\r\n\r\n".encode()
