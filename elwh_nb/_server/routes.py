@@ -30,9 +30,7 @@ def _private_dir(path: Path) -> Path:
 
 def routes_dir() -> Path:
     """``<jupyter data dir>/elwh_nb/routes``: kept across restarts and reboots."""
-    from jupyter_core.paths import jupyter_data_dir
-
-    return _private_dir(Path(jupyter_data_dir()) / "elwh_nb" / "routes")
+    return private_dir("routes")
 
 
 def private_dir(name: str) -> Path:

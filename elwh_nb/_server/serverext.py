@@ -89,6 +89,17 @@ def default_hook_port(server_port: int) -> int:
     return port if port <= 65535 else server_port - HOOK_PORT_OFFSET
 
 
+def forwarded_headers(request: Any) -> dict[str, str]:
+    """What the route sends on: the request's headers cleaned (see :func:`clean_headers`), plus
+    this hop in ``X-Forwarded-For`` and the scheme in ``X-Forwarded-Proto``."""
+    headers = clean_headers(request.headers.get_all())
+    forwarded = request.headers.get("X-Forwarded-For")
+    peer = str(request.remote_ip)
+    headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
+    headers["X-Forwarded-Proto"] = request.protocol
+    return headers
+
+
 class ShortAnswers(web.RequestHandler):
     """JSON answers; errors as a short body that says nothing about what exists."""
 
@@ -174,11 +185,8 @@ class HookRoute(ShortAnswers):
         notice = limit.notice()
         if notice:
             body = bytearray()
-        headers = clean_headers(self.request.headers.get_all())
-        forwarded = self.request.headers.get("X-Forwarded-For")
+        headers = forwarded_headers(self.request)
         remote = str(self.request.remote_ip)
-        headers["X-Forwarded-For"] = f"{forwarded}, {remote}" if forwarded else remote
-        headers["X-Forwarded-Proto"] = self.request.protocol
         reply = await self.relay.deliver(route, body, headers, remote=remote, too_large=notice)
         del body
         self.answer(reply.status, reply.body)
@@ -228,11 +236,7 @@ class CallRoute(ShortAnswers):
         if route is None:
             self.short(404)
             return
-        headers = clean_headers(self.request.headers.get_all())
-        forwarded = self.request.headers.get("X-Forwarded-For")
-        peer = str(self.request.remote_ip)
-        headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
-        headers["X-Forwarded-Proto"] = self.request.protocol
+        headers = forwarded_headers(self.request)
         reply = await self.relay.call(
             route, self.request.method or "GET", self.raw_call, self.request.query, self.request.body, headers
         )
