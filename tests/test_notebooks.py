@@ -32,6 +32,7 @@ EXPECTED = {
         "latency_s",
         "query_params_schema",
         "/initiation",
+        "application/vnd.jupyter.widget-view+json",  # the live dashboard
     ],
 }
 
