@@ -85,8 +85,20 @@ def test_timestamp_age_in_plain_words() -> None:
     assert d.reason == "timestamp_expired"
     assert d.age_s == 7300
     assert "2.0 h ago" in str(d)
-    ms = explain(BODY, sign(BODY, SECRET, NOW * 1000), SECRET, now=NOW)
+    ms = explain(BODY, sign(BODY, SECRET, NOW * 1000), SECRET, now=NOW, future_tolerance=300)
     assert ms.reason == "timestamp_in_future" and "milliseconds" in str(ms)
+    assert "accepted window: up to 1800 s old, up to 300 s ahead" in str(ms)
+
+
+def test_a_timestamp_ahead_verifies_and_says_this_clock_looks_behind() -> None:
+    d = explain(BODY, sign(BODY, SECRET, NOW + 600), SECRET, now=NOW)
+    assert d.ok and d.age_s == -600
+    assert "10 min in the future" in str(d) and "any time ahead" in str(d)
+    assert "this machine's clock looks behind by about 10 minutes" in str(d)
+    refused = explain(BODY, sign(BODY, SECRET, NOW + 600), SECRET, now=NOW, future_tolerance=300)
+    assert refused.reason == "timestamp_in_future" and "600 s in the future" in refused.summary
+    assert "clock is behind" in refused.fix and "future_tolerance=None" in refused.fix
+    assert "behind" not in str(explain(BODY, sign(BODY, SECRET, NOW + 60), SECRET, now=NOW))
 
 
 def test_unknown_cause_still_says_what_to_check() -> None:

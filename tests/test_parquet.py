@@ -85,6 +85,7 @@ EXPECTED_KINDS = {
     "call_started_at": "utc timestamp",
     "failure_reason": "string",
     "submitted_at": "utc timestamp",
+    "skew_s": "float",
     "deliveries": "int",
     "last_received_at": "utc timestamp",
     "body_bytes": "int",

@@ -67,6 +67,7 @@ V1_ADDED: dict[str, list[tuple[object, ...]]] = {
         ("agent_name", "TEXT", 0, None, 0),
         ("environment", "TEXT", 0, None, 0),
         ("submitted_ns", "INTEGER", 0, None, 0),
+        ("skew_s", "REAL", 0, None, 0),
     ],
     "failures": [("details", "TEXT", 0, None, 0)],
 }
@@ -148,7 +149,9 @@ def test_a_column_added_to_the_spec_reaches_the_file_the_insert_and_memory(tmp_p
     assert spec.dtypes["language_code"] == "object" and sql_columns(spec.insert())[-1] == "language_code"
 
     row = spec.from_record({**normalize(event), "language_code": "Ada"})
-    row.update(received_at=2, last_received_at=2, deliveries=1, body_bytes=2, kept_while_away=False)
+    row.update(
+        received_at=2, last_received_at=2, deliveries=1, body_bytes=2, kept_while_away=False, skew_s=0.5
+    )
     db.execute(spec.insert(), spec.params({**row, "body_sha256": b"x" * 32, "body": b"{}"}))
     loaded = spec.from_file(db.execute(f"{spec.select} ORDER BY id").fetchall())
     assert list(loaded) == [c.name for c in spec.loaded]
@@ -181,6 +184,7 @@ def test_a_file_from_before_the_spec_opens_and_migrates(tmp_path: Path) -> None:
         assert row.event_type == "call_initiation_failure" and row.status == "failed"
         assert row.agent_name is None and row.environment is None  # columns added since
         assert pd.isna(row.event_timestamp) and pd.isna(row.duration_s) and pd.isna(row.call_started_at)
+        assert pd.isna(row.skew_s)  # measured only since the column came
         assert row.received_at == pd.Timestamp(5 * 10**18, unit="ns", tz="UTC")
         assert row.deliveries == 2 and row.kept_while_away is np.False_
         failure = store.failures.loc[1]

@@ -1,9 +1,10 @@
 """verify() against the official SDK's construct_event, the independent reference.
 
 For random bodies, secrets, headers and clocks the two must make the same accept/reject
-decision, except where this kit is deliberately different. Each difference is named:
+decision, except where this kit is deliberately different. Timestamps in the future are
+accepted by both (by default: ``future_tolerance=`` turns a bound on here), so a receiver
+whose clock is minutes slow loses nothing. Each difference is named:
 
-- ``future``: the SDK never rejects a timestamp in the future; we allow 300 s of skew.
 - ``any_v0``: we accept if any ``v0=`` part matches (secret rotation); the SDK reads
   only the last one.
 - ``strict_header``: we refuse a header with several ``t=`` parts, a ``t`` that is not
@@ -99,7 +100,7 @@ bodies = st.one_of(
 t_texts = st.one_of(
     st.integers(BASE - 1900, BASE + 400).map(str),
     st.integers(BASE - 1900, BASE + 400).map(str),
-    st.integers(BASE - 1900, BASE + 400).map(str),
+    st.integers(BASE + 200, BASE + 3000).map(str),  # a receiver's clock minutes slow
     st.sampled_from(["", "abc", "+1739537297", " 1739537297", "1739537_297", "-5", "1e3", "١٢٣", "0"]),
     st.integers(0, 10**15).map(str),
 )
@@ -150,8 +151,6 @@ def allowed_difference(
             return "any_v0"
         return None
     # we refuse, the SDK accepts
-    if reason == "timestamp_in_future" and int(parts.timestamps[0]) > now + 300:
-        return "future"
     if reason == "malformed_header":
         t = parts.timestamps
         if len(t) > 1 or not parts.ascii or not (t[0].isascii() and t[0].isdigit()):

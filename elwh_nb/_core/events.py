@@ -26,7 +26,8 @@ from .schema import EVENTS, NAT
 
 #: The INSERT for a body written at once (``?``) or in pieces after it (``zeroblob(?)``).
 _INSERT = {value: EVENTS.insert(body=value) for value in ("?", "zeroblob(?)")}
-Prepared = tuple[bytes, bytes, dict[str, Any]]  # raw body, its SHA-256, its normalised record
+#: A raw body, its SHA-256, its normalised record, and its skew (see :mod:`.clock`; None: unsigned).
+Prepared = tuple[bytes, bytes, dict[str, Any], float | None]
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,10 @@ class Events:
         if batch:
             db.execute("BEGIN IMMEDIATE")
         try:
-            for raw, digest, record in prepared:
+            for raw, digest, record, skew in prepared:
                 row = EVENTS.from_record(record)  # event_type stays a name until the commit
                 row.update(received_at=now, last_received_at=now, deliveries=1, body_bytes=len(raw))
+                row["skew_s"] = math.nan if skew is None else skew
                 row["kept_while_away"] = away
                 value, blob = _inbox.blob_value(db, raw)
                 try:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from .clock import AHEAD_WARN_S, amount
 from .exceptions import SignatureError
 from .signature import (
     DEFAULT_FUTURE_TOLERANCE,
@@ -264,7 +265,11 @@ def explain(
         detail = f"t={timestamp} ({when:%Y-%m-%d %H:%M:%S} UTC), signed {_fmt_age(age)}"
         if len(str(timestamp)) >= 13:
             detail += "; it looks like milliseconds, but must be seconds"
-        limits = f"; accepted window: {tolerance} s old to {future_tolerance} s ahead"
+        old = "any age" if tolerance is None else f"up to {tolerance:g} s old"
+        ahead = "any time ahead" if future_tolerance is None else f"up to {future_tolerance:g} s ahead"
+        limits = f"; accepted window: {old}, {ahead}"
+        if age < -AHEAD_WARN_S:
+            limits += f"; this machine's clock looks behind by {amount(-age)}"
         checks.append(
             Check("timestamp", reason not in ("timestamp_expired", "timestamp_in_future"), detail + limits)
         )

@@ -3,6 +3,7 @@
 The answer follows ElevenLabs' delivery rules: 200 once the event is verified and
 committed (a repeat too), 4xx for what a retry cannot fix, 500 only when this side
 failed (so ElevenLabs retries). Every rejection is recorded in the store's failures.
+Each verified delivery's clock skew is measured here and followed by a :class:`.clock.ClockWatch`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 
 from .bodies import parse_notice, too_large_explanation
 from .callbacks import Callbacks
+from .clock import ClockWatch
 from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
 from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
-from .signature import Secret, secret_keys, verify
+from .signature import Secret, secret_keys, signed_at, verify
 from .store import Appended, EventStore
 
 #: Reasons a receiver records besides the SignatureError ones.
@@ -56,6 +58,14 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
         if name.lower() in lowered:
             return lowered[name.lower()]
     return None
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A delivery that verified: its parsed event, and its arrival minus its signature's time."""
+
+    event: dict[str, Any]
+    skew_s: float
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,7 @@ class Intake:
         self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
         self.callbacks = Callbacks()
+        self.clock = ClockWatch()
 
     def __repr__(self) -> str:
         return f"<Intake store={self.store!r}>"
@@ -124,11 +135,11 @@ class Intake:
         remote: Remote,
         path: str | None,
         kept: Kept | None = None,
-    ) -> dict[str, Any] | Answer:
-        """The verified event, or the (recorded) rejection to answer.
+    ) -> Verified | Answer:
+        """The verified event and its skew, or the (recorded) rejection to answer.
 
         ``kept``: a delivery the public route kept while the receiver was away; its
-        timestamp window is measured against the time it arrived, not now.
+        timestamp window and skew are measured against the time it arrived, not now.
         """
         now = None if kept is None else kept.received_ns / 1e9
         record: dict[str, Any] = {} if kept is None else {"received_at": now, "from_inbox": kept.id}
@@ -145,7 +156,7 @@ class Intake:
         header = signature_header(headers)
         window = {"tolerance": self.tolerance, "future_tolerance": self.future_tolerance, "now": now}
         try:
-            return verify(body, header, self._keys, **window)
+            event = verify(body, header, self._keys, **window)
         except SignatureError as exc:
             explanation, details = str(exc), None
             if self._explain_budget.take():  # the full account, unless bad requests flood in
@@ -161,6 +172,10 @@ class Intake:
                 details=details,
                 **record,
             )
+        assert header is not None  # it verified
+        skew = (time.time() if now is None else now) - signed_at(header)
+        self.clock.observe(skew)
+        return Verified(event, skew)
 
     def deliver_kept(self, kept: Kept) -> bool:
         """Verify and store one delivery kept while away, as if it had arrived live then.
@@ -188,14 +203,15 @@ class Intake:
         try:
             result = self.store.append(
                 kept.body,
-                checked,
+                checked.event,
                 received_at=record["received_at"],
                 kept_while_away=True,
                 from_inbox=kept.id,
+                skew_s=checked.skew_s,
             )
         except StoreError:
             return False
-        self.stored(result, checked)
+        self.stored(result, checked.event)
         return True
 
     def stored(self, result: Appended, event: dict[str, Any]) -> Answer:

@@ -218,6 +218,8 @@ EVENTS = Table(
         Column("failure_reason", "interned", "TEXT", record=True),
         Column("submitted_at", "time", "INTEGER", record=True),  # data.webhook_metadata.submitted_at
         Column("delivery_lag_s", "number"),  # received_at - event_timestamp
+        # received_at - the signature's t, when verified (see .clock); below 0: signed in our future
+        Column("skew_s", "number", "REAL"),
         Column("turnaround_s", "number"),  # received_at - (the expect()ed job's or submitted_at)
         Column("deliveries", "int", "INTEGER NOT NULL DEFAULT 1"),
         Column("last_received_at", "time", "INTEGER NOT NULL"),

@@ -23,8 +23,11 @@ from .exceptions import SignatureError
 Secret = str | bytes | Iterable[str | bytes] | None
 Body = bytes | bytearray | memoryview | str
 
-DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK
-DEFAULT_FUTURE_TOLERANCE = 300  # seconds of clock skew into the future
+DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK: the replay protection
+# No bound into the future, as the SDK: a future timestamp cannot be forged without the
+# secret, and a bound loses every delivery to a receiver whose clock is slow (a 4xx is
+# never retried). future_tolerance= sets one.
+DEFAULT_FUTURE_TOLERANCE: float | None = None
 
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 _MAX_T_DIGITS = 20
@@ -205,9 +208,15 @@ def _check_time(
         raise SignatureError(
             "timestamp_in_future",
             f"The delivery is signed {ahead:.0f} s in the future{hint}, more than the "
-            f"{future_tolerance:g} s allowed for clock skew. Check this machine's clock "
-            "and the sender's timestamp.",
+            f"{future_tolerance:g} s allowed by future_tolerance=. This machine's clock is "
+            "behind (ElevenLabs signs with the time it sends), or the sender's is ahead: fix "
+            "the clock, or leave future_tolerance=None (the default).",
         )
+
+
+def signed_at(header: str | bytes) -> int:
+    """The unix seconds of a header :func:`verify` accepted (its one ``t=`` part)."""
+    return int(parse_header(header).timestamps[0])
 
 
 def parse_event(raw: bytes) -> dict[str, Any]:
@@ -242,7 +251,8 @@ def verify(
 
     ``body`` is used byte for byte; ``secret`` may be a list (any may match, for
     rotation); every ``v0=`` part is tried. ``tolerance``/``future_tolerance`` are
-    seconds (``None`` turns a check off); ``now`` fixes the clock for tests.
+    the seconds a signature may be old / ahead of this clock (``None``: no bound, the
+    default ahead); ``now`` fixes the clock for tests.
     Raises :class:`SignatureError` whose ``reason`` names the failed check.
     """
     keys = secret_keys(secret)

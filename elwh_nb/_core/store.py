@@ -167,6 +167,7 @@ class EventStore(StoreFile):
         received_at: datetime | float | None = None,
         kept_while_away: bool = False,
         from_inbox: int | None = None,
+        skew_s: float | None = None,
     ) -> Appended:
         """Store a verified delivery; a body seen before only counts up its ``deliveries``.
 
@@ -174,27 +175,36 @@ class EventStore(StoreFile):
         is committed; raises :class:`StoreError` if the file cannot be written.
         ``from_inbox`` is the inbox id of a delivery kept while the receiver was away: it
         leaves the inbox in the same transaction (``kept_while_away`` marks the row).
+        ``skew_s``: its arrival minus its signature's time (the row's ``skew_s``).
         """
         return self.append_many(
-            [(body, event)], received_at=received_at, kept_while_away=kept_while_away, from_inbox=from_inbox
+            [(body, event, skew_s)],
+            received_at=received_at,
+            kept_while_away=kept_while_away,
+            from_inbox=from_inbox,
         )[0]
 
     def append_many(
         self,
-        deliveries: Iterable[Body | tuple[Body, Mapping[str, Any] | None]],
+        deliveries: Iterable[
+            Body | tuple[Body, Mapping[str, Any] | None] | tuple[Body, Mapping[str, Any] | None, float | None]
+        ],
         *,
         received_at: datetime | float | None = None,
         kept_while_away: bool = False,
         from_inbox: int | None = None,
     ) -> list[Appended]:
-        """Store many deliveries in one transaction (bulk imports, replays, benchmarks)."""
+        """Store many deliveries in one transaction (bulk imports, replays, benchmarks).
+
+        Each is a body, or ``(body, parsed event or None)``, or that and its ``skew_s``.
+        """
         self._check_writable()
         prepared = []
         for item in deliveries:
-            body, event = item if isinstance(item, tuple) else (item, None)
+            body, event, skew = (*item, None)[:3] if isinstance(item, tuple) else (item, None, None)
             raw = body_bytes(body)
             parsed = parse_event(raw) if event is None else event
-            prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed)))
+            prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed), skew))
         now = given_ns(received_at, "received_at")
         with self._lock:
             self._check_open()

@@ -16,7 +16,7 @@ from .._core.storefile import AUTOCHECKPOINT
 
 log = logging.getLogger("elwh_nb")
 
-Waiting = tuple[bytes, dict[str, Any], asyncio.Future[Appended]]
+Waiting = tuple[bytes, dict[str, Any], float, asyncio.Future[Appended]]  # body, event, skew_s
 
 #: Log pages after which the receiver checkpoints (what SQLite itself does by default).
 CHECKPOINT_PAGES = AUTOCHECKPOINT
@@ -26,7 +26,7 @@ IDLE_CHECKPOINT_S = 0.5
 
 def pages_written(batch: list[Waiting]) -> int:
     """A generous estimate of the log pages a batch's commit adds: each row, its overflow, the b-trees."""
-    return 8 + sum(1 + len(body) // 4000 for body, _, _ in batch)
+    return 8 + sum(1 + len(body) // 4000 for body, *_ in batch)
 
 
 class Batcher:
@@ -54,9 +54,9 @@ class Batcher:
         self._checkpointer: ThreadPoolExecutor | None = None  # made by the first commit to a file
         self._drained: asyncio.Event | None = None
 
-    def submit(self, body: bytes, event: dict[str, Any]) -> asyncio.Future[Appended]:
+    def submit(self, body: bytes, event: dict[str, Any], skew_s: float) -> asyncio.Future[Appended]:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        self.pending.append((body, event, future))
+        self.pending.append((body, event, skew_s, future))
         if len(self.pending) == 1 and self._checkpointing is None:  # the first of a batch schedules it
             IOLoop.current().add_callback(self.flush)
         return future
@@ -78,18 +78,18 @@ class Batcher:
 
     def _commit(self, batch: list[Waiting]) -> None:
         try:
-            results = self.store.append_many([(body, event) for body, event, _ in batch])
+            results = self.store.append_many([(body, event, skew) for body, event, skew, _ in batch])
         except BaseException as exc:  # whatever it is, every waiting delivery gets its answer (a 500)
             if not isinstance(exc, StoreError):
                 log.exception("elwh_nb store failed on a batch of %d deliveries", len(batch))
             message = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
-            for _, _, future in batch:
+            for *_, future in batch:
                 if not future.done():
                     future.set_exception(StoreError(message))
             if not isinstance(exc, Exception):
                 raise
             return
-        for result, (_, _, future) in zip(results, batch, strict=True):
+        for result, (*_, future) in zip(results, batch, strict=True):
             if not future.done():
                 future.set_result(result)
 

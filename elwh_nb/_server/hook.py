@@ -198,11 +198,11 @@ class HookRequest(httputil.HTTPMessageDelegate):
                 self.reason = str(checked.body.get("reason", ""))
                 self.answer(checked.status, orjson.dumps(checked.body))
                 return
-            stored = self.route.batcher.submit(body, checked)
+            stored = self.route.batcher.submit(body, checked.event, checked.skew_s)
         except Exception as exc:
             self.failed(exc, body)
             return
-        stored.add_done_callback(lambda done: self.stored(done, body, checked))
+        stored.add_done_callback(lambda done: self.stored(done, body, checked.event))
 
     def stored(self, done: asyncio.Future[Appended], body: bytes, event: dict[str, Any]) -> None:
         if done.cancelled():  # the loop is ending

@@ -192,8 +192,10 @@ class Receiver(CallMethods):
 
     @property
     def url_note(self) -> str | None:
-        """What to check about :attr:`url` (a local host, no public route, a tunnel), if anything."""
-        return self._reach.note
+        """What to check about :attr:`url` (a local host, no public route, a tunnel), and about
+        this machine's clock (when deliveries are signed ahead of it), if anything."""
+        notes = [note for note in (self._reach.note, self._intake.clock.note) if note]
+        return " ".join(notes) or None
 
     @property
     def events(self) -> pd.DataFrame:

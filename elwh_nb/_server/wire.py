@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._core.events import Arrays
-from .._core.schema import EVENTS, Column, Table
+from .._core.schema import EVENTS, NAT, Column, Table
 
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 #: Rows per answer; a reader asks again while an answer is full.
@@ -85,6 +85,10 @@ def events_stream(arrays: Arrays) -> bytes:
     return _stream(table)
 
 
+#: What a column the stream lacks holds, by kind (columns added since schema 1 are of these).
+_MISSING: dict[str, Any] = {"number": np.nan, "time": NAT, "text": None, "interned": None, "flag": False}
+
+
 def events_arrays(data: bytes) -> Arrays:
     """The events of an :func:`events_stream`, as the columns :meth:`Events.restore` takes."""
     import pyarrow as pa
@@ -94,6 +98,9 @@ def events_arrays(data: bytes) -> Arrays:
     columns = {}
     for column in EVENTS.loaded:
         dtype = np.dtype(EVENTS.dtypes[column.name])
+        if column.name not in got.schema.names:  # a service older than the column
+            columns[column.name] = np.full(got.num_rows, _MISSING[column.kind], dtype=dtype)
+            continue
         values = got.column(column.name).to_numpy(zero_copy_only=False)
         columns[column.name] = values if column.name == "event_type" else np.asarray(values, dtype=dtype)
     return Arrays(columns, types, int(columns["deliveries"].sum()))
