@@ -367,3 +367,66 @@ def test_a_body_over_the_cap_gets_a_413_answer_and_a_record(rx: elwh_nb.Receiver
     assert head.startswith("HTTP/1.1 413") and "Connection: close" in head
     assert rx.calls.status.tolist() == [413, 413, 413]
     assert call("GET", tool_url(rx, "get_order", "/A1")).status_code == 200  # still answering
+
+
+def test_a_hanging_tool_holds_up_no_other_tool_nor_call_starts(rx: elwh_nb.Receiver) -> None:
+    """Once all tools shared 8 threads: with 8 calls stuck, a fast tool answered 504 five times of five."""
+    release = threading.Event()
+
+    @rx.tool(concurrency=2)
+    def hang(order_id: str) -> dict[str, Any]:
+        """Never answers until released."""
+        release.wait(120)
+        return {"order_id": order_id}
+
+    @rx.tool(method="GET")
+    def fast(word: str) -> dict[str, str]:
+        """Answers at once."""
+        return {"word": word}
+
+    @rx.initiation(variables=["name"])
+    def personalise(caller_id: str) -> dict[str, str]:
+        return {"name": "Ada"}
+
+    assert rx.tools.loc["hang", "concurrency"] == 2 and rx.tools.loc["fast", "concurrency"] == 4
+    try:
+        stuck: list[httpx.Response] = []
+        callers = [
+            threading.Thread(
+                target=lambda: stuck.append(call("POST", tool_url(rx, "hang"), json={"order_id": "A"}))
+            )
+            for _ in range(10)
+        ]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(60)
+        # Two ran and did not answer in time; the rest found both of hang's slots taken.
+        statuses = sorted(r.status_code for r in stuck)
+        assert statuses == [503] * 8 + [504] * 2, statuses
+        busy = next(r for r in stuck if r.status_code == 503).json()["error"]
+        assert "hang is busy" in busy and "concurrency=2" in busy
+        # Its two calls still hang; every other function answers, every time.
+        for i in range(5):
+            got = call("GET", tool_url(rx, "fast") + f"?word=w{i}")
+            assert got.status_code == 200 and got.json() == {"word": f"w{i}"}
+        for _ in range(3):
+            assert rx.simulate_call_start(caller_id="+15550100", via="direct")["dynamic_variables"] == {
+                "name": "Ada"
+            }
+    finally:
+        release.set()
+    # Released, hang's slots free again.
+    wait_for(
+        lambda: call("POST", tool_url(rx, "hang"), json={"order_id": "B"}).status_code == 200, 30, "hang"
+    )
+    calls = rx.calls
+    assert (calls.loc[calls.name == "hang", "status"].value_counts().to_dict()) == {503: 8, 504: 2, 200: 1}
+
+
+def test_concurrency_is_checked() -> None:
+    with elwh_nb.start(SECRET, store=":memory:", call_secret=CALL_SECRET) as rx:
+        bad: Any
+        for bad in (0, 65, 2.5, True):
+            with pytest.raises(ValueError, match="concurrency"):
+                rx.tool("t", concurrency=bad)(lambda: None)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from .exceptions import CallError
+from .tools import DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_S, check_concurrency
 
 TYPE = "conversation_initiation_client_data"
 #: What ElevenLabs sends about the call.
@@ -56,12 +57,18 @@ class Initiation:
     """A function that personalises inbound calls; see ``Receiver.initiation``."""
 
     def __init__(
-        self, fn: Callable[..., Any], *, variables: Sequence[str] = (), timeout_s: float = 4.5
+        self,
+        fn: Callable[..., Any],
+        *,
+        variables: Sequence[str] = (),
+        timeout_s: float = DEFAULT_DEADLINE_S,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         self.fn = fn
         self.name = "initiation"
         self.variables = tuple(variables)
         self.timeout_s = float(timeout_s)
+        self.concurrency = check_concurrency(concurrency)
         params = inspect.signature(fn).parameters
         takes_all = any(p.kind is p.VAR_KEYWORD for p in params.values())
         unknown = [

@@ -15,12 +15,16 @@ import hashlib
 import hmac
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
+MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
 SLACK = 1024 * 1024  # more than one chunk Tornado reads at a time
 
 INTERNAL_PREFIX = "x-elwh-"
 ROUTE_TOKEN_HEADER = "X-Elwh-Route-Token"
 TOO_LARGE_HEADER = "X-Elwh-Body-Too-Large"  # "<size> <how>"
 ACK_HEADER = "X-Elwh-Ack"
+#: Set by the route on a tool or call-start request it relays: a receiver answers one only on
+#: its call paths, so no relayed call reaches its webhook path, whatever the URL said.
+CALL_HEADER = "X-Elwh-Call"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 
 

@@ -30,6 +30,9 @@ TIMEOUT_RANGE_S = (5, 120)
 #: How long a handler may take by default: under ElevenLabs' shortest wait, so the answer
 #: (an error, if need be) always arrives before ElevenLabs gives up.
 DEFAULT_DEADLINE_S = 4.5
+#: Calls one function runs at once; more wait for a slot within their deadline (each function
+#: has its own, so a hanging one cannot hold up the others).
+DEFAULT_CONCURRENCY = 4
 #: The header ElevenLabs is told to send (its value: the receiver's call secret).
 SECRET_HEADER = "X-Callback-Secret"
 #: Parameters ElevenLabs fills in itself, never the LLM (``system__conversation_id``, ...).
@@ -152,6 +155,13 @@ def _a(kind: str) -> str:
     return {"integer": "an integer", "object": "an object", "array": "an array"}.get(kind, f"a {kind}")
 
 
+def check_concurrency(concurrency: int) -> int:
+    """``concurrency=`` of a tool or initiation function, checked."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        raise ValueError(f"concurrency is the calls a function runs at once, 1 to 64; {concurrency!r} is not")
+    return concurrency
+
+
 class Tool:
     """A function served as an ElevenLabs server tool; see ``Receiver.tool`` for the options."""
 
@@ -166,6 +176,7 @@ class Tool:
         content_type: str = JSON,
         timeout_s: float = DEFAULT_DEADLINE_S,
         description: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> None:
         import docstring_parser
 
@@ -185,6 +196,7 @@ class Tool:
                 f"{TIMEOUT_RANGE_S[1]} s) and leave time to answer; {timeout_s!r} is not"
             )
         self.timeout_s = float(timeout_s)
+        self.concurrency = check_concurrency(concurrency)
         self.path = "/" + path.strip("/") if path.strip("/") else ""
         doc = docstring_parser.parse(inspect.getdoc(fn) or "")
         self.description = (
@@ -263,6 +275,8 @@ class Tool:
                     raise CallError(
                         400, "the body is not JSON (nor form-encoded with its content type)"
                     ) from None
+                except RecursionError:
+                    raise CallError(400, "the body is JSON nested too deeply to read") from None
                 if not isinstance(parsed, dict):
                     raise CallError(400, "the body is JSON but not an object of parameters")
                 body_values = parsed

@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from .._core.initiation import Initiation
-from .._core.tools import BODY_METHODS, DEFAULT_DEADLINE_S, JSON, SECRET_HEADER, Tool
+from .._core.tools import BODY_METHODS, DEFAULT_CONCURRENCY, DEFAULT_DEADLINE_S, JSON, SECRET_HEADER, Tool
 
 if TYPE_CHECKING:
     from .._core.store import EventStore
@@ -48,6 +48,7 @@ class CallMethods:
         content_type: str = JSON,
         timeout_s: float = DEFAULT_DEADLINE_S,
         description: str | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> Callable[[F], F]: ...
     def tool(self, fn_or_name: Any = None, /, **options: Any) -> Any:
         """Serve a function as an ElevenLabs server tool: ``@rx.tool``, or ``@rx.tool("name", method=...)``.
@@ -57,7 +58,10 @@ class CallMethods:
         URL for those named in ``path`` (``path="{order_id}"``). Type hints and the docstring
         make the schema (:meth:`tools_schema`). The function runs on a thread of its own and
         must answer within ``timeout_s`` (default 4.5 s, under ElevenLabs' shortest wait;
-        up to 120), else the caller gets a JSON error in time. Returns the function unchanged.
+        up to 120), else the caller gets a JSON error in time. It runs at most ``concurrency``
+        calls at once (default 4), on threads of its own: more wait for a slot within their
+        deadline, then get a 503 saying the tool is busy, and other tools are not held up.
+        Returns the function unchanged.
         """
 
         def register(fn: F) -> F:
@@ -73,19 +77,34 @@ class CallMethods:
     def initiation(self, fn: F, /) -> F: ...
     @overload
     def initiation(
-        self, fn: None = None, /, *, variables: Sequence[str] = (), timeout_s: float = DEFAULT_DEADLINE_S
+        self,
+        fn: None = None,
+        /,
+        *,
+        variables: Sequence[str] = (),
+        timeout_s: float = DEFAULT_DEADLINE_S,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> Callable[[F], F]: ...
     def initiation(
-        self, fn: Any = None, /, *, variables: Sequence[str] = (), timeout_s: float = DEFAULT_DEADLINE_S
+        self,
+        fn: Any = None,
+        /,
+        *,
+        variables: Sequence[str] = (),
+        timeout_s: float = DEFAULT_DEADLINE_S,
+        concurrency: int = DEFAULT_CONCURRENCY,
     ) -> Any:
         """Personalise inbound calls: ``@rx.initiation`` on a function of ``caller_id``, ``agent_id``,
         ``called_number`` and/or ``call_sid`` that returns the dynamic variables (or the whole answer,
         with ``conversation_config_override``). ``variables`` are those the agent uses: an answer
-        without one is an error, in the log and in :attr:`calls`.
+        without one is an error, in the log and in :attr:`calls`. ``timeout_s`` and
+        ``concurrency`` as for :meth:`tool` (its bound is its own, apart from the tools').
         """
 
         def register(f: F) -> F:
-            self._desk.initiation = Initiation(f, variables=variables, timeout_s=timeout_s)
+            self._desk.initiation = Initiation(
+                f, variables=variables, timeout_s=timeout_s, concurrency=concurrency
+            )
             return f
 
         return register(fn) if callable(fn) else register
@@ -104,11 +123,12 @@ class CallMethods:
                 "header": SECRET_HEADER,
                 "parameters": ", ".join(f"{p.name} ({p.where})" for p in t.params),
                 "timeout_s": t.timeout_s,
+                "concurrency": t.concurrency,
                 "function": t.fn.__name__,
             }
             for t in self._desk.tools.values()
         ]
-        columns = ["name", "method", "url", "header", "parameters", "timeout_s", "function"]
+        columns = ["name", "method", "url", "header", "parameters", "timeout_s", "concurrency", "function"]
         return pd.DataFrame(rows, columns=columns).set_index("name")
 
     @property

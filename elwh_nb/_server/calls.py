@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import hmac
 import json
@@ -26,9 +27,10 @@ from typing import Any
 
 from tornado import web
 
+from .._core.bodies import BodyLimit, parse_notice
 from .._core.exceptions import CallError
 from .._core.initiation import Initiation
-from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, SLACK, ack
+from .._core.protocol import ACK_HEADER, MAX_CALL_BODY, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
 from .._core.store import EventStore
 from .._core.tools import SECRET_HEADER, SYSTEM_PREFIX, Tool, encode_answer
 from .hook import remote
@@ -36,8 +38,6 @@ from .hook import remote
 log = logging.getLogger("elwh_nb")
 
 SECRET_ENV = "ELWH_CALL_SECRET"
-MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
-WORKERS = 8  # functions running at once; more calls wait (within their deadline)
 UNKNOWN_TOOL = "(no such tool)"
 
 
@@ -83,7 +83,7 @@ class CallDesk:
         self._secret = b""  # until set_secret: every call is a 401
         self.tools: dict[str, Tool] = {}
         self.initiation: Initiation | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(WORKERS, thread_name_prefix="elwh-call")
+        self._slots: dict[str, Slots] = {}  # one per function (by name), made at its first call
 
     def __repr__(self) -> str:
         return f"<CallDesk: {len(self.tools)} tools, initiation {'set' if self.initiation else 'not set'}>"
@@ -95,7 +95,8 @@ class CallDesk:
         return self._secret.decode()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        for slots in self._slots.values():
+            slots.pool.shutdown(wait=False, cancel_futures=True)
 
     async def answer(
         self,
@@ -141,9 +142,11 @@ class CallDesk:
                     request = json.loads(body or b"{}")
                 except ValueError:
                     raise CallError(400, "the call-start request is not JSON") from None
+                except RecursionError:
+                    raise CallError(400, "the call-start request is JSON nested too deeply to read") from None
                 kwargs = target.arguments(request)
                 parameters = dict(request) if isinstance(request, dict) else {}
-            result = await self._run(target.fn, kwargs, target.timeout_s, name)
+            result = await self._run(target, kwargs)
             if isinstance(target, Initiation):
                 result = target.answer(result)
             answer = Answer(200, encode_answer(result, name))
@@ -160,6 +163,10 @@ class CallDesk:
             error = f"no answer within {self._deadline(kind, name):g} s"
             answer = _error(504, f"{name} did not answer in time")
             log.error("elwh_nb: %s %s: %s", kind, name, error)
+        except Exception as exc:  # a failure nobody foresaw here: still answered, and recorded
+            error = traceback.format_exc(limit=20)
+            answer = _error(500, f"the call could not be handled ({type(exc).__name__}); nothing was run")
+            log.exception("elwh_nb: %s %s: the call could not be handled", kind, name)
         latency = time.perf_counter() - started
         row = {
             "method": method,
@@ -187,16 +194,49 @@ class CallDesk:
         target = self.tools.get(name) if kind == "tool" else self.initiation
         return target.timeout_s if target is not None else 0.0
 
-    async def _run(self, fn: Callable[..., Any], kwargs: dict[str, Any], timeout_s: float, name: str) -> Any:
+    async def _run(self, target: Tool | Initiation, kwargs: dict[str, Any]) -> Any:
+        """Run the function on a thread of its own bound, within its deadline (waiting for a
+        slot counts): a 503 when no slot frees in time, a 504 when it does not answer in time."""
+        slots = self._slots.get(target.name)
+        if slots is None or slots.size != target.concurrency:  # first call, or registered anew
+            if slots is not None:
+                slots.pool.shutdown(wait=False)
+            slots = self._slots[target.name] = Slots(target.name, target.concurrency)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + target.timeout_s
+        try:
+            await asyncio.wait_for(slots.free.acquire(), target.timeout_s)
+        except (TimeoutError, asyncio.TimeoutError):
+            raise CallError(
+                503,
+                f"{target.name} is busy: its {slots.size} calls at once (concurrency={slots.size}) were all "
+                f"still running for the {target.timeout_s:g} s this call could wait; it was not run",
+            ) from None
         context = contextvars.copy_context()
-        future = asyncio.get_running_loop().run_in_executor(self._pool, context.run, _calling, fn, kwargs)
-        return await asyncio.wait_for(future, timeout_s)
+        running = slots.pool.submit(context.run, _calling, target.fn, kwargs)
+        # The slot is free when the function returns, not at the deadline: a hanging one keeps it.
+        running.add_done_callback(lambda _: slots.release(loop))
+        return await asyncio.wait_for(asyncio.wrap_future(running), max(0.0, deadline - loop.time()))
 
     def _record(self, kind: str, name: str, row: dict[str, Any]) -> None:
         try:
             self.store.add_call(kind, name, **row)
         except Exception:  # a closed store at shutdown: the answer went out; say so once
             log.warning("elwh_nb: could not record a %s call to %s", kind, name, exc_info=True)
+
+
+class Slots:
+    """One function's threads and the slots that bound its calls at once (on the receiver's loop)."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self.size = size
+        self.free = asyncio.Semaphore(size)
+        self.pool = concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix=f"elwh-call-{name}")
+
+    def release(self, loop: asyncio.AbstractEventLoop) -> None:
+        """From the function's thread, when it returns."""
+        with contextlib.suppress(RuntimeError):  # the receiver stopped meanwhile
+            loop.call_soon_threadsafe(self.free.release)
 
 
 class _Raised(Exception):
@@ -221,42 +261,59 @@ def _conversation(parameters: dict[str, Any]) -> str | None:
 
 @web.stream_request_body
 class CallHandler(web.RequestHandler):
-    """``<hook path>/tools/<name>[/...]`` and ``<hook path>/initiation``: any method, JSON answers."""
+    """``<hook path>/tools/<name>[/...]`` and ``<hook path>/initiation``: any method, JSON answers.
+
+    Every request is answered by :meth:`CallDesk.answer`, and so recorded: one over the body
+    cap too (by :class:`BodyLimit`'s rules, or as the public route says it refused it), and
+    one whose handling failed in a way nobody foresaw (a 500). Through the route, every
+    answer carries the route's ack, errors included, so the route passes it on as it is.
+    """
 
     def initialize(self, desk: CallDesk, kind: str, route_token: str = "") -> None:
         self.desk = desk
         self.kind = kind
         self.token = route_token
         self.body = bytearray()
-        self.too_large = False
+        self.limit = BodyLimit(MAX_CALL_BODY)
+        self.refused: CallError | None = None
+        self.acked = False
 
     def check_xsrf_cookie(self) -> None:
         return  # the call secret authenticates; no cookie does
 
     async def prepare(self) -> None:
-        sent = self.request.headers.get(ROUTE_TOKEN_HEADER)
+        headers = self.request.headers
+        sent = headers.get(ROUTE_TOKEN_HEADER)
         if sent is not None:  # through the public route: answer only our own route's token
             if not (self.token and hmac.compare_digest(sent.encode(), self.token.encode())):
                 self.send(_error(MISDIRECTED, "misdirected"))
                 return
-            self.set_header(ACK_HEADER, ack(self.token))
-        # Read a little past the cap (and drop it) rather than let Tornado cut the connection
-        # without an answer; a body declared far over it is answered now, unread.
-        self.request.connection.set_max_body_size(MAX_CALL_BODY + SLACK)  # type: ignore[union-attr]
-        declared = self.request.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > MAX_CALL_BODY + SLACK:
-            self.too_large = True
+            self.acked = True
+            notice = parse_notice(headers.get(TOO_LARGE_HEADER))
+            if notice is not None:  # the route refused the body and tells us how
+                self.refused = too_large(*notice, by_route=True)
+        # Read a body a little over the cap and drop it rather than let Tornado cut the
+        # connection without an answer; one declared far over it is answered now, unread.
+        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
+        if self.refused is None and self.limit.declare(headers.get("Content-Length")):
+            self.refused = too_large(self.limit.size, self.limit.how or "unread")
+        if self.refused is not None and not self._finished:
             self.set_header("Connection", "close")  # its body is not read: the connection ends
             await self._answer(*self.path_args)
             self.request.connection.close()  # type: ignore[union-attr]
 
-    def data_received(self, chunk: bytes) -> None:
-        if self.too_large:
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished or self.refused is not None:
             return
-        self.body += chunk
-        if len(self.body) > MAX_CALL_BODY:
-            self.too_large = True
-            self.body = bytearray()
+        if self.limit.receive(len(chunk)):
+            self.body += chunk
+            return
+        self.body = bytearray()
+        if self.limit.cut:
+            self.refused = too_large(self.limit.size, "cut")
+            self.set_header("Connection", "close")
+            await self._answer(*self.path_args)
+            self.request.connection.close()  # type: ignore[union-attr]
 
     def send(self, answer: Answer) -> None:
         if self._finished:
@@ -264,6 +321,8 @@ class CallHandler(web.RequestHandler):
         self.set_status(answer.status)
         self.set_header("Content-Type", "application/json")
         self.set_header("Cache-Control", "no-store")
+        if self.acked:  # set again: Tornado's error path clears the headers set before
+            self.set_header(ACK_HEADER, ack(self.token))
         self.finish(answer.body)
 
     async def _answer(self, name: str = "", rest: str | None = None) -> None:
@@ -271,9 +330,8 @@ class CallHandler(web.RequestHandler):
         # The path after the tool's URL as sent, still %-encoded (Tornado's argument is decoded,
         # which would make an id holding %2F look like two path segments).
         raw_rest = request.path.split(f"/tools/{name}", 1)[1] if name else ""
-        refused = (
-            CallError(413, f"the request's body is over {MAX_CALL_BODY} bytes") if self.too_large else None
-        )
+        if self.refused is None and self.limit.how is not None:
+            self.refused = too_large(self.limit.size, self.limit.how)
         answer = await self.desk.answer(
             self.kind,
             name,
@@ -284,7 +342,7 @@ class CallHandler(web.RequestHandler):
             headers={k.lower(): v for k, v in request.headers.get_all()},
             content_type=request.headers.get("Content-Type"),
             peer=remote(request.remote_ip, request.headers),
-            refused=refused,
+            refused=self.refused,
         )
         self.send(answer)
 
@@ -296,6 +354,17 @@ class CallHandler(web.RequestHandler):
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.send(_error(status_code, "the request could not be read"))
+
+
+def too_large(size: int, how: str, *, by_route: bool = False) -> CallError:
+    """The 413 for a call's body over :data:`MAX_CALL_BODY` (``how``: see :class:`BodyLimit`)."""
+    amount = f"at least {size}" if how == "cut" else str(size)
+    done = {"discarded": "read and discarded", "cut": "not read in full"}.get(how, "not read")
+    return CallError(
+        413,
+        f"the request's body is {amount} bytes, over the {MAX_CALL_BODY} bytes a tool or call start "
+        f"takes; it was {done}{' by the public route' if by_route else ''}",
+    )
 
 
 def call_rules(path: str, desk: CallDesk, route_token: str) -> list[Any]:

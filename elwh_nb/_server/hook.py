@@ -22,7 +22,7 @@ from tornado import httputil
 from .._core.bodies import BodyLimit, parse_notice, too_large_explanation
 from .._core.exceptions import StoreError
 from .._core.intake import Answer, Intake
-from .._core.protocol import ACK_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
+from .._core.protocol import ACK_HEADER, CALL_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
 from .._core.store import Appended
 from .batcher import Batcher
 
@@ -163,6 +163,10 @@ class HookRequest(httputil.HTTPMessageDelegate):
                 self.conn.close()  # type: ignore[attr-defined]
                 return
             self.acked = route.ack
+            if header(headers, CALL_HEADER) is not None:  # a relayed tool call: never a delivery
+                self.send(404, b'{"error": "not a tool or call-start path"}', close=True)
+                self.conn.close()  # type: ignore[attr-defined]
+                return
         if method in ("GET", "HEAD"):
             return
         if method != "POST":

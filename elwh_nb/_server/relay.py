@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from yarl import URL
+
 from .._core import inbox as _inbox
 from .._core import protocol as _protocol
 from .routes import Route
@@ -133,19 +135,33 @@ class Relay:
         return await self.keep(route, body, headers, remote=remote, too_large=too_large)
 
     async def call(
-        self, route: Route, method: str, call: str, query: str, body: bytes, headers: dict[str, str]
+        self,
+        route: Route,
+        method: str,
+        call: str,
+        query: str,
+        body: bytes,
+        headers: dict[str, str],
+        too_large: str | None = None,
     ) -> Reply:
-        """Forward an agent-tool or call-start request (``call``: the path under the hook) and
-        bring back its answer. Never kept: an answer is wanted now, so while the receiver is
-        away the caller gets a 503 saying so (ElevenLabs tells the agent the tool failed).
+        """Forward an agent-tool or call-start request (``call``: the path under the hook, with
+        no dot segment) and bring back its answer. Never kept: an answer is wanted now, so
+        while the receiver is away the caller gets a 503 saying so (ElevenLabs tells the agent
+        the tool failed). ``too_large``: the route's notice of a body it refused (not sent).
         """
         if route.retired:
             return _json(410, error="this URL was retired")
         live = route.receiver
         if live is not None:
-            sent = {**headers, _protocol.ROUTE_TOKEN_HEADER: live.token}
+            sent = {**headers, _protocol.ROUTE_TOKEN_HEADER: live.token, _protocol.CALL_HEADER: "1"}
+            if too_large:
+                sent[_protocol.TOO_LARGE_HEADER] = too_large
             host = f"[{live.host}]" if ":" in live.host else live.host
-            url = f"http://{host}:{live.port}{live.path.rstrip('/')}/{call}" + (f"?{query}" if query else "")
+            # encoded=True: the path goes as built; yarl would otherwise fold "." and ".." away.
+            url = URL(
+                f"http://{host}:{live.port}{live.path.rstrip('/')}/{call}" + (f"?{query}" if query else ""),
+                encoded=True,
+            )
             for attempt in (1, 2):  # a pooled connection the receiver closed fails at once
                 try:
                     async with self.session().request(

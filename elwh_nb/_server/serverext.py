@@ -24,6 +24,7 @@ import json
 import os
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import JupyterHandler
@@ -37,14 +38,14 @@ from traitlets.config import Configurable
 
 from .._core import inbox as _inbox
 from .._core.bodies import BodyLimit
-from .._core.protocol import SLACK
+from .._core.protocol import MAX_CALL_BODY, SLACK
 from . import routes as _routes
 from .relay import Relay, clean_headers
 
 HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
 #: Agent tools and call starts, under a route: answered by the receiver, never kept.
 CALL_PATH = r"/elwh/hook/(?P<route_id>[^/]+)/(?P<call>(?:tools/[A-Za-z0-9_-]{1,64}|initiation)(?:/[^?]*)?)"
-MAX_CALL_BODY = 1 << 20
+CALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 HOOK_PORT_OFFSET = 1000
 ANY_ROUTE_ID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
@@ -205,14 +206,22 @@ class HookRoute(ShortAnswers):
     head = put = delete = patch = options = get
 
 
+@web.stream_request_body
 class CallRoute(ShortAnswers):
     """Any method to ``<route>/tools/<name>[/...]`` or ``<route>/initiation``, with no login:
-    relayed to the route's receiver, whose answer comes back (see :meth:`Relay.call`)."""
+    relayed to the route's receiver, whose answer comes back (see :meth:`Relay.call`).
 
-    body_read = True  # the methods run once the (capped) body is in
+    The forwarded part may hold no dot segment (``.``, ``..``, or either %-encoded): it stays
+    under the tool's path. The body is capped as it streams in, as the hook route's is; one
+    over the cap is not sent on, but the receiver is told, so that it answers the 413 and
+    records it.
+    """
 
     def initialize(self, relay: Relay) -> None:
         self.relay = relay
+        self.route: _routes.Route | None = None
+        self.body = bytearray()
+        self.limit = BodyLimit(MAX_CALL_BODY)
 
     def check_xsrf_cookie(self) -> None:
         return  # the receiver checks the call secret
@@ -227,22 +236,49 @@ class CallRoute(ShortAnswers):
         before = super().prepare()
         if before is not None:
             await before
-
-    async def relay_call(self, route_id: str, call: str) -> None:
-        if len(self.request.body) > MAX_CALL_BODY:
-            self.short(413)
+        if self._finished:
             return
-        route = _routes.lookup(route_id)
-        if route is None:
+        if self.request.method not in CALL_METHODS:
+            self.short(405)
+            return
+        if has_dot_segment(self.raw_call):
+            self.answer(400, json.dumps({"error": "a dot segment (. or ..) in a tool's URL"}).encode())
+            return
+        self.route = _routes.lookup(route_id)
+        if self.route is None:
             self.short(404)
             return
+        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
+        if self.limit.declare(self.request.headers.get("Content-Length")):
+            await self.relay_call()
+            self.request.connection.close()  # type: ignore[union-attr]
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        if self.limit.receive(len(chunk)):
+            self.body += chunk
+            return
+        self.body = bytearray()
+        if self.limit.cut:
+            await self.relay_call()
+            self.request.connection.close()  # type: ignore[union-attr]
+
+    async def relay_call(self) -> None:
+        assert self.route is not None
+        notice = self.limit.notice()
+        body, self.body = (b"" if notice else bytes(self.body)), bytearray()
         headers = forwarded_headers(self.request)
-        reply = await self.relay.call(
-            route, self.request.method or "GET", self.raw_call, self.request.query, self.request.body, headers
-        )
+        method, query = self.request.method or "GET", self.request.query
+        reply = await self.relay.call(self.route, method, self.raw_call, query, body, headers, notice)
         self.answer(reply.status, reply.body)
 
-    get = post = put = patch = delete = allow_unauthenticated(relay_call)
+    async def any_method(self, route_id: str, call: str) -> None:
+        self.body_read = True  # Tornado calls the method once the whole body is in
+        if not self._finished:
+            await self.relay_call()
+
+    get = post = put = patch = delete = allow_unauthenticated(any_method)
 
     @allow_unauthenticated
     def head(self, route_id: str, call: str) -> None:
@@ -251,6 +287,12 @@ class CallRoute(ShortAnswers):
     options = head
 
 
+def has_dot_segment(path: str) -> bool:
+    """Whether a path (as sent, %-encoded) has a ``.`` or ``..`` segment, which a client folds away."""
+    return any(unquote(part) in (".", "..") for part in path.split("/"))
+
+
+@web.stream_request_body
 class PublicCallHandler(CallRoute, JupyterHandler):  # type: ignore[misc]
     """The call route on Jupyter's own port, with no Jupyter login."""
 
