@@ -1,4 +1,4 @@
-"""The store's parts on their own: category codes, the failure log, the job tracker."""
+"""The store's parts on their own: category codes, the failure and call logs, the job tracker."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import sqlite3
 import numpy as np
 import pytest
 
+from elwh_nb._core.calls import CallLog
+from elwh_nb._core.cappedlog import ITEM_CHARS, ITEMS, NAME_CHARS, TEXT_CHARS
 from elwh_nb._core.codes import Codes
 from elwh_nb._core.columns import Columns
 from elwh_nb._core.failures import REDACTED, FailureLog, body_preview, redact_headers
 from elwh_nb._core.jobs import Jobs
-from elwh_nb._core.schema import EVENTS, FAILURES
+from elwh_nb._core.schema import CALLS, EVENTS, FAILURES
 from elwh_nb._core.storefile import migrate
 
 
@@ -112,3 +114,70 @@ def test_jobs_match_whichever_comes_first(db: sqlite3.Connection) -> None:
     assert [(j.job_id, j.event_id) for j in listed] == [("early", 1), ("late", 2)]
     assert received == {"early": 5_000_000_000, "late": 9_000_000_000}
     assert db.execute("SELECT event_id FROM jobs WHERE job_id = 'late'").fetchone() == (2,)
+
+
+def stranger_headers() -> dict[str, str]:
+    """About what Tornado lets in: 64 KB of headers (60 of 1 KB, one of them 4 KB)."""
+    headers = {f"X-Junk-{i:02d}-" + "n" * 100: "v" * 1000 for i in range(60)}
+    headers["User-Agent"] = "u" * 4000
+    return headers
+
+
+def test_a_strangers_failure_keeps_a_bounded_row(db: sqlite3.Connection) -> None:
+    """Once a refused request kept its whole headers: ~60 KB of memory and file per refusal."""
+    log = FailureLog()
+    log.add(db, failure(headers=stranger_headers(), path="/webhook/" + "p" * 60_000, details="d" * 100_000))
+    row = log.snapshot()().iloc[0]
+    assert len(row.headers) == ITEMS + 1 and row.headers["…"] == "29 more not kept"
+    assert all(len(k) <= NAME_CHARS + 40 and len(v) <= ITEM_CHARS + 40 for k, v in row.headers.items())
+    assert row.path.endswith("(60009 characters in all)") and len(row.details) < TEXT_CHARS + 40
+    (stored,) = db.execute("SELECT length(headers) + length(path) + length(details) FROM failures").fetchone()
+    assert stored < 30_000 and log.bytes < 30_000
+
+
+def test_a_calls_parameters_are_kept_bounded(db: sqlite3.Connection) -> None:
+    log = CallLog()
+    params: dict[str, object] = {"order_id": "A1", "note": "n" * 100_000, "items": list(range(10_000))}
+    params.update({f"p{i}": i for i in range(100)})
+    row: dict[str, object] = {c.name: None for c in CALLS.stored if c.name != "id"}
+    row.update(received_at=1, kind="tool", name="t", method="POST", status=200, latency_s=0.1)
+    row.update(parameters=params, headers=stranger_headers(), answer="a" * 100_000, error="e" * 50_000)
+    log.add(db, row)
+    kept = log.snapshot()().iloc[0]
+    assert kept.parameters["order_id"] == "A1"  # small values stay as they came
+    assert kept.parameters["note"].endswith("(100000 characters in all)")
+    assert kept.parameters["items"].startswith("[0, 1, 2") and "characters in all" in kept.parameters["items"]
+    assert (
+        len(kept.parameters) == ITEMS + 1
+        and len(kept.answer) < 16_384 + 40
+        and len(kept.error) < TEXT_CHARS + 40
+    )
+
+
+def test_a_log_keeps_its_newest_rows_within_its_bytes_in_memory_and_in_the_file(
+    db: sqlite3.Connection,
+) -> None:
+    log = FailureLog(max_failures=100_000, max_bytes=200_000)
+    for i in range(3000):
+        log.add(db, failure(explanation=f"#{i} " + "x" * 2000))
+    assert log.bytes <= 200_000 and 50 < len(log) < 100
+    df = log.snapshot()()
+    assert df.index[-1] == 3000 and list(df.index) == list(range(3001 - len(log), 3001))  # the newest
+    assert df.explanation.iloc[-1].startswith("#2999 ")
+    (rows, first) = db.execute("SELECT count(*), min(id) FROM failures").fetchone()
+    assert rows < len(log) + 256 + 1 and first >= 3001 - len(log) - 256  # the file trimmed to them
+    assert log.counts == {"signature_mismatch": 3000}  # counts are not bounded away
+    again = FailureLog(max_failures=100_000, max_bytes=200_000)
+    again.load(db)  # reopened: within its bytes too, the newest
+    assert again.bytes <= 200_000 and again.snapshot()().index[-1] == 3000
+
+
+def test_keep_newest_forgets_the_oldest_and_compacts() -> None:
+    columns = Columns({"id": "int64", "text": "object"}, max_rows=1000)
+    for i in range(500):
+        columns.append({"id": i, "text": str(i)})
+    before = columns.snapshot()
+    columns.keep_newest(10)
+    assert len(columns) == 10 and list(columns.snapshot()["id"]) == list(range(490, 500))
+    assert len(before["id"]) == 500  # a snapshot taken before is untouched
+    assert len(columns._arrays["text"]) < 500 or columns._lo == 0  # compacted: the forgotten let go of

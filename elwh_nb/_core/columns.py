@@ -50,6 +50,10 @@ class Columns:
         cap = len(next(iter(self._arrays.values())))
         if self._hi + extra <= cap:
             return
+        self._compact(extra, cap)
+
+    def _compact(self, extra: int, cap: int = 0) -> None:
+        """The live rows into fresh arrays with room for ``extra`` more (snapshots keep the old)."""
         live = self._hi - self._lo
         if self._max_rows is not None:
             keep = min(live, self._max_rows)
@@ -87,6 +91,14 @@ class Columns:
                 self._arrays[name][pos] = value
             self._hi = pos + 1
             return pos - self._lo
+
+    def keep_newest(self, n: int) -> None:
+        """Forget all but the ``n`` newest rows (a log kept within its bytes); their cells are
+        let go of at the next compaction, which comes once the forgotten outnumber the live."""
+        with self._lock:
+            self._lo = max(self._lo, self._hi - n)
+            if self._lo > max(16, self._hi - self._lo):
+                self._compact(0)
 
     def update(self, position: int, values: Mapping[str, Any]) -> None:
         """Change one row in place, copying a column first if a snapshot may share it."""

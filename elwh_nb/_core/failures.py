@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .cappedlog import CappedLog
+from .cappedlog import DEFAULT_MAX_BYTES, CappedLog, bounded
 from .schema import FAILURES
 
 DEFAULT_MAX_FAILURES = 5000
@@ -54,8 +54,8 @@ class FailureLog(CappedLog):
     Callers hold the store's lock.
     """
 
-    def __init__(self, max_failures: int = DEFAULT_MAX_FAILURES) -> None:
-        super().__init__(FAILURES, max_failures, ("reason",), "max_failures")
+    def __init__(self, max_failures: int = DEFAULT_MAX_FAILURES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+        super().__init__(FAILURES, max_failures, ("reason",), "max_failures", max_bytes)
         self.counts: dict[str, int] = {}
 
     @property
@@ -72,6 +72,7 @@ class FailureLog(CappedLog):
 
         ``from_inbox``: a kept delivery that leaves the inbox in the same transaction.
         """
+        row = bounded(FAILURES, row)
         reason = row["reason"]
         try:
             db.execute("BEGIN IMMEDIATE")

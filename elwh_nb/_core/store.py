@@ -29,6 +29,7 @@ from . import colcache as _colcache
 from . import history as _history
 from . import jobs as _jobs
 from .calls import DEFAULT_MAX_CALLS, CallLog
+from .cappedlog import DEFAULT_MAX_BYTES as DEFAULT_MAX_LOG_BYTES
 from .events import Appended, Arrays, Events
 from .exceptions import StoreError
 from .failures import DEFAULT_MAX_FAILURES, PREVIEW_BYTES, REDACTED, FailureLog, body_preview, redact_headers
@@ -64,7 +65,9 @@ class EventStore(StoreFile):
     a write waits for another process holding the file before it fails. ``readonly=True``
     opens a file that a receiver elsewhere writes to: reads never write, and every read
     first picks up rows written since (see :meth:`refresh`). ``max_failures`` and
-    ``max_calls`` are how many of the newest failures and agent-tool calls are kept.
+    ``max_calls`` are how many of the newest failures and agent-tool calls are kept, and
+    ``max_log_bytes`` the most text each of the two logs keeps (the oldest go first): strangers
+    who know the URL write to both.
     """
 
     def __init__(
@@ -73,12 +76,13 @@ class EventStore(StoreFile):
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
         max_calls: int = DEFAULT_MAX_CALLS,
+        max_log_bytes: int = DEFAULT_MAX_LOG_BYTES,
         durability: str = "process",
         lock_timeout: float = 5.0,
         readonly: bool = False,
     ) -> None:
-        self._failures = FailureLog(max_failures)
-        self._calls = CallLog(max_calls)
+        self._failures = FailureLog(max_failures, max_log_bytes)
+        self._calls = CallLog(max_calls, max_log_bytes)
         self._events = Events(functools.partial(StoredPayload, self))
         self._jobs = _jobs.Jobs(self._events.columns)
         self._changes = 0
