@@ -1,6 +1,7 @@
 """A Tornado HTTP server on its own thread and IOLoop, and the stopping of what runs at exit.
 
 Cells can run (and block) on the kernel's main thread while this thread keeps answering.
+The server keeps its connections below the process's file limit (see :mod:`.capped`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop, PeriodicCallback
 
 from .._core.exceptions import ReceiverError
+from .capped import CappedHTTPServer
 
 
 class Stoppable(Protocol):
@@ -121,7 +123,7 @@ class ServerThread:
     def _serve(self, app: web.Application, sockets: list[Any], server_options: dict[str, Any]) -> None:
         asyncio.set_event_loop(asyncio.new_event_loop())
         self._loop = IOLoop.current()
-        self._server = HTTPServer(app, **server_options)
+        self._server = CappedHTTPServer(app, **server_options)
         self._server.add_sockets(sockets)
         self._ready.set()
         try:

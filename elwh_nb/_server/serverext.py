@@ -31,7 +31,6 @@ from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.log import log_request
 from jupyter_server.utils import url_path_join
 from tornado import netutil, web
-from tornado.httpserver import HTTPServer
 from tornado.ioloop import IOLoop
 from traitlets import Int
 from traitlets.config import Configurable
@@ -40,6 +39,7 @@ from .._core import inbox as _inbox
 from .._core.bodies import BodyLimit
 from .._core.protocol import MAX_CALL_BODY, SLACK
 from . import routes as _routes
+from .capped import CappedHTTPServer
 from .relay import Relay, clean_headers
 
 HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
@@ -359,7 +359,7 @@ def serve_hook_port(serverapp: Any, relay: Relay, configured: int | None) -> int
         return None
     # Bodies are capped per request by the route (set_max_body_size, from the receiver's
     # max_body) before any is read; nothing else here reads one.
-    server = HTTPServer(hook_only_app(relay), max_body_size=SLACK)
+    server = CappedHTTPServer(hook_only_app(relay), max_body_size=SLACK)
     server.add_sockets(sockets)
     # jupyter_server calls a stop hook only on ExtensionApp extensions; this plain module
     # extension has none, so the listening socket closes with the server process.
