@@ -127,16 +127,44 @@ class ShortAnswers(web.RequestHandler):
         self.short(status_code)
 
 
+class CappedBody(ShortAnswers):
+    """A route handler that streams its body against a :class:`BodyLimit` and hands it on with
+    :meth:`send_on` (which sends the answer): once the body is in, or at once when it is over."""
+
+    body: bytearray  # set by capped(), with the limit
+    limit: BodyLimit | None = None  # once known (a route's max_body needs its route)
+
+    async def send_on(self) -> None:
+        raise NotImplementedError
+
+    async def capped(self, limit: BodyLimit) -> None:
+        """From :meth:`prepare`: read under ``limit``, or answer now if the declared size is far over."""
+        self.limit, self.body = limit, bytearray()
+        self.request.connection.set_max_body_size(limit.connection_limit)  # type: ignore[union-attr]
+        if limit.declare(self.request.headers.get("Content-Length")):
+            await self.send_on()
+            self.request.connection.close()  # type: ignore[union-attr]
+
+    async def data_received(self, chunk: bytes) -> None:
+        if self._finished or self.limit is None:
+            return
+        if self.limit.receive(len(chunk)):
+            self.body += chunk
+            return
+        self.body = bytearray()
+        if self.limit.cut:
+            await self.send_on()
+            self.request.connection.close()  # type: ignore[union-attr]
+
+
 @web.stream_request_body
-class HookRoute(ShortAnswers):
+class HookRoute(CappedBody):
     """POST a delivery for a route, with no login: served as is on the hook-only port, and
     as :class:`PublicHookHandler` on Jupyter's port."""
 
     def initialize(self, relay: Relay) -> None:
         self.relay = relay
         self.route: _routes.Route | None = None
-        self.body = bytearray()
-        self.limit: BodyLimit | None = None  # once the route, and so its max_body, is known
 
     def check_xsrf_cookie(self) -> None:
         # No cookie authenticates this route; the receiver checks the HMAC signature.
@@ -160,25 +188,9 @@ class HookRoute(ShortAnswers):
             self.short(404 if self.route is None else 410)
             self.request.connection.close()  # type: ignore[union-attr]
             return
-        self.limit = BodyLimit(self.route.max_body)  # the receiver's own policy, told how it went
-        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
-        if self.limit.declare(self.request.headers.get("Content-Length")):
-            await self.hand_over()
-            self.request.connection.close()  # type: ignore[union-attr]
+        await self.capped(BodyLimit(self.route.max_body))  # the receiver's own policy, told how it went
 
-    async def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        assert self.limit is not None
-        if self.limit.receive(len(chunk)):
-            self.body += chunk
-            return
-        self.body = bytearray()
-        if self.limit.cut:
-            await self.hand_over()
-            self.request.connection.close()  # type: ignore[union-attr]
-
-    async def hand_over(self) -> None:
+    async def send_on(self) -> None:
         """Give the body to the relay (this handler keeps no reference) and send its answer."""
         route, limit = self.route, self.limit
         assert route is not None and limit is not None
@@ -197,7 +209,7 @@ class HookRoute(ShortAnswers):
         self.body_read = True  # Tornado calls the method once the whole body is in
         if self._finished:
             return
-        await self.hand_over()
+        await self.send_on()
 
     @allow_unauthenticated
     def get(self, route_id: str) -> None:
@@ -207,7 +219,7 @@ class HookRoute(ShortAnswers):
 
 
 @web.stream_request_body
-class CallRoute(ShortAnswers):
+class CallRoute(CappedBody):
     """Any method to ``<route>/tools/<name>[/...]`` or ``<route>/initiation``, with no login:
     relayed to the route's receiver, whose answer comes back (see :meth:`Relay.call`).
 
@@ -220,8 +232,6 @@ class CallRoute(ShortAnswers):
     def initialize(self, relay: Relay) -> None:
         self.relay = relay
         self.route: _routes.Route | None = None
-        self.body = bytearray()
-        self.limit = BodyLimit(MAX_CALL_BODY)
 
     def check_xsrf_cookie(self) -> None:
         return  # the receiver checks the call secret
@@ -248,24 +258,10 @@ class CallRoute(ShortAnswers):
         if self.route is None:
             self.short(404)
             return
-        self.request.connection.set_max_body_size(self.limit.connection_limit)  # type: ignore[union-attr]
-        if self.limit.declare(self.request.headers.get("Content-Length")):
-            await self.relay_call()
-            self.request.connection.close()  # type: ignore[union-attr]
+        await self.capped(BodyLimit(MAX_CALL_BODY))
 
-    async def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        if self.limit.receive(len(chunk)):
-            self.body += chunk
-            return
-        self.body = bytearray()
-        if self.limit.cut:
-            await self.relay_call()
-            self.request.connection.close()  # type: ignore[union-attr]
-
-    async def relay_call(self) -> None:
-        assert self.route is not None
+    async def send_on(self) -> None:
+        assert self.route is not None and self.limit is not None
         notice = self.limit.notice()
         body, self.body = (b"" if notice else bytes(self.body)), bytearray()
         headers = forwarded_headers(self.request)
@@ -276,7 +272,7 @@ class CallRoute(ShortAnswers):
     async def any_method(self, route_id: str, call: str) -> None:
         self.body_read = True  # Tornado calls the method once the whole body is in
         if not self._finished:
-            await self.relay_call()
+            await self.send_on()
 
     get = post = put = patch = delete = allow_unauthenticated(any_method)
 
