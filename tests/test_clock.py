@@ -90,7 +90,9 @@ def test_a_kept_delivery_is_measured_against_its_arrival(tmp_path: Path) -> None
     """Kept while away: its skew is its arrival minus t (not now minus t), and it counts."""
     path = tmp_path / "rx.sqlite"
     EventStore(path).close()
-    arrived = time.time() - 1000  # kept a while ago; verified only when the receiver starts
+    # Kept a while ago; verified only when the receiver starts. A whole second, as a signature's
+    # t is: otherwise the skews are 5.x and 600.x and rounding them depends on the fraction.
+    arrived = float(int(time.time()) - 1000)
     factory = payloads(5)
     for i, signed_at in enumerate((arrived - 5, arrived + 600)):  # the second: this clock was slow
         body = factory.body(factory.post_call_transcription())
@@ -117,6 +119,7 @@ def test_the_skew_flows_to_the_column_copy_and_to_a_hub_reader(tmp_path: Path) -
     path = tmp_path / "big.sqlite"
     factory = payloads(6)
     bodies = [factory.body(e) for e in factory.batch(colcache.MIN_ROWS)]
+    assert len(set(bodies)) == len(bodies)  # each one stored: the skews line up with the rows
     skews = [(i % 700) - 350.5 for i in range(len(bodies))]
     with EventStore(path) as store:
         store.append_many([(b, None, s) for b, s in zip(bodies, skews, strict=True)])

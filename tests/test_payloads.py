@@ -8,6 +8,7 @@ import json
 import pytest
 
 from elwh_nb import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, normalize, payloads, sign, verify
+from elwh_nb._core.payloads.base import to_body
 
 from .conftest import SECRET
 
@@ -107,6 +108,15 @@ def test_batch_is_time_ordered_within_its_span_and_mix() -> None:
     assert {e["event_type"] for e in tutorial} == set(TUTORIAL_TYPES)
     only_audio = payloads(9, now=NOW).batch(3, types={"post_call_audio": 1}, audio_bytes=100)
     assert all(len(base64.b64decode(e["data"]["full_audio"])) == 100 for e in only_audio)
+
+
+def test_a_batch_sent_at_one_instant_has_no_two_equal_bodies() -> None:
+    """What simulate() sends: n events with one timestamp. Equal bodies would be stored as one."""
+    voice_types = ["voice_removal_notice", "voice_removal_notice_withdrawn", "voice_removed"]
+    bodies = [to_body(e) for e in payloads(3, now=NOW).batch(200, types=voice_types, span_s=0)]
+    assert len(set(bodies)) == len(bodies)
+    again = [to_body(e) for e in payloads(3, now=NOW).batch(200, types=voice_types, span_s=0)]
+    assert again == bodies  # still deterministic by seed
 
 
 def test_unknown_type_is_a_clear_error() -> None:

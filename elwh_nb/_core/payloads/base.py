@@ -33,6 +33,7 @@ class Seeded:
             (self._id("agent_", 26), name) for name in _AGENTS
         ]  # a small pool, so grouping by agent means something
         self._voices = [self._voice_id() for _ in range(4)]
+        self._voice_notices: set[tuple[str, str, int]] = set()  # (type, voice, second) made so far
 
     def _id(self, prefix: str, n: int, alphabet: str = ALNUM) -> str:
         return prefix + "".join(self._rng.choice(alphabet) for _ in range(n))

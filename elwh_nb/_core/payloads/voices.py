@@ -12,8 +12,15 @@ class VoiceEvents(Seeded):
 
     def _voice(self, event_type: str, at: float | None, extra: dict[str, Any]) -> dict[str, Any]:
         sent = self._at(at)
+        voice = self._rng.choice(self._voices)
+        # The same notice for the same voice in the same second is a retry, not a new event:
+        # a batch sent at one instant gets a voice of its own instead (the pool grows).
+        while (event_type, voice, int(sent)) in self._voice_notices:
+            voice = self._voice_id()
+            self._voices.append(voice)
+        self._voice_notices.add((event_type, voice, int(sent)))
         data: dict[str, Any] = {
-            "voice_id": self._rng.choice(self._voices),
+            "voice_id": voice,
             "voice_name": self._rng.choice(NAMES) + " (shared)",
         }
         data.update(extra)
