@@ -266,3 +266,87 @@ def test_a_big_read_from_the_file_is_kept_at_once(tmp_path: Path) -> None:
     assert not colcache.path_for(path).exists()
     with EventStore(path):
         assert colcache.path_for(path).exists()  # written while opening, not only at close
+
+
+def rewrite(copy: Path, change: dict[str, Any]) -> None:
+    """Rewrite the copy as a well-formed zip with some members' arrays replaced."""
+    import io
+
+    import numpy as np
+
+    with zipfile.ZipFile(copy) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    for name, values in change.items():
+        buf = io.BytesIO()
+        np.save(buf, values, allow_pickle=False)
+        members[name] = buf.getvalue()
+    with zipfile.ZipFile(copy, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+
+
+def column(copy: Path, name: str) -> Any:
+    import numpy as np
+
+    with zipfile.ZipFile(copy) as zf, zf.open(f"{name}.npy") as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def test_a_well_formed_copy_with_other_contents_is_not_used(
+    big: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Consistent with itself (a valid zip, every count right), but not what the writer saved."""
+    copy = colcache.path_for(big)
+    rewrite(copy, {"conversation_id.npy": column(copy, "conversation_id")[::-1].copy()})
+    with caplog.at_level(logging.WARNING, logger="elwh_nb.store"), EventStore(big) as store:
+        same(store.events, from_file_only(big, tmp_path))
+    assert "not those this store's writer saved" in caplog.text
+
+
+@pytest.mark.parametrize("name", ["agent_id", "event_type"])
+def test_codes_out_of_range_either_way_are_not_used(
+    big: Path, tmp_path: Path, name: str, read_from_file: list[int]
+) -> None:
+    """Codes below -1 would index from the end of the list; the digest is made to match too."""
+    import numpy as np
+
+    copy = colcache.path_for(big)
+    codes = column(copy, name).copy()
+    codes[3] = -2
+    rewrite(copy, {f"{name}.npy": codes})
+    digest = colcache._Digest()
+    with zipfile.ZipFile(copy) as zf:
+        for kept, _ in colcache._KEPT:
+            with zf.open(f"{kept}.npy") as f:
+                values = np.lib.format.read_array(f, allow_pickle=False)
+            texts = zf.read(f"{kept}.json") if f"{kept}.json" in zf.namelist() else b""
+            digest.add(kept, values, texts)
+    with sqlite3.connect(big) as db:
+        db.execute("UPDATE meta SET value = ? WHERE key = ?", (digest.hexdigest(), colcache.DIGEST_KEY))
+    with EventStore(big, readonly=True) as store:
+        assert read_from_file == [ROWS]  # the copy was refused: every row came from the file
+        same(store.events, from_file_only(big, tmp_path))
+
+
+def test_a_copy_with_no_digest_in_the_file_is_not_used(big: Path, read_from_file: list[int]) -> None:
+    with sqlite3.connect(big) as db:  # as an older writer left it
+        db.execute("DELETE FROM meta WHERE key = ?", (colcache.DIGEST_KEY,))
+    with EventStore(big, readonly=True):
+        assert read_from_file == [ROWS]
+
+
+def test_temporary_copies_left_by_killed_writers_go_at_the_next_save(
+    big: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    copy = colcache.path_for(big)
+    dead = [copy.with_name(copy.name + f"dead{i}.tmp") for i in range(2)]
+    for tmp in dead:
+        tmp.write_bytes(b"half a zip")
+        os.utime(tmp, (0, 0))  # long untouched
+    fresh = copy.with_name(copy.name + "writing.tmp")  # another writer's, being written now
+    fresh.write_bytes(b"being written")
+    with EventStore(big) as store:
+        store.append_many(bodies(5, seed=9))  # moved: the close saves again
+    assert not any(t.exists() for t in dead) and fresh.exists()

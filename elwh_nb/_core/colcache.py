@@ -5,18 +5,24 @@ columns as NumPy arrays load in a fraction of that. The copy (``<store>-columns`
 ``.npy`` arrays and JSON, never a pickle) is only a cache. It names the store it was made
 from (a random id kept in the file's meta) and the rows it holds (how many, the last id and
 its body's SHA-256, their total deliveries), and it is checked against the file each time
-it is used: a copy that is missing, unreadable or does not match is ignored and the rows are
-read from the file as before. Rows added after it was written are read from the file; repeat
-counts that moved since are read back for the rows that have any.
+it is used. Its contents are checked too: a SHA-256 of every array it holds is kept in the
+store file itself when the copy is written, so a copy that is well-formed but not the one
+this file's writer made (edited, swapped, half-restored) does not match. A copy that is
+missing, unreadable or does not match is ignored and the rows are read from the file as
+before. Rows added after it was written are read from the file; repeat counts that moved
+since are read back for the rows that have any. Temporary copies left by writers killed
+mid-save are removed by the next save.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import sqlite3
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -30,10 +36,14 @@ from .schema import EVENTS
 log = logging.getLogger("elwh_nb.store")
 
 SUFFIX = "-columns"
-FORMAT = 1
+FORMAT = 2
 #: Below this many rows the file is read quickly enough and no copy is kept.
 MIN_ROWS = 20_000
 STORE_ID_KEY = "store_id"
+#: The store file's meta key for the SHA-256 of the copy's arrays, written with the copy.
+DIGEST_KEY = "columns_sha256"
+#: A temporary copy untouched for this long was left by a writer that died mid-save.
+STALE_TMP_S = 60.0
 #: The columns kept: those the file's SELECT would give, with their kinds (a change in the
 #: schema makes older copies not match).
 _KEPT = tuple((c.name, c.kind) for c in EVENTS.loaded)
@@ -56,6 +66,32 @@ def _last_digest(db: sqlite3.Connection, last_id: int) -> str | None:
     return None if row is None else bytes(row[0]).hex()
 
 
+class _Digest:
+    """The SHA-256 over the arrays as stored (codes for text, with their list of values)."""
+
+    def __init__(self) -> None:
+        self._h = hashlib.sha256()
+
+    def add(self, name: str, values: np.ndarray[Any, Any], texts: bytes = b"") -> None:
+        head = json.dumps([name, values.dtype.str, len(values), len(texts)]).encode()
+        self._h.update(len(head).to_bytes(4, "big") + head)
+        self._h.update(np.ascontiguousarray(values).data)
+        self._h.update(texts)
+
+    def hexdigest(self) -> str:
+        return self._h.hexdigest()
+
+
+def _remove_stale(target: Path) -> None:
+    """Remove temporary copies that writers killed mid-save left behind."""
+    for tmp in target.parent.glob(f"{target.name}*.tmp"):
+        try:
+            if time.time() - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink()
+        except OSError:
+            pass  # gone already, or not ours to remove
+
+
 def save(
     store: Path,
     store_id: str,
@@ -66,7 +102,7 @@ def save(
     """Write ``columns`` (views of the rows in memory) beside ``store``; returns whether it did.
 
     The copy is written to a temporary file and renamed over the old one, so a reader
-    (or a crash) never sees half of it.
+    (or a crash) never sees half of it; its digest then goes into the store file.
     """
     ids = columns["id"]
     if len(ids) == 0:
@@ -86,16 +122,21 @@ def save(
         "types": types,
     }
     target = path_for(store)
+    _remove_stale(target)
+    contents = _Digest()
     fd, tmp = tempfile.mkstemp(prefix=target.name, suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr("meta.json", json.dumps(meta))
             for name, _ in _KEPT:
                 values = columns[name]
+                texts = b""
                 if values.dtype == object:
                     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-                    zf.writestr(f"{name}.json", json.dumps(uniques.tolist()))
+                    texts = json.dumps(uniques.tolist()).encode()
+                    zf.writestr(f"{name}.json", texts)
                     values = codes.astype(np.int32 if len(uniques) < 2**31 else np.int64)
+                contents.add(name, values, texts)
                 with zf.open(f"{name}.npy", "w", force_zip64=True) as out:
                     np.lib.format.write_array(out, np.ascontiguousarray(values), allow_pickle=False)
         os.chmod(tmp, store.stat().st_mode & 0o666)  # readable by whoever may read the store
@@ -103,6 +144,10 @@ def save(
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    db.execute(
+        "INSERT INTO meta VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (DIGEST_KEY, contents.hexdigest()),
+    )
     return True
 
 
@@ -126,14 +171,23 @@ def load(store: Path, store_id: str, db: sqlite3.Connection) -> Arrays | None:
             counted, deliveries = _tally(db, last_id)
             if counted != rows:
                 return None
-            columns = {name: _read_column(zf, name, rows) for name, _ in _KEPT}
+            kept = db.execute("SELECT value FROM meta WHERE key = ?", (DIGEST_KEY,)).fetchone()
+            if kept is None:
+                return None
+            digest = _Digest()
+            columns = {name: _read_column(zf, name, rows, digest) for name, _ in _KEPT}
+            if digest.hexdigest() != kept[0]:
+                raise ValueError("its contents are not those this store's writer saved")
         types = [str(t) for t in meta["types"]]
     except (OSError, KeyError, TypeError, ValueError, zipfile.BadZipFile) as exc:
         log.warning(
             "ignoring the column copy %s (%s: %s); reading the store file", source, type(exc).__name__, exc
         )
         return None
-    if columns["id"][-1] != last_id or not len(types) > int(columns["event_type"].max(initial=-1)):
+    codes = columns["event_type"]
+    if columns["id"][-1] != last_id or not -1 <= int(codes.min(initial=-1)) <= int(
+        codes.max(initial=-1)
+    ) < len(types):
         return None
     if deliveries < int(meta["deliveries"]):
         return None  # counts only ever go up: this is not the file the copy was made from
@@ -142,17 +196,24 @@ def load(store: Path, store_id: str, db: sqlite3.Connection) -> Arrays | None:
     return Arrays(columns, types, deliveries)
 
 
-def _read_column(zf: zipfile.ZipFile, name: str, rows: int) -> np.ndarray[Any, Any]:
+def _read_column(zf: zipfile.ZipFile, name: str, rows: int, digest: _Digest) -> np.ndarray[Any, Any]:
     with zf.open(f"{name}.npy") as f:
         values = np.lib.format.read_array(f, allow_pickle=False)
     if values.shape != (rows,):
         raise ValueError(f"column {name} has {values.shape} values, not {rows}")
     dtype = np.dtype(EVENTS.dtypes[name])
     if dtype == np.dtype(object):
-        uniques = json.loads(zf.read(f"{name}.json"))
-        if not set(map(type, uniques)) <= {str} or values.max(initial=-1) >= len(uniques):
+        texts = zf.read(f"{name}.json")
+        digest.add(name, values, texts)
+        uniques = json.loads(texts)
+        if (
+            values.dtype.kind != "i"
+            or not set(map(type, uniques)) <= {str}
+            or not -1 <= values.min(initial=-1) <= values.max(initial=-1) < len(uniques)
+        ):
             raise ValueError(f"column {name} does not hold text")
         return np.array([*uniques, None], dtype=object)[values]  # code -1 is the None at the end
+    digest.add(name, values)
     if name == "event_type":
         return values  # codes, renumbered by the caller
     if values.dtype != dtype:

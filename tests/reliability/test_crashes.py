@@ -179,3 +179,52 @@ def test_callbacks_that_raise_or_hang_do_not_stall_deliveries(rx: elwh_nb.Receiv
     release.set()
     wait_for(lambda: len(rx.callback_errors) == 200, 30, "the raising callback's records")
     assert rx.callback_errors.error.str.startswith("ZeroDivisionError").all()
+
+
+KILLED_MID_SAVE = """
+import os, signal, sys
+import numpy as np
+from elwh_nb import EventStore, PayloadFactory
+from elwh_nb._core import colcache
+
+calls = []
+write = np.lib.format.write_array
+
+def dying(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == int(sys.argv[2]):
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9 with the copy half written
+    return write(*args, **kwargs)
+
+factory = PayloadFactory(seed=int(sys.argv[2]), now=1_750_000_000)
+colcache.MIN_ROWS = 10**9  # no copy while opening: this writer dies saving at its close
+store = EventStore(sys.argv[1])
+store.append_many([factory.body(e) for e in factory.batch(100)])
+colcache.MIN_ROWS = 50
+np.lib.format.write_array = dying
+store.close()
+"""
+
+
+@pytest.mark.slow
+def test_writers_killed_mid_save_leave_no_temporary_copies_and_no_wrong_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from elwh_nb._core import colcache
+
+    path = tmp_path / "big.sqlite"
+    for at in (2, 5, 9):  # dies at the 2nd, 5th, 9th column written
+        proc = subprocess.run([sys.executable, "-c", KILLED_MID_SAVE, str(path), str(at)], check=False)
+        assert proc.returncode == -signal.SIGKILL
+    left = list(tmp_path.glob("*.tmp"))
+    assert len(left) == 3 and not colcache.path_for(path).exists()
+    with sqlite3.connect(path) as db:
+        stored = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    assert stored == 300  # every append was committed before the copy was written
+    monkeypatch.setattr(colcache, "MIN_ROWS", 50)
+    monkeypatch.setattr(colcache, "STALE_TMP_S", 0.0)  # the killed writers' files count as old now
+    with elwh_nb.EventStore(path) as store:  # reads the 300 from the file and keeps a copy at once
+        from_file = store.events
+    assert list(tmp_path.glob("*.tmp")) == [] and colcache.path_for(path).exists()
+    with elwh_nb.EventStore(path, readonly=True) as again:  # from the copy: the same frame
+        pd.testing.assert_frame_equal(again.events.drop(columns="payload"), from_file.drop(columns="payload"))
