@@ -15,7 +15,8 @@ import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+
+from .fileuri import file_uri
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -70,8 +71,7 @@ def kept_headers(headers: Mapping[str, str] | list[tuple[str, str]]) -> dict[str
 
 def _connect_existing(path: str) -> sqlite3.Connection:
     # mode=rw: never create a file where the store was (a deleted store keeps nothing).
-    uri = f"file:{quote(str(Path(path)))}?mode=rw"
-    return sqlite3.connect(uri, uri=True, timeout=5, isolation_level=None)
+    return sqlite3.connect(file_uri(path, "rw"), uri=True, timeout=5, isolation_level=None)
 
 
 def keep(

@@ -25,6 +25,9 @@ ACK_HEADER = "X-Elwh-Ack"
 #: Set by the route on a tool or call-start request it relays: a receiver answers one only on
 #: its call paths, so no relayed call reaches its webhook path, whatever the URL said.
 CALL_HEADER = "X-Elwh-Call"
+#: The hub service's read API: the counts with each page, and the id of the store answering.
+COUNTS_HEADER = "X-Elwh-Counts"
+STORE_HEADER = "X-Elwh-Store"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 
 

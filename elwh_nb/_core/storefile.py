@@ -18,13 +18,13 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from . import inbox as _inbox
 from . import jobs as _jobs
 from .colcache import STORE_ID_KEY
 from .exceptions import StoreError
 from .failures import COUNTS_DDL
+from .fileuri import file_uri
 from .schema import CALLS, EVENTS, FAILURES, Table
 
 DEFAULT_FILENAME = "elwh_events.sqlite"
@@ -85,7 +85,7 @@ class StoreFile:
         target = ":memory:" if self.path is None else str(self.path)
         if self.readonly:
             db = sqlite3.connect(
-                f"file:{quote(target)}?mode=ro", uri=True, check_same_thread=False, isolation_level=None
+                file_uri(target, "ro"), uri=True, check_same_thread=False, isolation_level=None
             )
             db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()  # fail now if not a store
             return db
@@ -222,7 +222,7 @@ class StoreFile:
                 yield self._db
             return
         self._check_open()
-        db = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro", uri=True, timeout=self.lock_timeout)
+        db = sqlite3.connect(file_uri(self.path, "ro"), uri=True, timeout=self.lock_timeout)
         try:
             yield db
         finally:

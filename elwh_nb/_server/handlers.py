@@ -108,6 +108,6 @@ def _log_request(handler: web.RequestHandler) -> None:
             "%s %s %s %.1fms",
             handler.get_status(),
             request.method,
-            request.path,
+            request.path[:200],  # a stranger's path can be 64 KB long
             1000 * request.request_time(),
         )

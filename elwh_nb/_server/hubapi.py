@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from tornado import web
 
+from .._core.protocol import COUNTS_HEADER, STORE_HEADER
 from .._core.schema import FAILURES
 from . import wire
 
@@ -23,6 +24,24 @@ if TYPE_CHECKING:
     from .hubservice import HubService, Webhook
 
 log = logging.getLogger("elwh_nb")
+
+
+#: Row ids in the read API: a plain decimal that fits SQLite's 64-bit integer.
+_ROW_ID = re.compile(r"[0-9]{1,18}")
+#: The longest webhook name echoed back (in a status line, an error or the log).
+ECHO_CHARS = 64
+
+
+def echoed(name: str) -> str:
+    """``name`` as it may be repeated to a client or the log: at most :data:`ECHO_CHARS`."""
+    return name if len(name) <= ECHO_CHARS else name[:ECHO_CHARS] + f"... ({len(name)} characters)"
+
+
+def row_id(text: str, what: str) -> int:
+    """A row id from the URL, or a 400 that says what a row id is."""
+    if not _ROW_ID.fullmatch(text):
+        raise web.HTTPError(400, reason=f"{what} must be a row id: digits only, at most 18 of them")
+    return int(text)
 
 
 def read_scope(webhook: str) -> str:
@@ -73,10 +92,10 @@ class ApiHandler(web.RequestHandler):
         user, scopes = who
         if found is None or read_scope(name) not in scopes:
             # The same answer for a webhook that does not exist: names are not given away.
-            log.info("reader %s refused webhook %s: no scope %s", user, name, read_scope(name))
+            scope = echoed(read_scope(name))
+            log.info("reader %s refused webhook %s: no scope %s", echoed(user), echoed(name), scope)
             raise web.HTTPError(
-                403,
-                reason=f"Your hub token lacks the scope {read_scope(name)}: ask your hub's admin for it",
+                403, reason=f"Your hub token lacks the scope {scope}: ask your hub's admin for it"
             )
         return found
 
@@ -87,13 +106,17 @@ class ApiHandler(web.RequestHandler):
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")
 
+    def identify(self, hook: Webhook) -> None:
+        """Name the store answering, so that a reader notices when it is another one."""
+        self.set_header(STORE_HEADER, hook.store.store_id or "")
+
 
 class RowsHandler(ApiHandler):
     """``GET api/<webhook>/events?after=ID`` (or ``failures``): the rows after ``ID``, as Arrow."""
 
     async def get(self, name: str, which: str) -> None:
         hook = await self.webhook(name)
-        after = int(self.get_argument("after", "0") or 0)
+        after = row_id(self.get_argument("after", "0") or "0", "after")
         run = asyncio.get_running_loop().run_in_executor
         if which == "events":
             arrays = hook.store.arrays_after(after, wire.PAGE)
@@ -101,9 +124,10 @@ class RowsHandler(ApiHandler):
         else:
             data = await run(None, wire.read_new, str(hook.store.path), FAILURES, after)
         counts = hook.store.counts
+        self.identify(hook)
         self.set_header("Content-Type", wire.MEDIA_TYPE)
         self.set_header(
-            "X-Elwh-Counts",
+            COUNTS_HEADER,
             orjson.dumps(
                 {"deliveries": counts["deliveries"], "failures": hook.store.failure_counts}
             ).decode(),
@@ -117,9 +141,10 @@ class PayloadHandler(ApiHandler):
     async def get(self, name: str, event_id: str) -> None:
         hook = await self.webhook(name)
         try:
-            body = hook.store.raw_body(int(event_id))
+            body = hook.store.raw_body(row_id(event_id, "an event id"))
         except KeyError:
             raise web.HTTPError(404, reason=f"no event {event_id}") from None
+        self.identify(hook)
         self.set_header("Content-Type", "application/json")
         self.finish(body)
 
@@ -130,6 +155,7 @@ class InfoHandler(ApiHandler):
     async def get(self, name: str) -> None:
         hook = await self.webhook(name)
         route = hook.store.route(create=False)
+        self.identify(hook)
         self.set_header("Content-Type", "application/json")
         self.finish(
             orjson.dumps(
@@ -139,6 +165,7 @@ class InfoHandler(ApiHandler):
                     "url_created_ns": route[1] if route else 0,
                     "counts": hook.store.counts,
                     "max_failures": hook.store.max_failures,
+                    "store_id": hook.store.store_id,
                 }
             )
         )

@@ -4,22 +4,38 @@ The :class:`Connection` holds a :class:`Mirror`: an in-memory :class:`EventStore
 rows it lacks, as Arrow (:mod:`.wire`), through the store's own loading code, so ``events``,
 ``failures``, ``counts``, the dashboard and ``timings()`` work as on a local receiver. Raw
 bodies stay in the service; a payload is fetched when it is opened. The secret never leaves it.
+
+Pulls run on a thread of the connection's own (:class:`Puller`), so a slow or hung service
+never holds up the kernel's loop: the dashboard shows what is in memory and asks for more; a
+cell that reads ``conn.events`` waits for one pull (a few seconds at most). While the service
+is unreachable the pulls back off, and the dashboard and ``url_note`` say since when. Each
+answer names the store it came from: a service whose store was replaced is read again from
+its first row.
 """
 
 from __future__ import annotations
 
 import functools
+import http.client
+import logging
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas as pd
 
+from .._core.calls import CallLog
+from .._core.events import Events
 from .._core.exceptions import ReceiverError
+from .._core.failures import FailureLog
+from .._core.frames import StoredPayload
+from .._core.jobs import Jobs
+from .._core.protocol import COUNTS_HEADER, STORE_HEADER
 from .._core.schema import FAILURES
 from .._core.store import EventStore
 from . import wire
@@ -27,12 +43,18 @@ from . import wire
 if TYPE_CHECKING:
     from .._notebook.dashboard import Dashboard
 
+log = logging.getLogger("elwh_nb")
+
 #: Seconds between two pulls at most (reads in between use what is in memory).
 PULL_EVERY_S = 0.5
+#: Seconds a request to the service may take (connecting, or waiting for the next bytes).
+TIMEOUT_S = 5.0
+#: While the service is unreachable, pulls wait twice as long each time, up to this.
+MAX_BACKOFF_S = 30.0
 
 
 class HubApi:
-    """GETs to the service's read API with the user's hub token."""
+    """GETs to the service's read API with the user's hub token; every failure is a ReceiverError."""
 
     def __init__(self, base: str, token: str, webhook: str) -> None:
         self.base = base.rstrip("/") + f"/api/{webhook}"
@@ -41,43 +63,168 @@ class HubApi:
     def get(self, path: str) -> tuple[bytes, Mapping[str, str]]:
         request = urllib.request.Request(self.base + path, headers={"Authorization": f"token {self.token}"})
         try:
-            with urllib.request.urlopen(request, timeout=30) as answer:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as answer:
                 return answer.read(), answer.headers
         except urllib.error.HTTPError as exc:
             try:
                 why = orjson.loads(exc.read()).get("error", "")
-            except (orjson.JSONDecodeError, AttributeError):
+            except (orjson.JSONDecodeError, AttributeError, OSError):
                 why = ""
             raise ReceiverError(f"the hub service answered {exc.code} for {self.base}{path}: {why}") from None
+        except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, bad answers
+            reason = getattr(exc, "reason", None) or exc
+            raise Unreachable(
+                f"the hub service at {self.base} is unreachable: {type(reason).__name__}: {reason}"
+            ) from None
+
+
+class Unreachable(ReceiverError):
+    """The hub service did not answer (down, hung, or the network between)."""
+
+
+class Puller:
+    """Runs a mirror's pulls on a thread of its own when asked, backing off while the service is down."""
+
+    def __init__(self, pull: Callable[[], object], on_state: Callable[[], None]) -> None:
+        self._pull = pull
+        self._on_state = on_state  # reachability changed: views should redraw
+        self._cond = threading.Condition()
+        self._asked = self._done = 0
+        self._urgent = False
+        self._stopped = False
+        self._next_at = 0.0  # monotonic time before which no pull starts
+        self._backoff = PULL_EVERY_S
+        self.down_since: float | None = None  # time.time() of the first failure of this outage
+        self.error: str | None = None
+        self._thread = threading.Thread(target=self._run, name="elwh-hub-reader", daemon=True)
+        self._thread.start()
+
+    def ask(self, *, urgent: bool = False) -> int:
+        """Ask for a pull (at once if ``urgent``, unless backing off); returns a ticket for :meth:`wait`."""
+        with self._cond:
+            self._asked += 1
+            self._urgent |= urgent
+            self._cond.notify_all()
+            return self._asked
+
+    def wait(self, ticket: int, timeout: float) -> bool:
+        """Wait until the pull answering ``ticket`` has run; False if it did not in ``timeout``."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._done >= ticket or self._stopped, timeout)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped:
+                    if self._asked > self._done:
+                        start = self._next_at if self.down_since is not None or not self._urgent else 0.0
+                        delay = start - time.monotonic()
+                        if delay <= 0:
+                            break
+                        self._cond.wait(delay)
+                    else:
+                        self._cond.wait()
+                if self._stopped:
+                    return
+                ticket, self._urgent = self._asked, False
+            self._once()
+            with self._cond:
+                self._done = ticket
+                self._cond.notify_all()
+
+    def _once(self) -> None:
+        was_down = self.down_since is not None
+        try:
+            self._pull()
+        except ReceiverError as exc:
+            if not was_down:
+                self.down_since = time.time()
+                log.warning("%s; showing the rows read before, and trying again", exc)
+            self.error = str(exc)
+            self._next_at = time.monotonic() + self._backoff
+            self._backoff = min(2 * self._backoff, MAX_BACKOFF_S)
+        except Exception as exc:  # a bug must not end the thread: say it, and keep trying
+            log.exception("reading the hub service failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+            self._next_at = time.monotonic() + MAX_BACKOFF_S
+        else:
+            if was_down:
+                log.warning("the hub service answers again; reading on")
+            self.down_since, self.error = None, None
+            self._next_at, self._backoff = time.monotonic() + PULL_EVERY_S, PULL_EVERY_S
+        if was_down != (self.down_since is not None):
+            self._on_state()
 
 
 class Mirror(EventStore):
     """A webhook's events and failures in memory, pulled from the hub service as they come."""
 
-    def __init__(self, api: HubApi, max_failures: int) -> None:
+    def __init__(self, api: HubApi, max_failures: int, source: str | None = None) -> None:
         super().__init__(":memory:", max_failures=max_failures)
         self.api = api
-        self._pulled = 0.0
+        self.source = source  # the id of the service's store these rows came from
+        self.puller = Puller(self._pull_all, self._state_changed)
 
     def pull(self, *, force: bool = False) -> bool:
-        """Fetch the rows stored since the last pull; returns whether there were any."""
-        now = time.monotonic()
-        if not force and now - self._pulled < PULL_EVERY_S:
-            return False
-        self._pulled = now
+        """Fetch the rows stored since the last pull, here and now; returns whether there were any.
+
+        (``force`` is accepted for older code: every call pulls.)
+        """
+        return self._pull_all()
+
+    def sync(self) -> None:
+        """Wait for one pull that starts now (unless the service is known to be unreachable)."""
+        ticket = self.puller.ask(urgent=True)
+        if self.puller.down_since is None:
+            self.puller.wait(ticket, 2 * TIMEOUT_S + 1)
+
+    def _pull_all(self) -> bool:
         new = self._pull_events() | self._pull_failures()
         if new:
             self._changes += 1
         return new
 
+    def _state_changed(self) -> None:
+        self._changes += 1
+
+    def _same_source(self, headers: Mapping[str, str]) -> bool:
+        """Whether the answer is from the store read so far; if not, forget it all and say so."""
+        source = headers.get(STORE_HEADER) or None
+        if source is None or source == self.source:
+            return True
+        if self.source is not None:
+            log.warning(
+                "the hub service's store for this webhook was replaced: reading it from its first row"
+            )
+            self._start_over()
+        self.source = source
+        return False
+
+    def _start_over(self) -> None:
+        with self._lock:
+            self._events = Events(functools.partial(StoredPayload, self))
+            self._jobs = Jobs(self._events.columns)
+            self._failures = FailureLog(self._failures.max_failures, self._failures.max_bytes)
+            self._calls = CallLog(self._calls.max_rows, self._calls.max_bytes)
+            self._db.execute("DELETE FROM failure_counts")
+            self._changes += 1
+        type(self).raw_body.cache_clear()
+
     def _pull_events(self) -> bool:
         got = 0
         while True:
             data, headers = self.api.get(f"/events?after={self._events.last_id()}")
+            if not self._same_source(headers):
+                continue  # from the first row of the store now answering
             arrays = wire.events_arrays(data)
             with self._lock:
                 self._events.restore(arrays)
-                counts = orjson.loads(headers.get("X-Elwh-Counts", "{}"))
+                counts = orjson.loads(headers.get(COUNTS_HEADER, "{}"))
                 self._events.deliveries = int(counts.get("deliveries", self._events.deliveries))
             got += len(arrays.columns["id"])
             if len(arrays.columns["id"]) < wire.PAGE:
@@ -85,8 +232,10 @@ class Mirror(EventStore):
 
     def _pull_failures(self) -> bool:
         data, headers = self.api.get(f"/failures?after={self._failures.last_id()}")
+        if not self._same_source(headers):
+            return self._pull_events() | self._pull_failures()
         rows = wire.rows(data, FAILURES)
-        counts = orjson.loads(headers.get("X-Elwh-Counts", "{}")).get("failures", {})
+        counts = orjson.loads(headers.get(COUNTS_HEADER, "{}")).get("failures", {})
         with self._lock:
             self._db.executemany(wire.insert(FAILURES), rows)
             self._db.execute("DELETE FROM failure_counts")
@@ -97,12 +246,16 @@ class Mirror(EventStore):
 
     def _fresh(self) -> None:
         if not self._closed:
-            self.pull()
+            self.puller.ask()  # never waits: the rows come on the puller's thread
 
     @property
     def changes(self) -> int:
         self._fresh()
         return self._changes
+
+    def close(self) -> None:
+        self.puller.stop()
+        super().close()
 
     @functools.lru_cache(maxsize=64)  # noqa: B019  (bodies of one connection, a few at a time)
     def raw_body(self, event_id: int) -> bytes:
@@ -120,16 +273,19 @@ class Connection:
         self.local_url = base
         self._info = info
         self.started_at = time.time()
-        self.store = Mirror(api, int(info.get("max_failures", 1000)))
-        self.store.pull(force=True)
+        self.store = Mirror(api, int(info.get("max_failures", 1000)), info.get("store_id"))
+        self.store.pull()
 
     # -- what a notebook reads (as on a Receiver) ---------------------------------------
     @property
     def events(self) -> pd.DataFrame:
+        """The webhook's events, after one pull (at most a few seconds; none while it is unreachable)."""
+        self.store.sync()
         return self.store.events
 
     @property
     def failures(self) -> pd.DataFrame:
+        self.store.sync()
         return self.store.failures
 
     @property
@@ -151,6 +307,10 @@ class Connection:
 
     @property
     def url_note(self) -> str | None:
+        down, why = self.store.puller.down_since, self.store.puller.error
+        if down is not None:
+            since = time.strftime("%H:%M:%S", time.localtime(down))
+            return f"Service unreachable since {since} ({why}): showing the rows read before; retrying."
         return "Read-only: the hub service receives and verifies; this notebook reads what it stored."
 
     def simulate(self, n: int = 20, *, faults: Any = None, progress: bool = True) -> pd.DataFrame:

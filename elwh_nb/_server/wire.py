@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._core.events import Arrays
+from .._core.fileuri import file_uri
 from .._core.schema import EVENTS, NAT, Column, Table
 
 MEDIA_TYPE = "application/vnd.apache.arrow.stream"
@@ -47,7 +48,7 @@ def read_new(path: str, table: Table, after: int, limit: int = PAGE) -> bytes:
     """
     import pyarrow as pa
 
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = sqlite3.connect(file_uri(path, "ro"), uri=True)
     try:
         rows = db.execute(select(table), (after, limit)).fetchall()
     finally:
