@@ -24,9 +24,9 @@ from elwh_nb._server import hubclient
 from elwh_nb._server.hubservice import HubService
 from testkit.processes import free_port
 
-from .conftest import SECRET
-from .helpers import signed, stop_process, wait_for
-from .test_hubservice import PREFIX, READERS
+from ..conftest import SECRET
+from ..helpers import signed, stop_process, wait_for
+from ..test_hubservice import PREFIX, READERS
 
 pytest.importorskip("pyarrow")
 
