@@ -3,14 +3,17 @@
 The public route cannot verify a delivery (the secret lives only in the kernel), so while
 no receiver runs it keeps the raw request here, commits, and only then answers 200; the
 receiver verifies each one on ``start()`` exactly as a live delivery, against the time it
-arrived. A stranger who knows the URL could fill it, so it is capped by count and bytes;
-past the cap the route answers 503 (ElevenLabs retries) and counts the refusal. Stdlib
-only: the Jupyter server imports this module.
+arrived. A stranger who knows the URL could fill it, so it is capped by count and bytes,
+and it leaves a reserve of free space on the store's disk (room for the receiver to move
+what waits into events, and for everything else on that disk); past a cap or into the
+reserve the route answers 503 (ElevenLabs retries) and counts the refusal. Stdlib only:
+the Jupyter server imports this module.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -43,6 +46,13 @@ class Limits:
 
     max_deliveries: int = 10_000
     max_bytes: int = 2 * 1024**3
+    #: Bytes left free on the store's disk: a delivery that would eat into them is refused.
+    min_free: int = 64 * 1024**2
+
+
+def free_bytes(path: str | Path) -> int:
+    """Free space (for this user) on the disk that holds the file at ``path``."""
+    return shutil.disk_usage(Path(path).parent).free
 
 
 class Refused(Exception):
@@ -85,7 +95,8 @@ def keep(
 ) -> int:
     """Commit one delivery to the inbox of the store file at ``path``; returns its inbox id.
 
-    Raises :class:`Refused` when the inbox is full or the file cannot be written. Blocks
+    Raises :class:`Refused` when the inbox is full, the delivery would eat into the free
+    space kept on the store's disk (``limits.min_free``), or the file cannot be written. Blocks
     (file I/O): call it off the event loop.
     """
     size = len(body)
@@ -99,17 +110,25 @@ def keep(
         db.execute(SCHEMA)
         db.execute("BEGIN IMMEDIATE")
         count, held = db.execute("SELECT count(*), coalesce(sum(body_bytes), 0) FROM inbox").fetchone()
+        free = free_bytes(path)
+        why = None
         if count + 1 > limits.max_deliveries or held + size > limits.max_bytes:
+            why = (
+                f"the inbox is full ({count} deliveries, {held} bytes; limits {limits.max_deliveries}, "
+                f"{limits.max_bytes})"
+            )
+        elif free - size < limits.min_free:
+            why = (
+                f"the store's disk is nearly full ({free} bytes free, {limits.min_free} kept free; "
+                f"the inbox holds {count} deliveries, {held} bytes)"
+            )
+        if why is not None:
             db.execute(
                 "INSERT INTO meta VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET value = value + 1",
                 (REFUSED_KEY,),
             )
             db.execute("COMMIT")
-            raise Refused(
-                f"the inbox is full ({count} deliveries, {held} bytes; limits {limits.max_deliveries}, "
-                f"{limits.max_bytes})",
-                full=True,
-            )
+            raise Refused(why, full=True)
         value, param = blob_value(db, body)
         cur = db.execute(
             f"INSERT INTO inbox (received_ns, remote, headers, body_bytes, body) VALUES (?,?,?,?,{value})",
@@ -119,7 +138,7 @@ def keep(
         fill_blob(db, "inbox", "body", inbox_id, body)
         db.execute("COMMIT")
         return inbox_id
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:  # nothing committed: never answered 200
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise Refused(f"cannot write the store file: {exc}", full=False) from exc

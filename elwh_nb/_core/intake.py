@@ -177,11 +177,12 @@ class Intake:
         self.clock.observe(skew)
         return Verified(event, skew)
 
-    def deliver_kept(self, kept: Kept) -> bool:
+    def deliver_kept(self, kept: Kept) -> None:
         """Verify and store one delivery kept while away, as if it had arrived live then.
 
-        It leaves the inbox in the same transaction that records it. Returns False when
-        the store could not take it (it stays in the inbox for the next try).
+        It leaves the inbox in the same transaction that records it. Raises
+        :class:`StoreError` when the store could not take it (it stays in the inbox for the
+        next try).
         """
         record: dict[str, Any] = {"received_at": kept.received_ns / 1e9, "from_inbox": kept.id}
         path = "(kept while the receiver was away)"
@@ -196,23 +197,19 @@ class Intake:
                 path=path,
                 **record,
             )
-            return True
+            return
         checked = self.check(kept.body, kept.headers, remote=kept.remote, path=path, kept=kept)
         if isinstance(checked, Answer):
-            return True
-        try:
-            result = self.store.append(
-                kept.body,
-                checked.event,
-                received_at=record["received_at"],
-                kept_while_away=True,
-                from_inbox=kept.id,
-                skew_s=checked.skew_s,
-            )
-        except StoreError:
-            return False
+            return
+        result = self.store.append(
+            kept.body,
+            checked.event,
+            received_at=record["received_at"],
+            kept_while_away=True,
+            from_inbox=kept.id,
+            skew_s=checked.skew_s,
+        )
         self.stored(result, checked.event)
-        return True
 
     def stored(self, result: Appended, event: dict[str, Any]) -> Answer:
         """The answer once an event is committed (callbacks run for new ones)."""

@@ -76,10 +76,19 @@ class StoreFile:
         try:
             self._db = self._connect(durability)
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the event store {self._where()}: {exc}") from exc
+            raise StoreError(f"cannot open the event store {self._where()}: {exc}{self._free()}") from exc
 
     def _where(self) -> str:
         return "in memory" if self.path is None else f"at {self.path}"
+
+    def _free(self) -> str:
+        """How much its disk has free, for an error (a full disk fails with "disk I/O error")."""
+        if self.path is None:
+            return ""
+        try:
+            return f" ({_inbox.free_bytes(self.path)} bytes free on its disk)"
+        except OSError:
+            return ""
 
     def _connect(self, durability: str) -> sqlite3.Connection:
         target = ":memory:" if self.path is None else str(self.path)
@@ -201,6 +210,16 @@ class StoreFile:
             self._check_open()
             try:
                 return list(_inbox.pending(self._db, after, limit))
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not read the inbox {self._where()}: {exc}") from exc
+
+    @property
+    def inbox_waiting(self) -> int:
+        """How many deliveries kept while the receiver was away wait in the inbox."""
+        with self._lock:
+            self._check_open()
+            try:
+                return _inbox.waiting(self._db)
             except sqlite3.Error as exc:
                 raise StoreError(f"could not read the inbox {self._where()}: {exc}") from exc
 

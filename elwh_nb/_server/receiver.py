@@ -192,9 +192,10 @@ class Receiver(CallMethods):
 
     @property
     def url_note(self) -> str | None:
-        """What to check about :attr:`url` (a local host, no public route, a tunnel), and about
-        this machine's clock (when deliveries are signed ahead of it), if anything."""
-        notes = [note for note in (self._reach.note, self._intake.clock.note) if note]
+        """What to check about :attr:`url` (a local host, no public route, a tunnel), about
+        this machine's clock (when deliveries are signed ahead of it), and about deliveries
+        kept while away that still wait (a full disk), if anything."""
+        notes = [note for note in (self._reach.note, self._intake.clock.note, self._kept.note) if note]
         return " ".join(notes) or None
 
     @property

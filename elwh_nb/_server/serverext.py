@@ -63,6 +63,15 @@ class ElwhHook(Configurable):
         config=True,
         help="Body bytes a store's inbox keeps while its receiver is away; past it the route answers 503.",
     )
+    inbox_min_free = Int(
+        _inbox.Limits.min_free,
+        config=True,
+        help=(
+            "Bytes kept free on the disk of a store's file: a delivery kept while its receiver is away "
+            "that would leave less is answered 503 (ElevenLabs retries), so that the disk never fills "
+            "and the receiver has room to move what waits into events."
+        ),
+    )
     hook_port = Int(
         None,
         allow_none=True,
@@ -368,7 +377,9 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
     from .. import __version__
 
     settings = ElwhHook(parent=serverapp)
-    relay = Relay(_inbox.Limits(settings.inbox_max_deliveries, settings.inbox_max_bytes))
+    relay = Relay(
+        _inbox.Limits(settings.inbox_max_deliveries, settings.inbox_max_bytes, settings.inbox_min_free)
+    )
     base_url = serverapp.web_app.settings.get("base_url", "/")
     pattern = url_path_join(base_url, HOOK_PATH)
     serverapp.web_app.add_handlers(
@@ -388,7 +399,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         _routes.mark_server(pid, hook_port=hook_port)
         serverapp.log.info(
             "elwh_nb %s: public hook route at %selwh/hook/<route id>%s; "
-            "inboxes hold up to %d deliveries, %d bytes",
+            "inboxes hold up to %d deliveries, %d bytes, and leave %d bytes free on their disk",
             __version__,
             base_url,
             f", and only that at http://127.0.0.1:{hook_port}/elwh/hook/<route id> (point tunnels there)"
@@ -396,6 +407,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
             else "",
             settings.inbox_max_deliveries,
             settings.inbox_max_bytes,
+            settings.inbox_min_free,
         )
 
     (getattr(serverapp, "io_loop", None) or IOLoop.current()).add_callback(begin)
