@@ -24,10 +24,12 @@ EventCallback = Callable[[dict[str, Any]], Any]
 class Callbacks:
     """The callbacks of one receiver, the queue of events for them, and their errors."""
 
-    def __init__(self, max_queued: int = 10_000) -> None:
+    def __init__(self, load: Callable[[int], dict[str, Any]] | None = None, max_queued: int = 10_000) -> None:
+        """``load(event_id)``: a stored event, for those notified without theirs (big bodies)."""
         self._callbacks: list[tuple[EventCallback, frozenset[str] | None]] = []
         self.errors: deque[dict[str, Any]] = deque(maxlen=1000)
-        self._queue: queue.Queue[tuple[int, dict[str, Any]] | None] = queue.Queue(maxsize=max_queued)
+        self._load = load
+        self._queue: queue.Queue[tuple[int, dict[str, Any] | None] | None] = queue.Queue(maxsize=max_queued)
         self._worker: threading.Thread | None = None
 
     def add(self, fn: EventCallback, types: frozenset[str] | None = None) -> None:
@@ -42,7 +44,8 @@ class Callbacks:
             self._worker = threading.Thread(target=self._run_callbacks, name="elwh-callbacks", daemon=True)
             self._worker.start()
 
-    def notify(self, event_id: int, event: dict[str, Any]) -> None:
+    def notify(self, event_id: int, event: dict[str, Any] | None) -> None:
+        """Queue ``event`` for the callbacks; None: they get it from ``load`` (on their thread)."""
         if not self._callbacks:
             return
         try:
@@ -55,6 +58,14 @@ class Callbacks:
     def _run_callbacks(self) -> None:
         while (item := self._queue.get()) is not None:
             event_id, event = item
+            if event is None:
+                try:
+                    event = self._load(event_id) if self._load is not None else None
+                except Exception as exc:  # the store closed meanwhile: recorded, as a callback's error
+                    self._failed(event_id, None, exc)
+                    continue
+                if event is None:
+                    continue
             kind = normalize(event)["event_type"]  # `type`, or the tutorial's `event_type`
             for fn, types in list(self._callbacks):
                 if types is not None and kind not in types:
@@ -62,15 +73,18 @@ class Callbacks:
                 try:
                     fn(event)
                 except Exception as exc:
-                    self.errors.append(
-                        {
-                            "time": time.time(),
-                            "event_id": event_id,
-                            "callback": getattr(fn, "__name__", repr(fn)),
-                            "error": f"{type(exc).__name__}: {exc}",
-                            "traceback": traceback.format_exc(limit=5),
-                        }
-                    )
+                    self._failed(event_id, getattr(fn, "__name__", repr(fn)), exc)
+
+    def _failed(self, event_id: int, callback: str | None, exc: Exception) -> None:
+        self.errors.append(
+            {
+                "time": time.time(),
+                "event_id": event_id,
+                "callback": callback,
+                "error": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(limit=5),
+            }
+        )
 
     def close(self) -> None:
         if self._worker is not None:

@@ -27,7 +27,7 @@ from .schema import EVENTS, NAT
 #: The INSERT for a body written at once (``?``) or in pieces after it (``zeroblob(?)``).
 _INSERT = {value: EVENTS.insert(body=value) for value in ("?", "zeroblob(?)")}
 #: A raw body, its SHA-256, its normalised record, and its skew (see :mod:`.clock`; None: unsigned).
-Prepared = tuple[bytes, bytes, dict[str, Any], float | None]
+Prepared = tuple[bytes | bytearray, bytes, dict[str, Any], float | None]
 
 
 @dataclass(frozen=True)

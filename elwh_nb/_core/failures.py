@@ -42,7 +42,7 @@ def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None
     return out
 
 
-def body_preview(raw: bytes, limit: int = PREVIEW_BYTES) -> str:
+def body_preview(raw: bytes | bytearray, limit: int = PREVIEW_BYTES) -> str:
     """The start of a body as text, marked when shortened."""
     text = raw[:limit].decode("utf-8", "replace")
     return text if len(raw) <= limit else f"{text}… ({len(raw)} bytes in all)"

@@ -21,7 +21,8 @@ from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
 from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
-from .signature import Secret, secret_keys, signed_at, verify
+from .signature import Secret, authenticate, parse_event, secret_keys, signed_at
+from .skim import BIG, skim
 from .store import Appended, EventStore
 
 #: Reasons a receiver records besides the SignatureError ones.
@@ -62,10 +63,15 @@ def signature_header(headers: Mapping[str, str]) -> str | None:
 
 @dataclass(frozen=True)
 class Verified:
-    """A delivery that verified: its parsed event, and its arrival minus its signature's time."""
+    """A delivery that verified: its parsed event, and its arrival minus its signature's time.
+
+    A big body's event may be skimmed (``whole`` False: its long unread strings are ``""``,
+    see :mod:`.skim`); it gives the same record, and callbacks get the whole event from the store.
+    """
 
     event: dict[str, Any]
     skew_s: float
+    whole: bool = True
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ class Intake:
         self.unrecorded_failures = 0  # failures the store could not write either
         self.outage_left = 0  # deliveries still to refuse in a simulated outage
         self._explain_budget = _Budget(20)
-        self.callbacks = Callbacks()
+        self.callbacks = Callbacks(store.payload)
         self.clock = ClockWatch()
 
     def __repr__(self) -> str:
@@ -129,7 +135,7 @@ class Intake:
     # -- deliveries --------------------------------------------------------------------
     def check(
         self,
-        body: bytes,
+        body: bytes | bytearray,
         headers: Mapping[str, str],
         *,
         remote: Remote,
@@ -156,7 +162,11 @@ class Intake:
         header = signature_header(headers)
         window = {"tolerance": self.tolerance, "future_tolerance": self.future_tolerance, "now": now}
         try:
-            event = verify(body, header, self._keys, **window)
+            raw = authenticate(body, header, self._keys, **window)
+            event = skim(raw) if len(raw) > BIG else None  # a call's audio is not made a string
+            whole = event is None
+            if event is None:
+                event = parse_event(raw)
         except SignatureError as exc:
             explanation, details = str(exc), None
             if self._explain_budget.take():  # the full account, unless bad requests flood in
@@ -175,7 +185,7 @@ class Intake:
         assert header is not None  # it verified
         skew = (time.time() if now is None else now) - signed_at(header)
         self.clock.observe(skew)
-        return Verified(event, skew)
+        return Verified(event, skew, whole)
 
     def deliver_kept(self, kept: Kept) -> None:
         """Verify and store one delivery kept while away, as if it had arrived live then.
@@ -209,10 +219,11 @@ class Intake:
             from_inbox=kept.id,
             skew_s=checked.skew_s,
         )
-        self.stored(result, checked.event)
+        self.stored(result, checked.event if checked.whole else None)
 
-    def stored(self, result: Appended, event: dict[str, Any]) -> Answer:
-        """The answer once an event is committed (callbacks run for new ones)."""
+    def stored(self, result: Appended, event: dict[str, Any] | None) -> Answer:
+        """The answer once an event is committed (callbacks run for new ones; with ``event``
+        None, on the event read back from the store)."""
         if not result.duplicate:
             self.callbacks.notify(result.id, event)
         return Answer(200, {"ok": True, "id": result.id, "duplicate": result.duplicate})
@@ -220,7 +231,7 @@ class Intake:
     def store_failed(
         self,
         exc: StoreError,
-        body: bytes,
+        body: bytes | bytearray,
         headers: Mapping[str, str],
         *,
         remote: Remote,
@@ -243,7 +254,7 @@ class Intake:
         explanation: str,
         *,
         headers: Mapping[str, str] | None = None,
-        body: bytes = b"",
+        body: bytes | bytearray = b"",
         remote: Remote = None,
         path: str | None = None,
         details: str | None = None,

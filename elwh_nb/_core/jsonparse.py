@@ -30,7 +30,7 @@ _TABLE = bytes(48 if 48 <= i <= 57 else 91 if i in (91, 123) else 32 for i in ra
 _RUN = b"0" * _LONG_RUN
 
 
-def orjson_agrees(raw: bytes) -> bool:
+def orjson_agrees(raw: bytes | bytearray) -> bool:
     """Whether orjson, if it accepts ``raw``, gives what ``json.loads`` gives (no false yes)."""
     brackets = 0
     # Brackets bound the depth; half the recursion limit is well inside what json.loads
@@ -47,7 +47,7 @@ def orjson_agrees(raw: bytes) -> bool:
     return True
 
 
-def loads(raw: bytes) -> Any:
+def loads(raw: bytes | bytearray) -> Any:
     """``json.loads(raw.decode("utf-8"))``: the same value, or the same exception."""
     if orjson_agrees(raw):
         try:

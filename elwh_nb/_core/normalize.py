@@ -27,6 +27,17 @@ _DIGITS = re.compile(r"\d+(\.\d+)?")
 # The tutorial's events carry one top-level `id`; it names the job or voice they report on.
 _TUTORIAL_ID_FIELD = {"speech.completed": "request_id", "voice.created": "voice_id"}
 
+#: Every key :func:`normalize` reads, at any depth (it reads nothing inside a list): a string
+#: under any other key cannot change the record (:mod:`.skim` relies on this; a test checks it).
+READ_KEYS = frozenset(
+    {
+        *("type", "event_type", "event_timestamp", "timestamp", "id", "data", "metadata"),
+        *_TEXT_FIELDS,
+        *("agent_name", "environment", "conversation_initiation_client_data"),
+        *("call_duration_secs", "start_time_unix_secs", "webhook_metadata", "submitted_at"),
+    }
+)
+
 
 def to_utc(value: Any) -> datetime | None:
     """Unix seconds (int, float or digit string) or an ISO 8601 string as a UTC datetime."""

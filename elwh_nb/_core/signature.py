@@ -110,8 +110,9 @@ def _encode_secret(secret: str) -> bytes:
         raise ValueError("the secret holds characters that cannot be encoded as UTF-8") from None
 
 
-def body_bytes(body: Body) -> bytes:
-    """The exact bytes that were signed: bytes as they are, str as UTF-8."""
+def body_bytes(body: Body) -> bytes | bytearray:
+    """The exact bytes that were signed: bytes and bytearray as they are (a big body is not
+    copied), a memoryview copied, str as UTF-8."""
     if isinstance(body, str):
         try:
             return body.encode("utf-8")
@@ -121,12 +122,14 @@ def body_bytes(body: Body) -> bytes:
                 "The body is a str that cannot be encoded as UTF-8 (it holds lone "
                 "surrogates). Pass the raw request body as bytes.",
             ) from None
-    if isinstance(body, (bytes, bytearray, memoryview)):
+    if isinstance(body, (bytes, bytearray)):
+        return body
+    if isinstance(body, memoryview):
         return bytes(body)
     raise TypeError(f"body must be bytes or str, not {type(body).__name__}")
 
 
-def digest(key: bytes, timestamp: str, raw: bytes) -> str:
+def digest(key: bytes, timestamp: str, raw: bytes | bytearray) -> str:
     """Lowercase hex HMAC-SHA256 of ``<timestamp>.<raw>`` (no joined copy of a big body)."""
     mac = hmac.new(key, timestamp.encode("ascii") + b".", hashlib.sha256)
     mac.update(raw)
@@ -219,7 +222,7 @@ def signed_at(header: str | bytes) -> int:
     return int(parse_header(header).timestamps[0])
 
 
-def parse_event(raw: bytes) -> dict[str, Any]:
+def parse_event(raw: bytes | bytearray) -> dict[str, Any]:
     """Parse a verified body as a JSON object, or raise ``SignatureError('invalid_json')``."""
     try:
         event = jsonparse.loads(raw)
@@ -255,6 +258,20 @@ def verify(
     default ahead); ``now`` fixes the clock for tests.
     Raises :class:`SignatureError` whose ``reason`` names the failed check.
     """
+    raw = authenticate(body, header, secret, tolerance=tolerance, future_tolerance=future_tolerance, now=now)
+    return parse_event(raw)
+
+
+def authenticate(
+    body: Body,
+    header: str | bytes | None,
+    secret: Secret,
+    *,
+    tolerance: float | None = DEFAULT_TOLERANCE,
+    future_tolerance: float | None = DEFAULT_FUTURE_TOLERANCE,
+    now: float | datetime | None = None,
+) -> bytes | bytearray:
+    """:func:`verify`'s checks without the parsing: the body's bytes, once its signature holds."""
     keys = secret_keys(secret)
     t, sigs = _check_header(header)
     raw = body_bytes(body)
@@ -273,7 +290,7 @@ def verify(
             "verify the raw body exactly as received: not re-serialised JSON, not "
             "str(bytes). elwh_nb.explain(body, header, secret) shows which it is.",
         )
-    return parse_event(raw)
+    return raw
 
 
 def construct_event(

@@ -16,7 +16,7 @@ from .._core.storefile import AUTOCHECKPOINT
 
 log = logging.getLogger("elwh_nb")
 
-Waiting = tuple[bytes, dict[str, Any], float, asyncio.Future[Appended]]  # body, event, skew_s
+Waiting = tuple[bytes | bytearray, dict[str, Any], float, asyncio.Future[Appended]]  # body, event, skew_s
 
 #: Log pages after which the receiver checkpoints (what SQLite itself does by default).
 CHECKPOINT_PAGES = AUTOCHECKPOINT
@@ -54,7 +54,9 @@ class Batcher:
         self._checkpointer: ThreadPoolExecutor | None = None  # made by the first commit to a file
         self._drained: asyncio.Event | None = None
 
-    def submit(self, body: bytes, event: dict[str, Any], skew_s: float) -> asyncio.Future[Appended]:
+    def submit(
+        self, body: bytes | bytearray, event: dict[str, Any], skew_s: float
+    ) -> asyncio.Future[Appended]:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
         self.pending.append((body, event, skew_s, future))
         if len(self.pending) == 1 and self._checkpointing is None:  # the first of a batch schedules it

@@ -23,6 +23,7 @@ from .._core.bodies import BodyLimit, parse_notice, too_large_explanation
 from .._core.exceptions import StoreError
 from .._core.intake import Answer, Intake
 from .._core.protocol import ACK_HEADER, CALL_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
+from .._core.skim import BIG
 from .._core.store import Appended
 from .batcher import Batcher
 
@@ -98,6 +99,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         self.conn = conn
         self.limit = BodyLimit(route.max_body)
         self.chunks: list[bytes] = []
+        self.big: bytearray | None = None  # the body once over BIG: grown in place, never joined
         self.acked = ""  # set when the request came through this receiver's public route
         self.body_read = False
         self.answered = False
@@ -123,9 +125,16 @@ class HookRequest(httputil.HTTPMessageDelegate):
         if self.answered:
             return
         if self.limit.receive(len(chunk)):
-            self.chunks.append(chunk)
+            if self.big is not None:
+                self.big += chunk
+            elif self.limit.received > BIG:  # from here on one growing copy (a big realloc moves pages)
+                self.big = bytearray().join([*self.chunks, chunk])
+                self.chunks = []
+            else:
+                self.chunks.append(chunk)
             return
         self.chunks.clear()
+        self.big = None
         if self.limit.cut:
             try:
                 self.refuse(self.limit.size, "cut")
@@ -150,7 +159,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
     def on_connection_close(self) -> None:
         """The client left mid-request: nothing to answer."""
         self.answered = True
-        self.chunks = []
+        self.chunks, self.big = [], None
 
     # -- the request -------------------------------------------------------------------
     def start(self) -> None:
@@ -195,7 +204,8 @@ class HookRequest(httputil.HTTPMessageDelegate):
         if self.limit.how is not None:
             self.refuse(self.limit.size, self.limit.how)
             return
-        body, self.chunks = b"".join(self.chunks), []  # one copy of the body from here on
+        body: bytes | bytearray = self.big if self.big is not None else b"".join(self.chunks)
+        self.chunks, self.big = [], None  # one copy of the body from here on
         try:
             checked = self.route.intake.check(body, self.headers, remote=self.remote, path=self.path)
             if isinstance(checked, Answer):
@@ -206,9 +216,12 @@ class HookRequest(httputil.HTTPMessageDelegate):
         except Exception as exc:
             self.failed(exc, body)
             return
-        stored.add_done_callback(lambda done: self.stored(done, body, checked.event))
+        event = checked.event if checked.whole else None  # callbacks get a skimmed one from the store
+        stored.add_done_callback(lambda done: self.stored(done, body, event))
 
-    def stored(self, done: asyncio.Future[Appended], body: bytes, event: dict[str, Any]) -> None:
+    def stored(
+        self, done: asyncio.Future[Appended], body: bytes | bytearray, event: dict[str, Any] | None
+    ) -> None:
         if done.cancelled():  # the loop is ending
             return
         intake = self.route.intake
@@ -229,7 +242,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         return remote(getattr(getattr(self.conn, "context", None), "remote_ip", None), self.headers)
 
     # -- answers -----------------------------------------------------------------------
-    def failed(self, exc: Exception, body: bytes = b"") -> None:
+    def failed(self, exc: Exception, body: bytes | bytearray = b"") -> None:
         """A bug here must still be answered 500 (ElevenLabs retries) and recorded."""
         log.exception("elwh_nb receiver failed on a delivery", exc_info=exc)
         if not self.answered:
@@ -240,7 +253,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         explanation = too_large_explanation(size, self.route.max_body, how, by_route=by_route)
         self.reject("body_too_large", explanation)
 
-    def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
+    def reject(self, reason: str, explanation: str, body: bytes | bytearray = b"") -> None:
         self.reason = reason
         answer = self.route.intake.reject(
             reason,
