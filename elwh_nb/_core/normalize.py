@@ -27,8 +27,9 @@ _DIGITS = re.compile(r"\d+(\.\d+)?")
 # The tutorial's events carry one top-level `id`; it names the job or voice they report on.
 _TUTORIAL_ID_FIELD = {"speech.completed": "request_id", "voice.created": "voice_id"}
 
-#: Every key :func:`normalize` reads, at any depth (it reads nothing inside a list): a string
-#: under any other key cannot change the record (:mod:`.skim` relies on this; a test checks it).
+#: Every key :func:`normalize` reads: a string not reached from the top through these keys
+#: alone (another key, or a list, on the way) cannot change the record (:mod:`.skim` relies
+#: on this; tests/test_skim.py checks it on every event type).
 READ_KEYS = frozenset(
     {
         *("type", "event_type", "event_timestamp", "timestamp", "id", "data", "metadata"),

@@ -4,10 +4,10 @@ A ``post_call_audio`` body is almost all one base64 string; parsing it whole wou
 that string next to the raw body. :func:`skim` parses a copy of the body in which each
 long plain-ASCII string value is replaced by a short marker, and keeps the result only
 when every marker came back as a whole string value that :func:`.normalize.normalize`
-never reads (see :data:`.normalize.READ_KEYS`): then the record is exactly the one the
-whole event gives. Otherwise (a long string the record reads, JSON that the markers do
-not leave as it was) it answers None and the caller parses the body whole, so every
-body's record and every rejection stay the same.
+never reads (one not reached through :data:`.normalize.READ_KEYS` alone): then the
+record is exactly the one the whole event gives. Otherwise (a long string the record
+reads, JSON that the markers do not leave as it was) it answers None and the caller
+parses the body whole, so every body's record and every rejection stay the same.
 """
 
 from __future__ import annotations
@@ -55,16 +55,18 @@ def skim(raw: bytes | bytearray) -> dict[str, Any] | None:
     return event
 
 
-def _blank(value: Any, markers: set[str], found: list[str]) -> bool:
-    """Replace the markers under ``value`` by ``""``; False when one sits where the record reads."""
+def _blank(value: Any, markers: set[str], found: list[str], read: bool = True) -> bool:
+    """Replace the markers under ``value`` by ``""``; False when one sits where the record reads
+    (``read``: ``value`` is reached from the top through :data:`READ_KEYS` only)."""
     items: Any = value.items() if isinstance(value, Mapping) else enumerate(value)
     for name, item in items:
+        readable = read and isinstance(value, Mapping) and name in READ_KEYS
         if isinstance(item, str):
             if item in markers:
-                if isinstance(value, Mapping) and name in READ_KEYS:
+                if readable:
                     return False
                 found.append(item)
                 value[name] = ""
-        elif isinstance(item, (dict, list)) and not _blank(item, markers, found):
+        elif isinstance(item, (dict, list)) and not _blank(item, markers, found, readable):
             return False
     return True
