@@ -616,23 +616,27 @@ def scenario_big_body(report: Report, tmp: Path) -> None:
                 if phase == "kept while away":
                     stop_process(kit["proc"])  # the kernel is away: the route keeps the delivery
                     del pids["kernel (receiver)"]
-                before = {name: _status(pid, "VmRSS") for name, pid in pids.items()}
-                for pid in pids.values():
-                    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
-                headers = {
-                    "ElevenLabs-Signature": elwh_nb.sign(raw, SECRET),
-                    "Content-Type": "application/json",
-                }
-                answer = httpx.post(url, content=pieces(), headers=headers, timeout=600)
-                if answer.status_code != 200:
-                    raise RuntimeError(f"the big delivery got {answer.status_code}")
-                for name, pid in pids.items():
-                    added = (_status(pid, "VmHWM") - before[name]) / len(raw)
-                    rows.append([phase, name, f"{added:.2f}x"])
+                # Running, the same body comes twice: an ElevenLabs retry is a duplicate.
+                sends = ("new", "again (a retry)") if phase == "receiver running" else ("new",)
+                for send in sends:
+                    before = {name: _status(pid, "VmRSS") for name, pid in pids.items()}
+                    for pid in pids.values():
+                        Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+                    headers = {
+                        "ElevenLabs-Signature": elwh_nb.sign(raw, SECRET),
+                        "Content-Type": "application/json",
+                    }
+                    answer = httpx.post(url, content=pieces(), headers=headers, timeout=600)
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"the big delivery got {answer.status_code}")
+                    label = phase if send == "new" else f"{phase}, {send}"
+                    for name, pid in pids.items():
+                        added = (_status(pid, "VmHWM") - before[name]) / len(raw)
+                        rows.append([label, name, f"{added:.2f}x"])
             with elwh_nb.EventStore(store) as stored:  # the workload checks itself
                 kept = stored.inbox()
-                if (stored.counts["events"], len(kept)) != (
-                    (1, 0) if phase == "receiver running" else (0, 1)
+                if (stored.counts["events"], stored.counts["deliveries"], len(kept)) != (
+                    (1, 2, 0) if phase == "receiver running" else (0, 0, 1)
                 ):
                     raise RuntimeError(f"the big delivery was not stored as expected ({phase})")
     report.lines += [
@@ -640,8 +644,10 @@ def scenario_big_body(report: Report, tmp: Path) -> None:
         "",
         f"One `post_call_audio` of {len(raw) / 1e6:,.0f} MB (base64 MP3), sent chunked through the public route; the "
         "peak resident memory each process adds while it carries it (VmHWM, reset first), as a multiple of the body. "
-        "The Jupyter server holds a body once; the kernel holds the raw body plus the text and strings that parsing "
-        "the JSON makes. Kept while away, only the server carries it (the kernel verifies it on its next start).",
+        "The Jupyter server holds a body once; so does the kernel: it grows the body in one buffer, verifies and "
+        "stores those bytes, and takes the record's fields from a skim that leaves the audio string out. A retry of "
+        "the same body costs the kernel more: SQLite rewrites the stored row, body and all, to count the repeat. "
+        "Kept while away, only the server carries it (the kernel verifies it on its next start).",
         "",
     ]
     report.table(["phase", "process", "peak memory added / body size"], rows)

@@ -154,6 +154,10 @@ class Events:
                 row["skew_s"] = math.nan if skew is None else skew
                 row["kept_while_away"] = away
                 value, blob = _inbox.blob_value(db, raw)
+                # A big body seen before: counted without building its row, whose record
+                # SQLite would hold whole (twice) before the unique index refused it.
+                if value != "?" and self._repeat(db, digest, now, done, pending):
+                    continue
                 try:
                     cur = db.execute(
                         _INSERT[value], EVENTS.params({**row, "body_sha256": digest, "body": blob})
