@@ -149,6 +149,8 @@ class Puller:
             self._next_at = time.monotonic() + self._backoff
             self._backoff = min(2 * self._backoff, MAX_BACKOFF_S)
         except Exception as exc:  # a bug must not end the thread: say it, and keep trying
+            if self._stopped:
+                return  # closed while a pull ran: its store is gone, nothing to say
             log.exception("reading the hub service failed")
             self.error = f"{type(exc).__name__}: {exc}"
             self._next_at = time.monotonic() + MAX_BACKOFF_S
@@ -168,6 +170,7 @@ class Mirror(EventStore):
         super().__init__(":memory:", max_failures=max_failures)
         self.api = api
         self.source = source  # the id of the service's store these rows came from
+        self._pulling = threading.Lock()
         self.puller = Puller(self._pull_all, self._state_changed)
 
     def pull(self, *, force: bool = False) -> bool:
@@ -184,7 +187,8 @@ class Mirror(EventStore):
             self.puller.wait(ticket, 2 * TIMEOUT_S + 1)
 
     def _pull_all(self) -> bool:
-        new = self._pull_events() | self._pull_failures()
+        with self._pulling:  # one pull at a time: two would both add the rows after the same id
+            new = self._pull_events() | self._pull_failures()
         if new:
             self._changes += 1
         return new

@@ -219,3 +219,21 @@ def test_a_long_webhook_name_is_not_echoed_whole(odd_dir: tuple[HubService, str,
     assert r.status_code == 403
     assert len(r.reason_phrase) < 300 and "characters)" in r.reason_phrase
     assert name not in r.text
+
+
+def test_pulls_from_a_cell_and_the_reader_thread_add_each_row_once(
+    odd_dir: tuple[HubService, str, Path],
+) -> None:
+    svc, base, _ = odd_dir
+    url = base + "hook/" + svc.webhooks["calls"].route_id
+    conn = elwh_nb.connect("calls", url=base, token="alice-token")
+    try:
+        for seed in range(30):
+            body, headers = signed(seed=seed)
+            assert httpx.post(url, content=body, headers=headers).status_code == 200
+            conn.store.puller.ask(urgent=True)  # the reader's thread pulls ...
+            conn.store.pull()  # ... while a cell pulls too
+        events = conn.events
+        assert events.index.tolist() == list(range(1, 31))  # before: rows added twice
+    finally:
+        conn.close()
