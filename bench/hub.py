@@ -72,7 +72,8 @@ def measure(stored: int, rounds: int, tmp: Path) -> dict[str, float | list[float
                 answer = client.post(hook, content=body, headers={"ElevenLabs-Signature": sign(body, SECRET)})
                 assert answer.status_code == 200 and answer.json()["duplicate"] is False, answer.text
                 t0 = time.perf_counter()
-                assert conn.store.pull(force=True)
+                # The cell's pull, unless the reader's own thread brought the row first.
+                conn.store.pull(force=True)
                 pulls.append((time.perf_counter() - t0) * 1000)
                 assert len(conn.events) == stored + i + 1
                 assert conn.events.index[-1] == answer.json()["id"]
@@ -89,8 +90,9 @@ def table(sizes: list[int], rounds: int) -> list[str]:
     small = statistics.median(results[sizes[0]]["pulls_ms"])  # type: ignore[arg-type]
     lines = [
         f"The hub service and a `connect()`ed reader on loopback, in one process (the hub's token check stubbed). "
-        f"Each of {rounds} rounds posts one new event, then times the pull that brings it into `conn.events`; "
-        "every pull was checked to bring exactly that event.",
+        f"Each of {rounds} rounds posts one new event, then times the pull that brings it into `conn.events` "
+        "(or finds it there: the reader's own thread pulls too); every round was checked to end with "
+        "exactly that event added.",
         "",
         "| events stored | service start | `connect()` (reads every row) | new row: p50 ms | p90 ms | max ms "
         f"| p50 vs {sizes[0]:,} stored |",
