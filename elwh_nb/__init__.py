@@ -29,6 +29,7 @@ _LAZY = {
         "plot_events_over_time",
         "plot_failures",
         "plot_processing",
+        "plot_turnaround",
         "timings",
     ),
 }
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         plot_events_over_time,
         plot_failures,
         plot_processing,
+        plot_turnaround,
         timings,
     )
     from ._server.hubclient import Connection, connect
@@ -85,6 +87,7 @@ __all__ = [
     "plot_events_over_time",
     "plot_failures",
     "plot_processing",
+    "plot_turnaround",
     "send",
     "sign",
     "start",

@@ -193,12 +193,19 @@ def test_buttons_send_replay_and_export(rx: elwh_nb.Receiver, tmp_path: Path) ->
 
 
 def test_timings_tab(rx: elwh_nb.Receiver) -> None:
-    rx.simulate(20, via="direct", seed=6)
+    rx.simulate(20, via="direct", seed=6, types=["post_call_transcription", "post_call_audio"])
     dash = rx.dashboard(autorefresh=False)
     dash.tabs.selected_index = 1
-    assert len(dash.plots.children) == 4
+    assert len(dash.plots.children) == 4  # no job came back yet: no turnaround plot
     assert all(isinstance(c, w.Image) and c.value[:4] == b"\x89PNG" for c in dash.plots.children)
-    assert "delivery_lag_s" in dash.timing_table.value
+    assert "delivery_lag_s" in dash.timing_table.value and dash.jobs_table.value == ""
+    rx.simulate(10, via="direct", seed=7, types=["chapter_conversion_status"])
+    rx.expect("chap_never_back", submitted_at=time.time() - 7200, kind="chapter")
+    dash.timings.update()
+    assert len(dash.plots.children) == 5  # turnaround by job and outcome comes first
+    assert "turnaround_s" in dash.timing_table.value
+    assert "10 arrived" in dash.jobs_table.value and "1 overdue" in dash.jobs_table.value
+    assert "chap_never_back" in dash.jobs_table.value
 
 
 def test_several_dashboards_and_no_secret_in_widget_state(rx: elwh_nb.Receiver) -> None:

@@ -132,6 +132,23 @@ json_values = st.recursive(
 )
 
 
+# OpenTelemetry spans with the keys normalize reads, holding anything.
+nanos = json_values | st.integers(min_value=-(10**30), max_value=10**30).map(str)
+spans = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "name": st.sampled_from(["elevenlabs.conversation", "elevenlabs.tool.x"]) | json_values,
+            "parentSpanId": json_values,
+            "startTimeUnixNano": nanos,
+            "endTimeUnixNano": nanos,
+            "status": json_values | st.fixed_dictionaries({}, optional={"code": json_values}),
+        },
+    ),
+    max_size=3,
+)
+
+
 @given(
     st.fixed_dictionaries(
         {},
@@ -153,11 +170,35 @@ json_values = st.recursive(
                         "voice_id",
                         "status",
                         "metadata",
+                        "project_id",
+                        "chapter_id",
+                        "conversion_status",
+                        "error_details",
+                        "project_snapshot_id",
+                        "chapter_snapshot_id",
+                        "id",
+                        "otlp_traces",
                     ]
                 ),
                 json_values
                 | st.fixed_dictionaries(
-                    {}, optional={"call_duration_secs": json_values, "start_time_unix_secs": json_values}
+                    {},
+                    optional={
+                        "call_duration_secs": json_values,
+                        "start_time_unix_secs": json_values,
+                        "error": json_values,
+                        "resourceSpans": st.lists(
+                            st.fixed_dictionaries(
+                                {},
+                                optional={
+                                    "scopeSpans": json_values
+                                    | st.lists(
+                                        st.fixed_dictionaries({}, optional={"spans": json_values | spans})
+                                    )
+                                },
+                            )
+                        ),
+                    },
                 ),
             ),
         },
@@ -175,6 +216,11 @@ def test_any_object_normalises(event: dict[str, object]) -> None:
         "request_id",
         "voice_id",
         "status",
+        "project_id",
+        "chapter_id",
+        "conversion_status",
+        "snapshot_id",
+        "error_details",
     ):
         assert r[name] is None or isinstance(r[name], str)
 

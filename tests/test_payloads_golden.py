@@ -1,6 +1,7 @@
 """The payload factory's output, byte for byte: a fixed seed and options give these exact bodies.
 
-The digests were taken from the factory before it was split by event family; any change
+The digests were taken from the factory before it was split by event family (the Studio
+and OpenTelemetry families, and the mixes that include them, when those were added); any change
 to what a seed produces (an added field, a reordered random draw) shows up here. A change
 that is meant must update the digest in the same commit, and say why.
 """
@@ -70,24 +71,34 @@ CASES: dict[str, Make] = {
         f.voice_removed(),
     ],
     "tutorial events": lambda f: [f.speech_completed(), f.speech_completed(job_id="abc"), f.voice_created()],
+    "studio events": lambda f: [
+        f.project_conversion_status(),
+        f.project_conversion_status(project_id="p1", success=False, submitted_at=NOW - 100),
+        f.chapter_conversion_status(),
+        f.chapter_conversion_status(project_id="p1", chapter_id="c1", request_id="r1", success=True),
+    ],
+    "otel events": lambda f: [
+        f.post_call_transcription_otel(),
+        f.post_call_transcription_otel(turns=3, failed=True),
+    ],
 }
 
 # sha256 of the bodies (to_body, one per line) for seeds 0, 1 and 2024.
 GOLDEN: dict[str, tuple[str, str, str]] = {
     "batch seed 0": (
-        "534c10585ce8e9ac46297b53ef67e9dde1ec0b6a384ad10e5b55281d9f9e3242",
-        "edd34d5aed6abd752ba63c33c4fb6a86beba41c203bd3cd5f7002875c6433aa1",
-        "d995f3ae81d924801a095320c67ea925c81296ff9dc8d52e5ecb54b471ddd5a1",
+        "1a781eb030501196f81f4996ab5d38902e6c708681d120e70bfaccacbe83760b",
+        "dc6e353116c62f7fcbc0817933c3f6aa3b4a772c64b62d8f1f2aa4b3f07b4779",
+        "0ecf9a46e70df9a8c697a2e644ddcba0d9e59a229ba265a86702bf5df5444458",
     ),
     "batch seed 1 span": (
-        "e3c519e23d307a833f6d681d1b6353c8d198b8a432e30721d7c00ffffd087a03",
-        "4341ad9d456b889dbad1e3da3394ca6e2ff39c37e9f76413e44cda31312fee5d",
-        "d9e0d027aafc8858e73402d7424360d4425338e3488e99bc71c9a31d8b7ffd0f",
+        "c5449cfa11312db11d8832008a25d821ff35f56f10f401a4e951fe869d34d0c5",
+        "1c18252730dfbc7ca9f10cf76213de04a83cd45a38f68fc8c1592acade916f95",
+        "b560db70af1ff066913b9df5abfd986d5eeb6c37878ce630b624eea4279bd873",
     ),
     "batch all types": (
-        "4b4fd0ae19ddfbe313d150acc7f81d3713bfa8b8bb0f31891000809296ebc077",
-        "c98978e825f93352598e93ceb5d7039bd9939a30097b3d57e0f081e43321613a",
-        "126ade446235f9ba56382212dc167c0353467fc4049f4b7fa7703eeb2eec3296",
+        "f8d1f7b7144c843c839efe0393bd78c980e1bf570362f65510b37c9e9332ae13",
+        "486fce69c8eb1130a2f6b7adfa4a325a7ced066d14fe46a7bb8b2ba0ff117a56",
+        "110807325e0aed0cf14bc9e71bdda4c2aad614f400080dade286eeee4b80d520",
     ),
     "batch weighted": (
         "8b0fccf71d2f1a465f3b6e45361bbfc750e9cbdd93518cf249d5c972c0fb080c",
@@ -100,24 +111,24 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "f9e6667c382420acbe7a17e8edf20f60e90be46c1cbeed60591c6b5db9987631",
     ),
     "batch options": (
-        "f2e609769d7e2ae7346ccc3a5d5a808d3a89cba6623de2064a2cab534e2357dd",
-        "ed17885471dbf8e2b28e7b4602510017b159441dc514e8a686005c972cddb0be",
-        "bf49bdca949ad75f45bf0a44d520bb930c2ea90025764b64574ad7cf6e9b1c4f",
+        "0200bf422b048dd9cc2ff7e6e5fa32852ed1f3506e331f3a826065b5a6b7a491",
+        "4ab6a664dc18bb75aa576e03a136f477dfd188719edd514b93175c64fe01f16e",
+        "7a4569f686e40028b396e938c2a734683047cebff2e4801063b69223339c4586",
     ),
     "iter_events like send": (
-        "0320f1f2625d3e5624ec216ac171fada7e5fdd21001b1642c5f1933a064a2dde",
-        "2692ce77c4bb96cedcdafc9fe3977b072b71566daf48cb2e699efdb05019ec3f",
-        "3988afe0c7324faac104584283654e26580e7fd20bad9d11513ef8e576a9cb04",
+        "5089ffa1c375452f52b31d4838489c0f2eb366b5dcb443e5de69f64d4da88acc",
+        "b124ce320f51ecdb5417e8fb2c975f43d8b75e5f370099360ce1749ba8c29a94",
+        "c3214829dbf22c0a6b9afd7fd32b52a1075247deb993e9d29fabea57139942e1",
     ),
     "make each type": (
-        "3a3aaccc2db5d2e7c136c43b05427bf3263a102d4c7365b3184384156f423916",
-        "241b1c36e464dfc15df879cf4e64bebc7cef56ea30b6c0d80c6cb9faf88a3447",
-        "e1c66441f98579f59bf27205c7df83c9dc2e41b1e655ec4801ff6e708e60aba0",
+        "6b26dac3e3da468855e57d778e57f73731d573b3e2c7b79d10659ae884a1a2f5",
+        "87afb15cd6bacf3076a61c21b5e741c84ee81844bb65a8c90c5044d5494f34b6",
+        "8f05cf2c3a4bcdce60b3032812fea5ba06663dd1197d78e173a1771e3cb1c74e",
     ),
     "make each type at": (
-        "f10c9c04448c5483d3a84c4c15ba0a0001cb34689a834105ae1dc527e0d32a39",
-        "64140f67e01ae07cf60661126a3a3583680278cd95bb5a9a009fa9b3cc285e0c",
-        "b6cfb258e21d2b7d60f3423ae8d250ddfbc7394c6791f138aba396ee80630585",
+        "f70eaadf94aaaeeffd471372e2e2a5667d86147cb84ade9904ed79eb062a4740",
+        "73d772827ec5bbb2261d07fb0a11c5fa8824c83f1f7cf13bebecacdfa330eb8b",
+        "686505e6c84cf3a2ca77d3f4177446c28f536c0ce28049b53cc38b74ed3c85c5",
     ),
     "post_call_transcription": (
         "123c08eaf1c10f4dbfb8855b0ffae5fd2b097bd505ad89263a43b6b6f233b7e0",
@@ -148,6 +159,16 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "6b1a53b1213ac2ae7f62daed3853201de62b72ed1093a05d0e3f06d641d3a52e",
         "de4aca9e78a7a41e7a37afbbd334989f9ff2cd7699e06c53413d1609ca1bd73e",
         "d99e17941d3da71e32bdd4b9729c84bbfcc2b8ed195194aa2526093cdda3cf74",
+    ),
+    "studio events": (
+        "4aaac746e71da2f21db064d4da7dd51b5f86bf7a1ef4bf78d75792d87117f4d5",
+        "3fdff7cd960365aae0856b725490de3baa254bb1949ab0814e2d41ec22da75d0",
+        "b76d26125eb2ef02cb223245e6c9cb2557fd814109776186010a1356d33ce681",
+    ),
+    "otel events": (
+        "7c663861ecf7bb65f74781abab0ce1c867d14efbed391773fd00009b3505f3b2",
+        "dddda4ab4f49ae3369755345ec0e7e851862f7d228e5caab47a71bc2b1e2f952",
+        "954cb666e626bd3c88c31b010bf70f1249866c5caf902cf383a2b3801fa7dd81",
     ),
 }
 

@@ -68,6 +68,11 @@ V1_ADDED: dict[str, list[tuple[object, ...]]] = {
         ("environment", "TEXT", 0, None, 0),
         ("submitted_ns", "INTEGER", 0, None, 0),
         ("skew_s", "REAL", 0, None, 0),
+        ("project_id", "TEXT", 0, None, 0),
+        ("chapter_id", "TEXT", 0, None, 0),
+        ("conversion_status", "TEXT", 0, None, 0),
+        ("snapshot_id", "TEXT", 0, None, 0),
+        ("error_details", "TEXT", 0, None, 0),
     ],
     "failures": [("details", "TEXT", 0, None, 0)],
 }

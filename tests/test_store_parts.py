@@ -108,7 +108,7 @@ def test_jobs_match_whichever_comes_first(db: sqlite3.Connection) -> None:
     jobs.expect(db, "early", 2_000_000_000, "stt")  # its event is already in
     jobs.expect(db, "late", 6_000_000_000, None)
     events.append({"id": 2, "received_at": 9_000_000_000, "turnaround_s": np.nan})
-    jobs.match(db, {"id": 2, "request_id": None, "conversation_id": "late"})
+    jobs.match(db, {"id": 2, "received_at": 9_000_000_000, "request_id": None, "conversation_id": "late"})
     assert list(events.snapshot()["turnaround_s"]) == [3.0, 3.0]
     listed, received = jobs.snapshot()
     assert [(j.job_id, j.event_id) for j in listed] == [("early", 1), ("late", 2)]

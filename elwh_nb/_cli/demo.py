@@ -15,7 +15,9 @@ from typing import Any
 
 import pandas as pd
 
+from .._core.payloads import PayloadFactory
 from .._core.store import EventStore
+from .._notebook.timings import timings
 from .._server.receiver import start
 from .._server.sender import send
 
@@ -51,8 +53,12 @@ def run(
         t0 = time.perf_counter()
         # ``events`` clean deliveries (a duplicate's first copy counts as one) plus the faults.
         total = events + sum(n for name, n in FAULT_MIX.items() if name != "duplicate")
+        factory = PayloadFactory(seed)
+        made = factory.batch(total, span_s=0.0)
+        for job_id, (kind, submitted) in factory.submitted.items():  # as whoever converted them would
+            rx.expect(job_id, submitted_at=submitted, kind=kind)
         sent = send(
-            rx.local_url, secret, total, faults=FAULT_MIX, seed=seed, max_body=DEMO_MAX_BODY, progress=False
+            rx.local_url, secret, made, faults=FAULT_MIX, seed=seed, max_body=DEMO_MAX_BODY, progress=False
         )
         elapsed = time.perf_counter() - t0
         frame = rx.events
@@ -88,6 +94,12 @@ def run(
         out("\nWhat each kind of failure says:")
         for _, row in new_failures.drop_duplicates("reason").iterrows():
             out(f"  {row.status} {row.reason}: {row.explanation}")
+        out(
+            "\nConversion turnaround, submitted to callback"
+            " (rx.jobs; timings(rx.events, by=['job', 'outcome'])):"
+        )
+        turnaround = timings(recent, by=["job", "outcome"]).query("measure == 'turnaround_s'")
+        out(turnaround.drop(columns="measure").to_string(index=False, float_format=lambda v: f"{v:,.1f}"))
         out("\nTimings:")
         answered = sent[sent.status == 200]
         p50, p99 = _ms(answered.latency_ms, 0.5), _ms(answered.latency_ms, 0.99)

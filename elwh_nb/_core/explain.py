@@ -23,6 +23,7 @@ from .exceptions import SignatureError
 from .signature import (
     DEFAULT_FUTURE_TOLERANCE,
     DEFAULT_TOLERANCE,
+    SIGNATURE_HEADERS,
     Body,
     Secret,
     _now_seconds,
@@ -32,7 +33,7 @@ from .signature import (
     verify,
 )
 
-_SIGNATURE_HEADERS = ("elevenlabs-signature:", "x-eleven-signature:")
+_HEADER_PREFIXES = tuple(f"{name.lower()}:" for name in SIGNATURE_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def explain(
         )
         checks.append(Check("header", reason != "malformed_header", detail))
         lowered = header_text.strip().lower()
-        if lowered.startswith(_SIGNATURE_HEADERS):
+        if lowered.startswith(_HEADER_PREFIXES):
             cause = "the header's name was passed along with its value"
             fix = "pass only the value after 'ElevenLabs-Signature:'"
         elif len(lowered) == 64 and all(c in "0123456789abcdef" for c in lowered):

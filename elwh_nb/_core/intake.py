@@ -21,7 +21,7 @@ from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
 from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
-from .signature import Secret, authenticate, parse_event, secret_keys, signed_at
+from .signature import SIGNATURE_HEADERS, Secret, authenticate, parse_event, secret_keys, signed_at
 from .skim import BIG, skim
 from .store import Appended, EventStore
 
@@ -34,7 +34,6 @@ HTTP_REASONS = {
     "receiver_error": 500,
     "outage": 503,
 }
-SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-Eleven-Signature")
 _BAD_REQUEST = {"malformed_header", "invalid_json"}
 
 #: Where a delivery came from, or a function that says (called only when a failure is recorded).
@@ -49,7 +48,7 @@ def status_for(reason: str) -> int:
 
 
 def signature_header(headers: Mapping[str, str]) -> str | None:
-    """The real header, else the tutorial's (HTTP header names are case-insensitive)."""
+    """The real header, else an older or the tutorial's name (HTTP header names are case-insensitive)."""
     for name in SIGNATURE_HEADERS:  # a case-insensitive mapping (Tornado's) answers directly
         value = headers.get(name)
         if value is not None:

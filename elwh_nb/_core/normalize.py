@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from .schema import EVENTS
@@ -20,12 +20,19 @@ from .schema import EVENTS
 #: table's columns that come from the record (see :data:`.schema.EVENTS`).
 FIELDS: tuple[str, ...] = EVENTS.record_fields
 
-_TEXT_FIELDS = ("conversation_id", "agent_id", "request_id", "voice_id", "status", "failure_reason")
+_TEXT_FIELDS = (
+    *("conversation_id", "agent_id", "request_id", "voice_id", "status", "failure_reason"),
+    *("project_id", "chapter_id", "conversion_status"),
+)
 
 _DIGITS = re.compile(r"\d+(\.\d+)?")
 
 # The tutorial's events carry one top-level `id`; it names the job or voice they report on.
 _TUTORIAL_ID_FIELD = {"speech.completed": "request_id", "voice.created": "voice_id"}
+# A flows run's `data` is the run, whose `id` is what its webhook reports on.
+_DATA_ID_FIELD = {"flows_template_run": "request_id"}
+_SNAPSHOT_FIELDS = ("chapter_snapshot_id", "project_snapshot_id")
+_OTEL_ERROR = (2, "2", "STATUS_CODE_ERROR")  # OTLP JSON writes the enum as a number or its name
 
 #: Every key :func:`normalize` reads: a string not reached from the top through these keys
 #: alone (another key, or a list, on the way) cannot change the record (:mod:`.skim` relies
@@ -36,8 +43,12 @@ READ_KEYS = frozenset(
         *_TEXT_FIELDS,
         *("agent_name", "environment", "conversation_initiation_client_data"),
         *("call_duration_secs", "start_time_unix_secs", "webhook_metadata", "submitted_at"),
+        *(*_SNAPSHOT_FIELDS, "error_details", "error"),
     }
 )
+#: Keys whose whole value (lists included) :func:`normalize` may read: an OpenTelemetry
+#: transcript's spans give a call's status and times.
+READ_WHOLE = frozenset({"otlp_traces"})
 
 
 def to_utc(value: Any) -> datetime | None:
@@ -91,6 +102,10 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _submitted_at(metadata: Any) -> datetime | None:
     """``submitted_at`` of a job's ``webhook_metadata``: unix seconds as a number or digit string.
 
@@ -109,6 +124,66 @@ def _submitted_at(metadata: Any) -> datetime | None:
     elif not isinstance(value, (int, float)) or isinstance(value, bool):
         return None
     return to_utc(value)
+
+
+def _details(value: Any) -> str | None:
+    """An error's details as text: a string as it is, an object (``{code, reason}``) as JSON."""
+    if isinstance(value, (Mapping, list)):
+        try:
+            return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        except (ValueError, RecursionError):  # a cycle cannot come from JSON; too deep can
+            return None
+    return _text(value)
+
+
+def _nanos(value: Any) -> int | None:
+    """OTLP's ``*TimeUnixNano``: a digit string (as OTLP JSON writes 64-bit integers) or an int."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return None
+
+
+def _from_nanos(ns: int) -> datetime | None:
+    """Unix nanoseconds as a UTC datetime, to the microsecond (no float in between)."""
+    seconds, rest = divmod(ns, 1_000_000_000)
+    start = to_utc(seconds)
+    try:
+        return None if start is None else start + timedelta(microseconds=rest // 1000)
+    except OverflowError:  # the last second of year 9999
+        return None
+
+
+def _root_span(traces: Any) -> Mapping[str, Any] | None:
+    """The conversation's root span in OTLP JSON traces: ``elevenlabs.conversation``, else the
+    first span without a parent."""
+    spans = [
+        span
+        for resource in _list(_mapping(traces).get("resourceSpans"))
+        for scope in _list(_mapping(resource).get("scopeSpans"))
+        for span in _list(_mapping(scope).get("spans"))
+        if isinstance(span, Mapping)
+    ]
+    for span in spans:
+        if span.get("name") == "elevenlabs.conversation":
+            return span
+    return next((span for span in spans if not span.get("parentSpanId")), None)
+
+
+def _otel(record: dict[str, Any], traces: Any) -> None:
+    """Status, start and duration from an OpenTelemetry transcript's root span, where missing."""
+    root = _root_span(traces)
+    if root is None:
+        return
+    start, end = _nanos(root.get("startTimeUnixNano")), _nanos(root.get("endTimeUnixNano"))
+    if record["status"] is None:
+        code = _mapping(root.get("status")).get("code")
+        record["status"] = "failed" if code in _OTEL_ERROR else "done"
+    if record["call_started_at"] is None and start is not None:
+        record["call_started_at"] = _from_nanos(start)
+    if record["duration_s"] is None and start is not None and end is not None and end >= start:
+        record["duration_s"] = (end - start) / 1e9
 
 
 def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,6 +209,14 @@ def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
     tutorial_field = _TUTORIAL_ID_FIELD.get(event_type or "")
     if tutorial_field and record[tutorial_field] is None:
         record[tutorial_field] = _text(event.get("id"))
+    data_field = _DATA_ID_FIELD.get(event_type or "")
+    if data_field and record[data_field] is None:
+        record[data_field] = _text(data.get("id"))
+    record["snapshot_id"] = next(
+        (text for name in _SNAPSHOT_FIELDS if (text := _text(data.get(name))) is not None), None
+    )
+    details = data.get("error_details")
+    record["error_details"] = _details(details if details is not None else metadata.get("error"))
     record["agent_name"] = _text(data.get("agent_name"))
     environment = _text(data.get("environment"))
     client = _mapping(data.get("conversation_initiation_client_data"))  # what the call started with
@@ -141,5 +224,7 @@ def normalize(event: Mapping[str, Any]) -> dict[str, Any]:
     record["duration_s"] = _seconds(metadata.get("call_duration_secs"))
     record["call_started_at"] = to_utc(metadata.get("start_time_unix_secs"))
     record["submitted_at"] = _submitted_at(data.get("webhook_metadata"))
+    if "otlp_traces" in data:
+        _otel(record, data["otlp_traces"])
     record["payload"] = event
     return {key: record[key] for key in (*FIELDS, "payload")}

@@ -212,6 +212,12 @@ EVENTS = Table(
         Column("environment", "interned", "TEXT", record=True),  # the agent's: production, ...
         Column("request_id", "text", "TEXT", record=True),
         Column("voice_id", "text", "TEXT", record=True),
+        # Studio's conversion callbacks (project_conversion_status, chapter_conversion_status)
+        Column("project_id", "text", "TEXT", record=True),
+        Column("chapter_id", "text", "TEXT", record=True),
+        Column("conversion_status", "interned", "TEXT", record=True),  # success, error
+        Column("snapshot_id", "text", "TEXT", record=True),  # the project's or the chapter's
+        Column("error_details", "text", "TEXT", record=True),
         Column("status", "interned", "TEXT", record=True),
         Column("duration_s", "number", "REAL", record=True),
         Column("call_started_at", "time", "INTEGER", record=True),

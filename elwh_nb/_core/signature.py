@@ -29,6 +29,10 @@ DEFAULT_TOLERANCE = 1800  # seconds into the past, as ElevenLabs' own SDK: the r
 # never retried). future_tolerance= sets one.
 DEFAULT_FUTURE_TOLERANCE: float | None = None
 
+#: The header's names, the real one first: the speech-to-text guide's samples read
+#: ``x-elevenlabs-signature``, and the tutorial invented ``X-Eleven-Signature``.
+SIGNATURE_HEADERS = ("ElevenLabs-Signature", "X-ElevenLabs-Signature", "X-Eleven-Signature")
+
 _HEX64 = re.compile(rb"[0-9a-f]{64}")
 _MAX_T_DIGITS = 20
 

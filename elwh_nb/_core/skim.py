@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import jsonparse
-from .normalize import READ_KEYS
+from .normalize import READ_KEYS, READ_WHOLE
 
 #: Bodies over this many bytes are skimmed (smaller ones are parsed whole: it costs little).
 BIG = 1 << 20
@@ -55,18 +55,21 @@ def skim(raw: bytes | bytearray) -> dict[str, Any] | None:
     return event
 
 
-def _blank(value: Any, markers: set[str], found: list[str], read: bool = True) -> bool:
+def _blank(value: Any, markers: set[str], found: list[str], read: bool = True, whole: bool = False) -> bool:
     """Replace the markers under ``value`` by ``""``; False when one sits where the record reads
-    (``read``: ``value`` is reached from the top through :data:`READ_KEYS` only)."""
+    (``read``: ``value`` is reached from the top through :data:`READ_KEYS` only; ``whole``:
+    through a key of :data:`READ_WHOLE`, below which everything is read)."""
     items: Any = value.items() if isinstance(value, Mapping) else enumerate(value)
     for name, item in items:
-        readable = read and isinstance(value, Mapping) and name in READ_KEYS
+        keyed = read and isinstance(value, Mapping)
+        inside = whole or (keyed and name in READ_WHOLE)
+        readable = inside or (keyed and name in READ_KEYS)
         if isinstance(item, str):
             if item in markers:
                 if readable:
                     return False
                 found.append(item)
                 value[name] = ""
-        elif isinstance(item, (dict, list)) and not _blank(item, markers, found, readable):
+        elif isinstance(item, (dict, list)) and not _blank(item, markers, found, readable, inside):
             return False
     return True

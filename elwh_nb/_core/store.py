@@ -18,6 +18,7 @@ import functools
 import hashlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -307,19 +308,32 @@ class EventStore(StoreFile):
             return call_id
 
     def expect(
-        self, job_id: str, *, submitted_at: datetime | float | None = None, kind: str | None = None
+        self,
+        job_id: str,
+        *,
+        submitted_at: datetime | float | None = None,
+        kind: str | None = None,
+        overdue_after: float = _jobs.OVERDUE_S,
     ) -> None:
-        """Announce a submitted job (a speech-to-text ``request_id``, a conversation id, ...).
+        """Announce a submitted job: a Studio project or chapter conversion (its ``project_id``
+        or ``chapter_id``), a speech-to-text ``request_id``, a conversation id, ...
 
-        When its webhook arrives (an event whose ``request_id`` or ``conversation_id`` is
-        ``job_id``), the event's ``turnaround_s`` is the time from ``submitted_at`` (default
-        now) to its arrival; it works whichever comes first.
+        When its callback arrives (the first event after ``submitted_at``, default now, whose
+        ``request_id``, ``conversation_id`` or ``chapter_id`` is ``job_id``, or a project
+        conversion's ``project_id``), the event's ``turnaround_s`` is the time from submission
+        to arrival; it works whichever comes first. Still waiting ``overdue_after`` seconds
+        later, the job shows as ``overdue`` in :attr:`jobs`.
         """
         submitted = given_ns(submitted_at, "submitted_at")
+        if not isinstance(job_id, str) or not job_id:
+            raise ValueError(f"job_id is the id of the job (a non-empty string), not {job_id!r}")
+        overdue = float(overdue_after)
+        if not overdue > 0:
+            raise ValueError(f"overdue_after={overdue_after!r}: give a number of seconds above 0")
         with self._lock:
             self._check_open()
             try:
-                self._jobs.expect(self._db, job_id, submitted, kind)
+                self._jobs.expect(self._db, job_id, submitted, kind, overdue)
             except sqlite3.Error as exc:
                 raise StoreError(f"could not record a job in the event store {self._where()}: {exc}") from exc
             self._changes += 1
@@ -327,10 +341,10 @@ class EventStore(StoreFile):
     # -- reading -----------------------------------------------------------------------
     @property
     def jobs(self) -> pd.DataFrame:
-        """Jobs announced with :meth:`expect`: waiting, or arrived with their turnaround."""
+        """Jobs announced with :meth:`expect`: waiting, overdue, or arrived with turnaround and outcome."""
         with self._lock:
             jobs, received = self._jobs.snapshot()
-        return _jobs.jobs_frame(jobs, received)
+        return _jobs.jobs_frame(jobs, received, self.events, time.time_ns())
 
     @property
     def events(self) -> pd.DataFrame:

@@ -38,6 +38,7 @@ SCHEMA_VERSION = "1"  # columns are added without a new version: older files gai
 def migrate(db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURES, CALLS)) -> None:
     """Make a file's tables, and give an older file the columns of ``tables`` it lacks."""
     db.executescript(SCHEMA)
+    _jobs.migrate(db)
     for table in tables:
         have = table.in_file(db)
         for column in table.stored:

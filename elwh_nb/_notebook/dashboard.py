@@ -76,6 +76,7 @@ class Dashboard(w.VBox):
         self.table, self.page_label, self.pick, self.detail = d.table, d.page_label, d.pick, d.detail
         self.prev_button, self.next_button = d.prev_button, d.next_button
         self.plot_button, self.timing_table, self.plots = t.plot_button, t.timing_table, t.plots
+        self.jobs_table = t.jobs_table
         a = self.actions
         self.send_count, self.fault_mix, self.send_button = a.send_count, a.fault_mix, a.send_button
         self.replay_button, self.export_format = a.replay_button, a.export_format

@@ -12,7 +12,14 @@ import pandas as pd
 from . import render
 from .query import Query, matching, run
 from .source import EventSource
-from .timings import plot_delivery_lag, plot_durations, plot_events_over_time, plot_failures, timings
+from .timings import (
+    plot_delivery_lag,
+    plot_durations,
+    plot_events_over_time,
+    plot_failures,
+    plot_turnaround,
+    timings,
+)
 
 WINDOWS = {"all time": None, "last 5 min": 300, "last hour": 3600, "last 24 h": 86400}
 
@@ -227,6 +234,17 @@ def _html(table: pd.DataFrame) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
 
 
+def _jobs_html(jobs: pd.DataFrame) -> str:
+    """Jobs announced with rx.expect: how many of each status, and those overdue."""
+    if not len(jobs):
+        return ""
+    counts = ", ".join(f"{n} {status}" for status, n in jobs["status"].value_counts(sort=False).items() if n)
+    overdue = jobs[jobs["status"] == "overdue"][["job_id", "kind", "submitted_at", "waiting_s"]]
+    return f"<b>Jobs (rx.jobs)</b>: {counts}" + (
+        f"<br><b>Overdue, not come back</b>{_html(overdue.tail(20))}" if len(overdue) else ""
+    )
+
+
 def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
@@ -242,8 +260,11 @@ class TimingsTab(w.VBox):
         self.plot_button = w.Button(description="Update plots", icon="chart-line")
         self.timing_table = w.HTML()
         self.call_timing_table = w.HTML()
+        self.jobs_table = w.HTML()
         self.plots = w.VBox()
-        super().__init__([self.plot_button, self.timing_table, self.call_timing_table, self.plots])
+        super().__init__(
+            [self.plot_button, self.jobs_table, self.timing_table, self.call_timing_table, self.plots]
+        )
         self.plot_button.on_click(lambda _: self.update())
 
     def update(self) -> None:
@@ -251,11 +272,13 @@ class TimingsTab(w.VBox):
         events = self.source.store.events
         table = timings(events)
         self.timing_table.value = _html(table) if len(table) else "<i>no timings yet</i>"
+        self.jobs_table.value = _jobs_html(self.source.store.jobs)
         latency = timings(self.source.store.calls, by="name")
         self.call_timing_table.value = (
             f"<b>Calls: answer latency per tool</b>{_html(latency)}" if len(latency) else ""
         )
         figures = [
+            *([plot_turnaround(events)] if events["turnaround_s"].notna().any() else []),
             plot_delivery_lag(events),
             plot_durations(events),
             plot_events_over_time(events),

@@ -1,4 +1,4 @@
-"""How long things take: delivery lag, call duration, post-call processing, job turnaround.
+"""How long things take: conversion and job turnaround, delivery lag, call duration, post-call processing.
 
 :func:`timings` gives a tidy table (one row per event type and measure) that can be
 grouped further; the ``plot_*`` helpers return matplotlib figures without showing them,
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._core.jobs import JOB_KINDS
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -22,15 +24,28 @@ MEASURES: dict[str, str] = {
     "delivery_lag_s": "received minus event_timestamp",
     "duration_s": "call duration",
     "processing_s": "event time minus (call start + duration): post-call analysis",
-    "turnaround_s": "webhook received minus job submitted (rx.expect, or webhook_metadata's submitted_at)",
+    "turnaround_s": "callback received minus job submitted (rx.expect, or webhook_metadata's submitted_at)",
     "latency_s": "a tool's or call start's answer: request in to answer out (rx.calls)",
 }
 QUANTILES = (0.5, 0.9, 0.99)
 
 
 def with_measures(events: pd.DataFrame) -> pd.DataFrame:
-    """``events`` plus a ``processing_s`` column (and ``turnaround_s`` if missing)."""
+    """``events`` plus ``processing_s`` (and ``turnaround_s`` if missing), and for grouping:
+    ``job``, the kind of job an event reports on (``project``, ``chapter`` for Studio's
+    conversions, ``speech-to-text``, ...) and ``outcome`` (a conversion's status, else the
+    event's ``status``)."""
     out = events.copy(deep=False)
+    if "event_type" in out.columns:
+        out["job"] = out["event_type"].astype(object).map(JOB_KINDS)
+        outcome = out["conversion_status"] if "conversion_status" in out.columns else None
+        status = out["status"].astype(object) if "status" in out.columns else None
+        if outcome is not None and status is not None:
+            out["outcome"] = outcome.astype(object).where(outcome.notna(), status)
+        elif outcome is not None or status is not None:
+            out["outcome"] = outcome if outcome is not None else status
+        if "outcome" in out.columns:  # a job's outcome is known once it came back: "arrived" at least
+            out["outcome"] = out["outcome"].where(out["outcome"].notna() | out["job"].isna(), "arrived")
     if {"event_timestamp", "call_started_at", "duration_s"} <= set(out.columns):
         ended = out["call_started_at"] + pd.to_timedelta(out["duration_s"], unit="s")
         out["processing_s"] = (out["event_timestamp"] - ended).dt.total_seconds()
@@ -43,8 +58,10 @@ def timings(events: pd.DataFrame, *, by: str | Sequence[str] | None = None) -> p
     """Per event type (or ``by``) and measure: count, p50, p90, p99 and max, in seconds.
 
     Tidy: one row per group and measure, so ``.query("measure == 'duration_s'")`` or a
-    further ``groupby`` works. Measures without data for a group are left out. Given
-    ``rx.calls``, it reports each tool's (and the call start's) answer latency, by ``name``.
+    further ``groupby`` works. Measures without data for a group are left out.
+    ``by=["job", "outcome"]`` gives conversion turnaround by kind (Studio project, chapter,
+    speech-to-text) and outcome (``success``, ``error``). Given ``rx.calls``, it reports
+    each tool's (and the call start's) answer latency, by ``name``.
     """
     frame = with_measures(events)
     if by is None:
@@ -74,18 +91,26 @@ def _figure(width: float = 7.0, height: float = 3.5) -> Figure:
     return Figure(figsize=(width, height), layout="constrained")
 
 
-def _by_type(events: pd.DataFrame, column: str) -> list[tuple[str, np.ndarray]]:
+def _by_type(
+    events: pd.DataFrame, column: str, by: Sequence[str] = ("event_type",)
+) -> list[tuple[str, np.ndarray]]:
     frame = with_measures(events)
-    if column not in frame.columns:
+    if column not in frame.columns or not set(by) <= set(frame.columns):
         return []
-    groups = frame.dropna(subset=[column]).groupby("event_type", observed=True)[column]
-    return [(str(name), values.to_numpy(dtype=float)) for name, values in groups if len(values)]
+    groups = frame.dropna(subset=[column]).groupby(list(by), observed=True)[column]
+    return [
+        (" · ".join(map(str, name if isinstance(name, tuple) else (name,))), values.to_numpy(dtype=float))
+        for name, values in groups
+        if len(values)
+    ]
 
 
-def _distribution(events: pd.DataFrame, column: str, title: str) -> Figure:
+def _distribution(
+    events: pd.DataFrame, column: str, title: str, by: Sequence[str] = ("event_type",)
+) -> Figure:
     fig = _figure()
     ax = fig.subplots()
-    data = _by_type(events, column)
+    data = _by_type(events, column, by)
     if data:
         ax.boxplot([v for _, v in data], orientation="horizontal", tick_labels=[n for n, _ in data])
         ax.set_xlabel("seconds")
@@ -93,6 +118,11 @@ def _distribution(events: pd.DataFrame, column: str, title: str) -> Figure:
         ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(title)
     return fig
+
+
+def plot_turnaround(events: pd.DataFrame) -> Figure:
+    """Distribution of job turnaround (submitted to callback received) by kind of job and outcome."""
+    return _distribution(events, "turnaround_s", "Turnaround by job and outcome", ("job", "outcome"))
 
 
 def plot_delivery_lag(events: pd.DataFrame) -> Figure:

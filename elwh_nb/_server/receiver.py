@@ -23,6 +23,7 @@ import pandas as pd
 from .._core.callbacks import EventCallback, callback_types
 from .._core.exceptions import ReceiverError
 from .._core.intake import Intake
+from .._core.jobs import OVERDUE_S
 from .._core.protocol import DEFAULT_MAX_BODY, SLACK
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from .._core.store import EventStore
@@ -260,12 +261,20 @@ class Receiver(CallMethods):
         ``via`` is ``"public"`` (the public hook route), ``"proxy"`` (with this kernel's
         Jupyter credentials), ``"direct"`` (the local URL), ``"tunnel"`` (:attr:`url`,
         through the tunnel), or ``"auto"``: the route an outside sender would use. Returns
-        what :func:`elwh_nb.send` returns.
+        what :func:`elwh_nb.send` returns. The jobs behind made-up callbacks (Studio
+        conversions, speech-to-text) are announced first with :meth:`expect`, as whoever
+        submitted them would, so their ``turnaround_s`` is the conversion time.
         """
+        from .._core.payloads import PayloadFactory
         from .sender import send
 
         target, headers = self._reach.target(via)
         options.setdefault("max_body", self.max_body)
+        if isinstance(n, int):
+            factory = PayloadFactory(options.get("seed"))
+            n = factory.batch(n, types=options.pop("types", None), span_s=0.0)
+            for job_id, (kind, submitted) in factory.submitted.items():
+                self.expect(job_id, submitted_at=submitted, kind=kind)
         return send(target, self._intake.signing_secret, n, faults=faults, headers=headers, **options)
 
     def replay(self, event_id: int, *, via: str = "auto") -> pd.DataFrame:
@@ -280,13 +289,22 @@ class Receiver(CallMethods):
         """Answer 503 to the next ``deliveries`` POSTs, as if the receiver were down (to see retries)."""
         self._intake.outage_left = deliveries
 
-    def expect(self, job_id: str, *, submitted_at: Any = None, kind: str | None = None) -> None:
-        """Announce a submitted job; its webhook's row gets ``turnaround_s`` (see :attr:`jobs`)."""
-        self.store.expect(job_id, submitted_at=submitted_at, kind=kind)
+    def expect(
+        self,
+        job_id: str,
+        *,
+        submitted_at: Any = None,
+        kind: str | None = None,
+        overdue_after: float = OVERDUE_S,
+    ) -> None:
+        """Announce a submitted job (a Studio ``project_id`` or ``chapter_id`` being converted, a
+        speech-to-text ``request_id``, ...); its callback's row gets ``turnaround_s`` (see
+        :attr:`jobs` and :meth:`EventStore.expect`)."""
+        self.store.expect(job_id, submitted_at=submitted_at, kind=kind, overdue_after=overdue_after)
 
     @property
     def jobs(self) -> pd.DataFrame:
-        """Jobs announced with :meth:`expect`: still waiting, or arrived with their turnaround."""
+        """Jobs announced with :meth:`expect`: waiting, overdue, or arrived with turnaround and outcome."""
         return self.store.jobs
 
     _shown: Dashboard | None = None  # the one dashboard `rx` displays as

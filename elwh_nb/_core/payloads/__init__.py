@@ -6,7 +6,8 @@ event sent (``event_timestamp``). The same seed and ``now`` give the same events
 
 One module per family of events, each a mixin over the seeded state in ``base``:
 ``conversation`` (post-call transcription and audio, with ``transcript``), ``call_failure``,
-``speech`` (speech-to-text), ``voices`` (shared-voice removal) and ``tutorial``;
+``otel`` (the OpenTelemetry transcript), ``speech`` (speech-to-text), ``studio`` (Studio's
+conversion callbacks), ``voices`` (shared-voice removal) and ``tutorial``;
 ``factory`` puts them together, knows the type names, and makes many at once.
 """
 

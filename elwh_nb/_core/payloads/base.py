@@ -34,6 +34,11 @@ class Seeded:
         ]  # a small pool, so grouping by agent means something
         self._voices = [self._voice_id() for _ in range(4)]
         self._voice_notices: set[tuple[str, str, int]] = set()  # (type, voice, second) made so far
+        self._project_pool: list[str] = []
+        #: The jobs behind the callbacks made so far, as the person who submitted them knows
+        #: them: job id (a project's, a chapter's or a speech-to-text request's) -> (kind, unix
+        #: seconds submitted). ``rx.simulate`` announces them with ``rx.expect``.
+        self.submitted: dict[str, tuple[str, float]] = {}
 
     def _id(self, prefix: str, n: int, alphabet: str = ALNUM) -> str:
         return prefix + "".join(self._rng.choice(alphabet) for _ in range(n))

@@ -9,16 +9,22 @@ from typing import Any
 from .base import to_body
 from .call_failure import CallFailures
 from .conversation import ConversationEvents
+from .otel import OtelEvents
 from .speech import SpeechEvents
+from .studio import StudioEvents
 from .tutorial import TutorialEvents
 from .voices import VoiceEvents
 
 #: Event types ElevenLabs sends today (shapes of the voice-removal ones are not confirmed).
+#: Studio's conversion callbacks go to a project's ``callback_url`` (``rx.callback_url("studio")``).
 REAL_TYPES: tuple[str, ...] = (
     "post_call_transcription",
+    "post_call_transcription_otel",
     "post_call_audio",
     "call_initiation_failure",
     "speech_to_text_transcription",
+    "project_conversion_status",
+    "chapter_conversion_status",
     "voice_removal_notice",
     "voice_removal_notice_withdrawn",
     "voice_removed",
@@ -30,16 +36,21 @@ EVENT_TYPES: tuple[str, ...] = REAL_TYPES + TUTORIAL_TYPES
 # A mix resembling an agents-platform workspace: mostly transcriptions.
 _DEFAULT_WEIGHTS: dict[str, float] = {
     "post_call_transcription": 10,
+    "post_call_transcription_otel": 1,
     "post_call_audio": 3,
     "call_initiation_failure": 2,
     "speech_to_text_transcription": 4,
+    "project_conversion_status": 1,
+    "chapter_conversion_status": 3,
     "voice_removal_notice": 0.5,
     "voice_removal_notice_withdrawn": 0.2,
     "voice_removed": 0.3,
 }
 
 
-class PayloadFactory(ConversationEvents, CallFailures, SpeechEvents, VoiceEvents, TutorialEvents):
+class PayloadFactory(
+    ConversationEvents, OtelEvents, CallFailures, SpeechEvents, StudioEvents, VoiceEvents, TutorialEvents
+):
     """Makes realistic events; one method per event type, plus :meth:`make` and :meth:`batch`.
 
     ``at`` (unix seconds) is when an event is sent; it defaults to ``now`` (fixed at

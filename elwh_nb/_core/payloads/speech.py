@@ -95,11 +95,13 @@ class SpeechEvents(Seeded):
                 "submitted_at_unix": round(submitted_at, 3),
             }
         )
+        request_id = request_id or self._id("", 32, "0123456789abcdef")
+        self.submitted[request_id] = ("speech-to-text", float(submitted_at))
         return self._envelope(
             "speech_to_text_transcription",
             sent,
             {
-                "request_id": request_id or self._id("", 32, "0123456789abcdef"),
+                "request_id": request_id,
                 "transcription": {
                     "language_code": "fra" if french else "eng",
                     "language_probability": round(rng.uniform(0.9, 1.0), 4),
