@@ -23,7 +23,13 @@ EXPECTED = {
         "application/vnd.jupyter.widget-view+json",
     ],
     "02_signatures.ipynb": ["re-serialised", "timestamp_expired", "only secret #2 matches"],
-    "03_conversion_timings.ipynb": ["processing_s", "image/png", "turnaround_s"],
+    "03_conversion_timings.ipynb": [
+        "processing_s",
+        "image/png",
+        "turnaround_s",
+        "proj_never_back",
+        "speech-to-text",
+    ],
     "04_failures_and_retries.ipynb": ["body_too_large", "job ", "voice "],
     "05_agent_tools.ipynb": [
         "'found': True",

@@ -617,12 +617,12 @@ def test_an_ngrok_tunnel_to_another_port_or_no_agent_changes_nothing(
 ) -> None:
     ngrok_agent["body"] = documented_tunnels(f"http://localhost:{free_port()}")
     with elwh_nb.start(SECRET, store=tmp_path / "rx.sqlite") as rx:
-        assert rx.url == rx.local_url and rx.url_note is None
+        assert rx.url == rx.local_url and rx.url_note == _urls.https_note(rx.url)  # nothing but HTTP
     ngrok_agent["body"] = b"<html>not the agent</html>"
     assert _tunnel_help.ngrok_url(1234) is None
     monkeypatch.setenv("ELWH_NGROK_API", f"http://127.0.0.1:{free_port()}/api/tunnels")  # nothing listens
     with elwh_nb.start(SECRET, store=tmp_path / "rx.sqlite") as rx:
-        assert rx.url == rx.local_url and rx.url_note is None
+        assert rx.url == rx.local_url and rx.url_note == _urls.https_note(rx.url)  # nothing but HTTP
 
 
 # -- Colab and VS Code ----------------------------------------------------------------

@@ -144,6 +144,11 @@ class Reach:
 
     @property
     def note(self) -> str | None:
+        """What to check about :attr:`url`: where it goes, and that it is HTTPS."""
+        notes = [note for note in (self._where_note(), _urls.https_note(self.url)) if note]
+        return " ".join(notes) or None
+
+    def _where_note(self) -> str | None:
         target = "{}:{}{}".format(*self.tunnel_target, self.tunnel_path)
         if self.tunnel is not None:
             t = self.tunnel

@@ -30,6 +30,7 @@ from .._core.store import EventStore
 from . import claim as _claim
 from . import loop as _loop
 from . import routes as _routes
+from . import urls as _urls
 from . import tunnel as _tunnel
 from .batcher import Batcher
 from .callapi import CallMethods
@@ -340,9 +341,10 @@ class Receiver(CallMethods):
         state = "listening" if self.running else "stopped"
         t = self._reach.tunnel
         tunnel = f"; tunnel {t.summary}" if t is not None else ""
+        https = "" if _urls.is_https(self.url) else " (plain HTTP: ElevenLabs needs HTTPS, see rx.url_note)"
         return (
             f"<Receiver {state} on {self.local_url}: {c['events']} events, {c['duplicates']} "
-            f"duplicates, {c['failures']} failures; url={self.url}; {self.url_story}{tunnel}>"
+            f"duplicates, {c['failures']} failures; url={self.url}{https}; {self.url_story}{tunnel}>"
         )
 
 

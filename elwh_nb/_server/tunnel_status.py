@@ -58,6 +58,11 @@ class TunnelStatus:
         return self._fixed is not None or (self.service is None and self.remote_port != 0)
 
     @property
+    def https(self) -> bool | None:
+        """Whether the tunnel's URL is HTTPS, as ElevenLabs requires (None before it has one)."""
+        return None if self.url is None else self.url.lower().startswith("https://")
+
+    @property
     def summary(self) -> str:
         """One line: up or down, since when, restarts, the last error, a changed URL."""
         if self.up:
@@ -69,6 +74,8 @@ class TunnelStatus:
             when = f", next try in {max(0.0, retry - time.time()):.0f} s" if retry else ""
             state = f"down (reconnecting{when}) via {self.via}"
         parts = [state, f"{self.restarts} restart{'s' * (self.restarts != 1)}"]
+        if self.https is False:
+            parts.append("its URL is plain HTTP: ElevenLabs needs HTTPS")
         if self.last_error and not self.up:
             parts.append(f"last error: {self.last_error}")
         if self.url_changed_at is not None:
@@ -78,7 +85,7 @@ class TunnelStatus:
 
     def __repr__(self) -> str:
         return (
-            f"<SshTunnel {'up' if self.up else 'down'} via {self.via}: url={self.url}, "
+            f"<SshTunnel {'up' if self.up else 'down'} via {self.via}: url={self.url}, https={self.https}, "
             f"restarts={self.restarts}, uptime={self.uptime:.0f}s, last_error={self.last_error!r}>"
         )
 

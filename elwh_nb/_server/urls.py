@@ -120,6 +120,22 @@ def tunnel_needed(where: str) -> str:
     )
 
 
+def is_https(url: str | None) -> bool:
+    """Whether ``url`` is HTTPS: the only kind ElevenLabs lets a webhook, Studio or speech-to-text call."""
+    return bool(url) and str(url).lower().startswith("https://")
+
+
+def https_note(url: str) -> str | None:
+    """What to do when ``url`` is plain HTTP, which ElevenLabs refuses to register; None for HTTPS."""
+    if is_https(url):
+        return None
+    return (
+        "ElevenLabs accepts only HTTPS webhook URLs and rx.url is plain HTTP: register it through a "
+        f"tunnel that terminates TLS ({TUNNEL_LINE}, or cloudflared: rx.tunnel_help()) or a TLS front "
+        "end given as start(public_url=...)."
+    )
+
+
 def tunnel_note(
     *,
     via: str,
