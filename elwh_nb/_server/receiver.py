@@ -30,8 +30,8 @@ from .._core.store import EventStore
 from . import claim as _claim
 from . import loop as _loop
 from . import routes as _routes
-from . import urls as _urls
 from . import tunnel as _tunnel
+from . import urls as _urls
 from .batcher import Batcher
 from .callapi import CallMethods
 from .calls import CallDesk, call_secret
