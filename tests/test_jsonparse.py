@@ -150,5 +150,8 @@ def test_parse_event_on_a_realistic_body_matches_json_loads() -> None:
     factory = payloads(3)
     for event in factory.batch(50):
         raw = factory.body(event)
-        assert jsonparse.orjson_agrees(raw)  # realistic bodies take the fast path
+        # Realistic bodies take the fast path, but OpenTelemetry's: its nanosecond times are
+        # 19-digit strings, and the check, made to say no falsely rather than yes, sees a run.
+        otel = event["type"] == "post_call_transcription_otel"
+        assert jsonparse.orjson_agrees(raw) is not otel
         assert shape(parse_event(raw)) == shape(reference(raw))

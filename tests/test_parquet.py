@@ -91,6 +91,7 @@ EXPECTED_KINDS = {
     "failure_reason": "string",
     "submitted_at": "utc timestamp",
     "skew_s": "float",
+    "authenticated_by": "string",
     "deliveries": "int",
     "last_received_at": "utc timestamp",
     "body_bytes": "int",

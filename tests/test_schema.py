@@ -73,6 +73,7 @@ V1_ADDED: dict[str, list[tuple[object, ...]]] = {
         ("conversion_status", "TEXT", 0, None, 0),
         ("snapshot_id", "TEXT", 0, None, 0),
         ("error_details", "TEXT", 0, None, 0),
+        ("authenticated_by", "TEXT", 0, None, 0),
     ],
     "failures": [("details", "TEXT", 0, None, 0)],
 }
@@ -155,7 +156,13 @@ def test_a_column_added_to_the_spec_reaches_the_file_the_insert_and_memory(tmp_p
 
     row = spec.from_record({**normalize(event), "language_code": "Ada"})
     row.update(
-        received_at=2, last_received_at=2, deliveries=1, body_bytes=2, kept_while_away=False, skew_s=0.5
+        received_at=2,
+        last_received_at=2,
+        deliveries=1,
+        body_bytes=2,
+        kept_while_away=False,
+        skew_s=0.5,
+        authenticated_by="signature",
     )
     db.execute(spec.insert(), spec.params({**row, "body_sha256": b"x" * 32, "body": b"{}"}))
     loaded = spec.from_file(db.execute(f"{spec.select} ORDER BY id").fetchall())

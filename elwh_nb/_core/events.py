@@ -26,8 +26,9 @@ from .schema import EVENTS, NAT
 
 #: The INSERT for a body written at once (``?``) or in pieces after it (``zeroblob(?)``).
 _INSERT = {value: EVENTS.insert(body=value) for value in ("?", "zeroblob(?)")}
-#: A raw body, its SHA-256, its normalised record, and its skew (see :mod:`.clock`; None: unsigned).
-Prepared = tuple[bytes | bytearray, bytes, dict[str, Any], float | None]
+#: A raw body, its SHA-256, its normalised record, its skew (see :mod:`.clock`; None: unsigned),
+#: and how it was authenticated (see :mod:`.callback_urls`; None: appended by code, not received).
+Prepared = tuple[bytes | bytearray, bytes, dict[str, Any], float | None, str | None]
 
 
 @dataclass(frozen=True)
@@ -148,10 +149,11 @@ class Events:
         if batch:
             db.execute("BEGIN IMMEDIATE")
         try:
-            for raw, digest, record, skew in prepared:
+            for raw, digest, record, skew, authenticated_by in prepared:
                 row = EVENTS.from_record(record)  # event_type stays a name until the commit
                 row.update(received_at=now, last_received_at=now, deliveries=1, body_bytes=len(raw))
                 row["skew_s"] = math.nan if skew is None else skew
+                row["authenticated_by"] = authenticated_by
                 row["kept_while_away"] = away
                 value, blob = _inbox.blob_value(db, raw)
                 # A big body seen before: counted without building its row, whose record

@@ -17,7 +17,10 @@ from .schema import FAILURES
 DEFAULT_MAX_FAILURES = 5000
 PREVIEW_BYTES = 300
 REDACTED = "[redacted]"
-_SENSITIVE_WORDS = ("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session")
+_SENSITIVE_WORDS = (
+    *("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session"),
+    "x-elwh-callback",  # a callback URL's token (see .callback_urls)
+)
 
 COUNTS_DDL = """
 CREATE TABLE IF NOT EXISTS failure_counts (

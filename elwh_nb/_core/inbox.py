@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .fileuri import file_uri
+from .protocol import CALLBACK_HEADER
 from .signature import SIGNATURE_HEADERS
 
 SCHEMA = """
@@ -37,7 +38,12 @@ ROUTE_ID_KEY = "route_id"
 ROUTE_CREATED_KEY = "route_created_ns"
 REFUSED_KEY = "inbox_refused"
 #: The request headers worth keeping: what verification and the failure record need.
-KEPT_HEADERS = (*(name.lower() for name in SIGNATURE_HEADERS), "content-type", "user-agent")
+KEPT_HEADERS = (
+    *(name.lower() for name in SIGNATURE_HEADERS),
+    "content-type",
+    "user-agent",
+    CALLBACK_HEADER.lower(),  # set by the route alone (it strips a client's X-Elwh-* headers)
+)
 _PIECE = 1 << 20  # bytes copied into the file at a time, so that SQLite never holds a whole copy
 
 

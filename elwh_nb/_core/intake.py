@@ -14,13 +14,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import callback_urls as _callback_urls
 from .bodies import parse_notice, too_large_explanation
+from .callback_urls import BY_SIGNATURE, BY_URL
 from .callbacks import Callbacks
 from .clock import ClockWatch
 from .exceptions import SignatureError, StoreError
 from .explain import explain
 from .inbox import Kept
-from .protocol import DEFAULT_MAX_BODY, TOO_LARGE_HEADER
+from .protocol import CALLBACK_HEADER, DEFAULT_MAX_BODY, TOO_LARGE_HEADER
 from .signature import SIGNATURE_HEADERS, Secret, authenticate, parse_event, secret_keys, signed_at
 from .skim import BIG, skim
 from .store import Appended, EventStore
@@ -30,6 +32,7 @@ HTTP_REASONS = {
     "body_too_large": 413,
     "method_not_allowed": 405,
     "not_found": 404,
+    "unknown_callback": 404,
     "store_error": 500,
     "receiver_error": 500,
     "outage": 503,
@@ -66,11 +69,14 @@ class Verified:
 
     A big body's event may be skimmed (``whole`` False: its long unread strings are ``""``,
     see :mod:`.skim`); it gives the same record, and callbacks get the whole event from the store.
+    ``authenticated_by`` is ``"signature"``, or ``"url"`` for an unsigned request to a callback
+    URL (no signature: no skew).
     """
 
     event: dict[str, Any]
-    skew_s: float
+    skew_s: float | None
     whole: bool = True
+    authenticated_by: str = BY_SIGNATURE
 
 
 @dataclass(frozen=True)
@@ -140,11 +146,14 @@ class Intake:
         remote: Remote,
         path: str | None,
         kept: Kept | None = None,
+        callback: tuple[str, str] | None = None,
     ) -> Verified | Answer:
         """The verified event and its skew, or the (recorded) rejection to answer.
 
         ``kept``: a delivery the public route kept while the receiver was away; its
         timestamp window and skew are measured against the time it arrived, not now.
+        ``callback``: the ``(name, token)`` of the callback URL it came to; a right token
+        authenticates a request without a signature (one with a signature must verify).
         """
         now = None if kept is None else kept.received_ns / 1e9
         record: dict[str, Any] = {} if kept is None else {"received_at": now, "from_inbox": kept.id}
@@ -159,6 +168,21 @@ class Intake:
                 path=path,
             )
         header = signature_header(headers)
+        if callback is not None:
+            if not self.callback_ok(callback):
+                return self.reject(
+                    "unknown_callback",
+                    "A request to a callback URL whose token is not this store's (a mistyped or old "
+                    "URL, a retired one, or a stranger guessing): answered 404. rx.callback_url(name) "
+                    "gives the current URL.",
+                    headers=headers,
+                    body=body,
+                    remote=remote,
+                    path=path,
+                    **record,
+                )
+            if header is None:  # authenticated by the URL's token alone
+                return self._unsigned(body, headers, remote=remote, path=path, record=record)
         window = {"tolerance": self.tolerance, "future_tolerance": self.future_tolerance, "now": now}
         try:
             raw = authenticate(body, header, self._keys, **window)
@@ -186,6 +210,39 @@ class Intake:
         self.clock.observe(skew)
         return Verified(event, skew, whole)
 
+    def callback_ok(self, callback: tuple[str, str]) -> bool:
+        """Whether ``(name, token)`` is one of this store's callback URLs."""
+        name, token = callback
+        if not _callback_urls.NAME.fullmatch(name):
+            return False
+        try:
+            kept = self.store.callback_token(name, create=False)
+        except StoreError:
+            return False
+        return _callback_urls.same(token, kept)
+
+    def _unsigned(
+        self,
+        body: bytes | bytearray,
+        headers: Mapping[str, str],
+        *,
+        remote: Remote,
+        path: str | None,
+        record: dict[str, Any],
+    ) -> Verified | Answer:
+        """A callback URL's request without a signature: accepted as authenticated by the URL."""
+        try:
+            event = skim(body) if len(body) > BIG else None
+            whole = event is None
+            if event is None:
+                event = parse_event(body)
+        except SignatureError as exc:
+            explanation = str(exc).replace("The signature is valid but the body", "The body")
+            return self.reject(
+                exc.reason, explanation, headers=headers, body=body, remote=remote, path=path, **record
+            )
+        return Verified(event, None, whole, BY_URL)
+
     def deliver_kept(self, kept: Kept) -> None:
         """Verify and store one delivery kept while away, as if it had arrived live then.
 
@@ -207,7 +264,10 @@ class Intake:
                 **record,
             )
             return
-        checked = self.check(kept.body, kept.headers, remote=kept.remote, path=path, kept=kept)
+        callback = _callback_urls.parse_header(kept.headers.get(CALLBACK_HEADER.lower()))
+        checked = self.check(
+            kept.body, kept.headers, remote=kept.remote, path=path, kept=kept, callback=callback
+        )
         if isinstance(checked, Answer):
             return
         result = self.store.append(
@@ -217,6 +277,7 @@ class Intake:
             kept_while_away=True,
             from_inbox=kept.id,
             skew_s=checked.skew_s,
+            authenticated_by=checked.authenticated_by,
         )
         self.stored(result, checked.event if checked.whole else None)
 

@@ -25,6 +25,9 @@ ACK_HEADER = "X-Elwh-Ack"
 #: Set by the route on a tool or call-start request it relays: a receiver answers one only on
 #: its call paths, so no relayed call reaches its webhook path, whatever the URL said.
 CALL_HEADER = "X-Elwh-Call"
+#: Set by the route on a delivery to a callback URL (``<route>/callback/<name>/<token>``):
+#: ``<name>/<token>``, for the receiver to check (see :mod:`.callback_urls`).
+CALLBACK_HEADER = "X-Elwh-Callback"
 #: The hub service's read API: the counts with each page, and the id of the store answering.
 COUNTS_HEADER = "X-Elwh-Counts"
 STORE_HEADER = "X-Elwh-Store"

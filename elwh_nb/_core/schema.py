@@ -226,6 +226,8 @@ EVENTS = Table(
         Column("delivery_lag_s", "number"),  # received_at - event_timestamp
         # received_at - the signature's t, when verified (see .clock); below 0: signed in our future
         Column("skew_s", "number", "REAL"),
+        # signature, or url (a callback URL's token, unsigned); null: appended by code, not received
+        Column("authenticated_by", "interned", "TEXT"),
         Column("turnaround_s", "number"),  # received_at - (the expect()ed job's or submitted_at)
         Column("deliveries", "int", "INTEGER NOT NULL DEFAULT 1"),
         Column("last_received_at", "time", "INTEGER NOT NULL"),

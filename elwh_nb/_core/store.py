@@ -173,6 +173,7 @@ class EventStore(StoreFile):
         kept_while_away: bool = False,
         from_inbox: int | None = None,
         skew_s: float | None = None,
+        authenticated_by: str | None = None,
     ) -> Appended:
         """Store a verified delivery; a body seen before only counts up its ``deliveries``.
 
@@ -181,9 +182,10 @@ class EventStore(StoreFile):
         ``from_inbox`` is the inbox id of a delivery kept while the receiver was away: it
         leaves the inbox in the same transaction (``kept_while_away`` marks the row).
         ``skew_s``: its arrival minus its signature's time (the row's ``skew_s``).
+        ``authenticated_by``: ``"signature"``, or ``"url"`` for a callback URL's unsigned request.
         """
         return self.append_many(
-            [(body, event, skew_s)],
+            [(body, event, skew_s, authenticated_by)],
             received_at=received_at,
             kept_while_away=kept_while_away,
             from_inbox=from_inbox,
@@ -192,7 +194,10 @@ class EventStore(StoreFile):
     def append_many(
         self,
         deliveries: Iterable[
-            Body | tuple[Body, Mapping[str, Any] | None] | tuple[Body, Mapping[str, Any] | None, float | None]
+            Body
+            | tuple[Body, Mapping[str, Any] | None]
+            | tuple[Body, Mapping[str, Any] | None, float | None]
+            | tuple[Body, Mapping[str, Any] | None, float | None, str | None]
         ],
         *,
         received_at: datetime | float | None = None,
@@ -201,15 +206,18 @@ class EventStore(StoreFile):
     ) -> list[Appended]:
         """Store many deliveries in one transaction (bulk imports, replays, benchmarks).
 
-        Each is a body, or ``(body, parsed event or None)``, or that and its ``skew_s``.
+        Each is a body, or ``(body, parsed event or None)``, or that and its ``skew_s``, or
+        that and how it was authenticated.
         """
         self._check_writable()
         prepared = []
         for item in deliveries:
-            body, event, skew = (*item, None)[:3] if isinstance(item, tuple) else (item, None, None)
+            body, event, skew, by = (
+                (*item, None, None)[:4] if isinstance(item, tuple) else (item, None, None, None)
+            )
             raw = body_bytes(body)
             parsed = parse_event(raw) if event is None else event
-            prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed), skew))
+            prepared.append((raw, hashlib.sha256(raw).digest(), normalize(parsed), skew, by))
         now = given_ns(received_at, "received_at")
         with self._lock:
             self._check_open()

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import callback_urls as _callback_urls
 from . import inbox as _inbox
 from . import jobs as _jobs
 from .colcache import STORE_ID_KEY
@@ -74,6 +75,7 @@ class StoreFile:
         self.lock_timeout = lock_timeout  # seconds to wait for another writer before failing
         self._lock = threading.RLock()
         self._closed = False
+        self._memory_tokens: dict[str, str] = {}  # a store in memory's callback tokens
         try:
             self._db = self._connect(durability)
         except sqlite3.Error as exc:
@@ -192,8 +194,32 @@ class StoreFile:
                 raise StoreError(f"could not record the store's URL {self._where()}: {exc}") from exc
             return made
 
+    def callback_token(self, name: str, *, create: bool = True) -> str | None:
+        """The token of the store's callback URL ``name`` (see :mod:`.callback_urls`), made on first
+        use. Kept in the file beside the route id, so the URL lasts as long as the store's (a
+        store in memory keeps it while open); None with ``create=False`` when there is none."""
+        name = _callback_urls.checked_name(name)
+        key = _callback_urls.META_PREFIX + name
+        with self._lock:
+            self._check_open()
+            if self.path is None:
+                if name not in self._memory_tokens and create:
+                    self._memory_tokens[name] = _callback_urls.new_token()
+                return self._memory_tokens.get(name)
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            if row is not None or not create:
+                return None if row is None else str(row[0])
+            self._check_writable()
+            token = _callback_urls.new_token()
+            try:
+                with transaction(self._db) as db:
+                    db.execute("INSERT INTO meta VALUES (?, ?)", (key, token))
+            except sqlite3.Error as exc:
+                raise StoreError(f"could not record a callback URL {self._where()}: {exc}") from exc
+            return token
+
     def forget_route(self) -> None:
-        """Drop the route id and whatever waits in the inbox (retiring the URL)."""
+        """Drop the route id, the callback URLs' tokens and whatever waits in the inbox (retiring the URL)."""
         self._check_writable()
         keys = (_inbox.ROUTE_ID_KEY, _inbox.ROUTE_CREATED_KEY, _inbox.REFUSED_KEY)
         with self._lock:
@@ -201,6 +227,7 @@ class StoreFile:
             try:
                 with transaction(self._db) as db:
                     db.execute("DELETE FROM meta WHERE key IN (?, ?, ?)", keys)
+                    db.execute("DELETE FROM meta WHERE key LIKE ?", (_callback_urls.META_PREFIX + "%",))
                     db.execute("DELETE FROM inbox")
             except sqlite3.Error as exc:
                 raise StoreError(f"could not retire the store's URL {self._where()}: {exc}") from exc

@@ -16,7 +16,8 @@ from .._core.storefile import AUTOCHECKPOINT
 
 log = logging.getLogger("elwh_nb")
 
-Waiting = tuple[bytes | bytearray, dict[str, Any], float, asyncio.Future[Appended]]  # body, event, skew_s
+# body, event, skew_s, authenticated_by, and the future its handler waits on
+Waiting = tuple[bytes | bytearray, dict[str, Any], float | None, str, asyncio.Future[Appended]]
 
 #: Log pages after which the receiver checkpoints (what SQLite itself does by default).
 CHECKPOINT_PAGES = AUTOCHECKPOINT
@@ -55,10 +56,10 @@ class Batcher:
         self._drained: asyncio.Event | None = None
 
     def submit(
-        self, body: bytes | bytearray, event: dict[str, Any], skew_s: float
+        self, body: bytes | bytearray, event: dict[str, Any], skew_s: float | None, authenticated_by: str
     ) -> asyncio.Future[Appended]:
         future: asyncio.Future[Appended] = asyncio.get_running_loop().create_future()
-        self.pending.append((body, event, skew_s, future))
+        self.pending.append((body, event, skew_s, authenticated_by, future))
         if len(self.pending) == 1 and self._checkpointing is None:  # the first of a batch schedules it
             IOLoop.current().add_callback(self.flush)
         return future
@@ -80,7 +81,7 @@ class Batcher:
 
     def _commit(self, batch: list[Waiting]) -> None:
         try:
-            results = self.store.append_many([(body, event, skew) for body, event, skew, _ in batch])
+            results = self.store.append_many([(body, event, skew, by) for body, event, skew, by, _ in batch])
         except BaseException as exc:  # whatever it is, every waiting delivery gets its answer (a 500)
             if not isinstance(exc, StoreError):
                 log.exception("elwh_nb store failed on a batch of %d deliveries", len(batch))

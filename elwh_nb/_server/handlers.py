@@ -87,7 +87,10 @@ def make_app(
     the agent-tool and call-start paths under the hook path when given a ``desk``."""
     route = HookRoute(intake, max_body=max_body, batcher=batcher, route_token=route_token)
     calls = call_rules(path, desk, route_token) if desk is not None else []
-    return application([(rf"{path.rstrip('/') or ''}/?", route), *calls], intake)
+    base = path.rstrip("/") or ""
+    # Callback URLs (see .._core.callback_urls) are the hook path too: the request says which.
+    hooks = [(rf"{base}/?", route), (rf"{base}/callback/[^/]+/[^/]+/?", route)]
+    return application([*hooks, *calls], intake)
 
 
 def application(rules: list[Any], intake: Intake | None) -> web.Application:

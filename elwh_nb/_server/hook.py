@@ -19,10 +19,19 @@ import orjson
 import tornado
 from tornado import httputil
 
+from .._core import callback_urls as _callback_urls
 from .._core.bodies import BodyLimit, parse_notice, too_large_explanation
 from .._core.exceptions import StoreError
 from .._core.intake import Answer, Intake
-from .._core.protocol import ACK_HEADER, CALL_HEADER, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
+from .._core.protocol import (
+    ACK_HEADER,
+    CALL_HEADER,
+    CALLBACK_HEADER,
+    MISDIRECTED,
+    ROUTE_TOKEN_HEADER,
+    TOO_LARGE_HEADER,
+    ack,
+)
 from .._core.skim import BIG
 from .._core.store import Appended
 from .batcher import Batcher
@@ -101,6 +110,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         self.chunks: list[bytes] = []
         self.big: bytearray | None = None  # the body once over BIG: grown in place, never joined
         self.acked = ""  # set when the request came through this receiver's public route
+        self.callback: tuple[str, str] | None = None  # (name, token) of a callback URL it came to
         self.body_read = False
         self.answered = False
         self.started = 0.0
@@ -166,12 +176,18 @@ class HookRequest(httputil.HTTPMessageDelegate):
         """With the headers: the route token, the method, and whether to take the body."""
         route, headers, method = self.route, self.headers, self.method
         token = header(headers, ROUTE_TOKEN_HEADER)
+        # A callback URL's token, from the path (sent here directly) or from the route; the
+        # path keeps it no further (records and logs show a stand-in).
+        self.callback = _callback_urls.split(self.path)
+        if self.callback is not None:
+            self.path = _callback_urls.redacted(self.path)
         if token is not None:
             if not route.from_route(token):  # meant for the receiver that had this port before
                 self.send(MISDIRECTED, b"", close=True)
                 self.conn.close()  # type: ignore[attr-defined]
                 return
             self.acked = route.ack
+            self.callback = _callback_urls.parse_header(header(headers, CALLBACK_HEADER)) or self.callback
             if header(headers, CALL_HEADER) is not None:  # a relayed tool call: never a delivery
                 self.send(404, b'{"error": "not a tool or call-start path"}', close=True)
                 self.conn.close()  # type: ignore[attr-defined]
@@ -207,12 +223,14 @@ class HookRequest(httputil.HTTPMessageDelegate):
         body: bytes | bytearray = self.big if self.big is not None else b"".join(self.chunks)
         self.chunks, self.big = [], None  # one copy of the body from here on
         try:
-            checked = self.route.intake.check(body, self.headers, remote=self.remote, path=self.path)
+            checked = self.route.intake.check(
+                body, self.headers, remote=self.remote, path=self.path, callback=self.callback
+            )
             if isinstance(checked, Answer):
                 self.reason = str(checked.body.get("reason", ""))
                 self.answer(checked.status, orjson.dumps(checked.body))
                 return
-            stored = self.route.batcher.submit(body, checked.event, checked.skew_s)
+            stored = self.route.batcher.submit(body, checked.event, checked.skew_s, checked.authenticated_by)
         except Exception as exc:
             self.failed(exc, body)
             return

@@ -166,6 +166,19 @@ class Receiver(CallMethods):
         is one, else the public hook route, else the proxy URL, else local."""
         return self._reach.url
 
+    def callback_url(self, name: str = "studio") -> str:
+        """A URL for callbacks that carry no signature, such as a Studio project's ``callback_url``.
+
+        ``<rx.url>/callback/<name>/<token>``: its token (192 random bits, one per ``name``,
+        kept in the store file, so the URL lasts as long as :attr:`url` and is retired with
+        it) is what authenticates a request there; one that carries an ``ElevenLabs-Signature``
+        must still verify. Events that came in this way have ``authenticated_by == "url"``.
+        Give it only to the service that calls back: anyone who has it can add events.
+        """
+        token = self.store.callback_token(name)
+        assert token is not None  # made on first use
+        return f"{self.url.rstrip('/')}/callback/{name}/{token}"
+
     @property
     def tunnel(self) -> _tunnel.SshTunnel | None:
         """The ssh tunnel started with ``tunnel=``: ``.up``, ``.url``, ``.restarts``, ``.last_error``,

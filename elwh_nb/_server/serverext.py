@@ -35,9 +35,10 @@ from tornado.ioloop import IOLoop
 from traitlets import Int
 from traitlets.config import Configurable
 
+from .._core import callback_urls as _callback_urls
 from .._core import inbox as _inbox
 from .._core.bodies import BodyLimit
-from .._core.protocol import MAX_CALL_BODY, SLACK
+from .._core.protocol import CALLBACK_HEADER, MAX_CALL_BODY, SLACK
 from . import routes as _routes
 from .capped import CappedHTTPServer
 from .relay import Relay, clean_headers
@@ -46,6 +47,8 @@ HOOK_PATH = r"/elwh/hook/(?P<route_id>[^/]*)/?"
 #: Agent tools and call starts, under a route: answered by the receiver, never kept.
 CALL_PATH = r"/elwh/hook/(?P<route_id>[^/]+)/(?P<call>(?:tools/[A-Za-z0-9_-]{1,64}|initiation)(?:/[^?]*)?)"
 CALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+#: A callback URL under a route (see .._core.callback_urls): a delivery, whose token the receiver checks.
+CALLBACK_PATH = r"/elwh/hook/(?P<route_id>[^/]+)" + _callback_urls.PATH
 HOOK_PORT_OFFSET = 1000
 ANY_ROUTE_ID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
@@ -207,24 +210,45 @@ class HookRoute(CappedBody):
         notice = limit.notice()
         if notice:
             body = bytearray()
-        headers = forwarded_headers(self.request)
+        headers = {**forwarded_headers(self.request), **self.internal_headers()}
         remote = str(self.request.remote_ip)
         reply = await self.relay.deliver(route, body, headers, remote=remote, too_large=notice)
         del body
         self.answer(reply.status, reply.body)
 
+    def internal_headers(self) -> dict[str, str]:
+        """What the route adds for the receiver (a client's X-Elwh-* headers are stripped first)."""
+        return {}
+
     @allow_unauthenticated
-    async def post(self, route_id: str) -> None:
+    async def post(self, route_id: str, **callback: str) -> None:
         self.body_read = True  # Tornado calls the method once the whole body is in
         if self._finished:
             return
         await self.send_on()
 
     @allow_unauthenticated
-    def get(self, route_id: str) -> None:
+    def get(self, route_id: str, **callback: str) -> None:
         self.short(405)
 
     head = put = delete = patch = options = get
+
+
+@web.stream_request_body
+class CallbackRoute(HookRoute):
+    """POST to a callback URL, ``<route>/callback/<name>/<token>``: relayed (or kept) as a delivery
+    that says which callback URL it came to. The route holds no token: the receiver checks it
+    (at once, or when it drains what was kept), so a wrong one is its recorded 404."""
+
+    async def prepare(self) -> None:
+        token = self.path_kwargs.get("callback_token", "")
+        if token:  # a secret part of the URL too: the server's request log shows a stand-in
+            self.request.uri = self.request.path = self.request.path.replace(token, "<token>")
+        await super().prepare()
+
+    def internal_headers(self) -> dict[str, str]:
+        name, token = self.path_kwargs["callback_name"], self.path_kwargs["callback_token"]
+        return {CALLBACK_HEADER.lower(): _callback_urls.header_value(name, token)}
 
 
 @web.stream_request_body
@@ -308,6 +332,11 @@ class PublicHookHandler(HookRoute, JupyterHandler):  # type: ignore[misc]  # pre
 
 
 @web.stream_request_body
+class PublicCallbackHandler(CallbackRoute, JupyterHandler):  # type: ignore[misc]
+    """A callback URL on Jupyter's own port, with no Jupyter login."""
+
+
+@web.stream_request_body
 class NotHere(ShortAnswers):
     """Everything on the hook-only port but a hook route: the route's own short 404, body unread."""
 
@@ -324,7 +353,11 @@ class NotHere(ShortAnswers):
 def hook_only_app(relay: Relay) -> web.Application:
     """A Tornado application with the hook route and nothing else (no Jupyter handler at all)."""
     return web.Application(
-        [(HOOK_PATH, HookRoute, {"relay": relay}), (CALL_PATH, CallRoute, {"relay": relay})],
+        [
+            (HOOK_PATH, HookRoute, {"relay": relay}),
+            (CALLBACK_PATH, CallbackRoute, {"relay": relay}),
+            (CALL_PATH, CallRoute, {"relay": relay}),
+        ],
         default_handler_class=NotHere,
         log_function=functools.partial(log_request, record_prometheus_metrics=False),
     )
@@ -386,6 +419,7 @@ def _load_jupyter_server_extension(serverapp: Any) -> None:
         ".*$",
         [
             (pattern, PublicHookHandler, {"relay": relay}),
+            (url_path_join(base_url, CALLBACK_PATH), PublicCallbackHandler, {"relay": relay}),
             (url_path_join(base_url, CALL_PATH), PublicCallHandler, {"relay": relay}),
         ],
     )
