@@ -23,20 +23,9 @@ from elwh_nb._server.receiver import retire_url
 from testkit.jupyter import JupyterServer, jupyter_server
 
 from .conftest import OTHER_SECRET, SECRET
-from .helpers import wait_for
+from .helpers import PROJECT_OK, wait_for
 
-# The SDK's example of what a Studio project's callback_url receives.
-CONVERTED: dict[str, Any] = {
-    "type": "project_conversion_status",
-    "event_timestamp": 1234567890,
-    "data": {
-        "request_id": "1234567890",
-        "project_id": "21m00Tcm4TlvDq8ikWAM",
-        "conversion_status": "success",
-        "project_snapshot_id": "22m00Tcm4TlvDq8ikMAT",
-        "error_details": None,
-    },
-}
+CONVERTED = PROJECT_OK  # the SDK's example of what a Studio project's callback_url receives
 
 
 def body_of(event: dict[str, Any], **data: Any) -> bytes:

@@ -23,6 +23,7 @@ import elwh_nb
 from elwh_nb import sign, timings
 
 from .conftest import SECRET
+from .helpers import CHAPTER_ERROR, PROJECT_OK
 
 
 @pytest.fixture
@@ -39,32 +40,6 @@ def deliver(rx: elwh_nb.Receiver, event: dict[str, Any]) -> int:
     )
     assert r.status_code == 200, r.text
     return int(r.json()["id"])
-
-
-# The SDK's own examples for callback_url (studio.projects.create), as they arrive.
-PROJECT_OK = {
-    "type": "project_conversion_status",
-    "event_timestamp": 1234567890,
-    "data": {
-        "request_id": "1234567890",
-        "project_id": "21m00Tcm4TlvDq8ikWAM",
-        "conversion_status": "success",
-        "project_snapshot_id": "22m00Tcm4TlvDq8ikMAT",
-        "error_details": None,
-    },
-}
-CHAPTER_ERROR = {
-    "type": "chapter_conversion_status",
-    "event_timestamp": 1234567890,
-    "data": {
-        "request_id": "1234567890",
-        "project_id": "21m00Tcm4TlvDq8ikWAM",
-        "chapter_id": "22m00Tcm4TlvDq8ikMAT",
-        "conversion_status": "error",
-        "chapter_snapshot_id": None,
-        "error_details": "Error details if conversion failed",
-    },
-}
 
 
 def test_the_sdks_examples_become_columns(rx: elwh_nb.Receiver) -> None:

@@ -7,7 +7,6 @@ import string
 from datetime import datetime, timezone
 from typing import Any
 
-from .base import NAMES
 from .transcript import Transcripts
 
 _TERMINATIONS = (
@@ -34,11 +33,9 @@ class ConversationEvents(Transcripts):
     ) -> dict[str, Any]:
         """A finished agent call with its transcript (tens of KB), metadata and analysis."""
         rng = self._rng
-        sent = self._at(at)
-        agent_id, agent_name = rng.choice(self._agents)
-        conversation_id = self._id("conv_", 26)
-        name = rng.choice(NAMES)
-        transcript, duration = self._transcript(turns if turns is not None else rng.randint(8, 40), name)
+        sent, agent_id, agent_name, conversation_id, name, transcript, duration = self._call(
+            at, turns, (8, 40)
+        )
         for turn in transcript:
             if turn["agent_metadata"] is not None:
                 turn["agent_metadata"]["agent_id"] = agent_id

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import NAMES
 from .transcript import Transcripts
 
 ATTRIBUTE_CHARS = 4096  # ElevenLabs cuts tool parameters and results here
@@ -43,11 +42,7 @@ class OtelEvents(Transcripts):
     ) -> dict[str, Any]:
         """A finished call as OTLP traces; ``failed`` (about one in ten) sets the root span's error status."""
         rng = self._rng
-        sent = self._at(at)
-        agent_id, agent_name = rng.choice(self._agents)
-        conversation_id = self._id("conv_", 26)
-        name = rng.choice(NAMES)
-        transcript, duration = self._transcript(turns if turns is not None else rng.randint(6, 24), name)
+        sent, agent_id, agent_name, conversation_id, _, transcript, duration = self._call(at, turns, (6, 24))
         if failed is None:
             failed = rng.random() < 0.1
         start_ns = int((sent - rng.uniform(2.0, 25.0) - duration) * 1e9)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import string
-from typing import Any
+from typing import Any, NamedTuple
 
-from .base import Seeded
+from .base import NAMES, Seeded
 
 _AGENT_LINES = (
     "Hello {name}, thanks for calling. How can I help you today?",
@@ -34,8 +34,30 @@ _USER_LINES = (
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
 
 
+class Call(NamedTuple):
+    """What a finished call's events share: when it is sent, who took it, what was said."""
+
+    sent: float
+    agent_id: str
+    agent_name: str
+    conversation_id: str
+    caller: str
+    transcript: list[dict[str, Any]]
+    duration: float
+
+
 class Transcripts(Seeded):
     """Makes the turns of a post-call transcription."""
+
+    def _call(self, at: float | None, turns: int | None, typical: tuple[int, int]) -> Call:
+        """A finished call sent at ``at``: ``turns`` turns, or a number in ``typical``."""
+        rng = self._rng
+        sent = self._at(at)
+        agent_id, agent_name = rng.choice(self._agents)
+        conversation_id = self._id("conv_", 26)
+        caller = rng.choice(NAMES)
+        transcript, duration = self._transcript(turns if turns is not None else rng.randint(*typical), caller)
+        return Call(sent, agent_id, agent_name, conversation_id, caller, transcript, duration)
 
     def _transcript(self, turns: int, name: str) -> tuple[list[dict[str, Any]], float]:
         rng = self._rng
