@@ -15,11 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from .._core.payloads import PayloadFactory
 from .._core.store import EventStore
 from .._notebook.timings import timings
 from .._server.receiver import start
-from .._server.sender import send
+from .._server.sender import burst, send
 
 FAULT_MIX = {
     "wrong_secret": 2,
@@ -53,9 +52,8 @@ def run(
         t0 = time.perf_counter()
         # ``events`` clean deliveries (a duplicate's first copy counts as one) plus the faults.
         total = events + sum(n for name, n in FAULT_MIX.items() if name != "duplicate")
-        factory = PayloadFactory(seed)
-        made = factory.batch(total, span_s=0.0)
-        for job_id, (kind, submitted) in factory.submitted.items():  # as whoever converted them would
+        made, jobs = burst(total, seed=seed)
+        for job_id, (kind, submitted) in jobs.items():  # as whoever converted them would
             rx.expect(job_id, submitted_at=submitted, kind=kind)
         sent = send(
             rx.local_url, secret, made, faults=FAULT_MIX, seed=seed, max_body=DEMO_MAX_BODY, progress=False

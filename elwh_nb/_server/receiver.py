@@ -279,15 +279,13 @@ class Receiver(CallMethods):
         conversions, speech-to-text) are announced first with :meth:`expect`, as whoever
         submitted them would, so their ``turnaround_s`` is the conversion time.
         """
-        from .._core.payloads import PayloadFactory
-        from .sender import send
+        from .sender import burst, send
 
         target, headers = self._reach.target(via)
         options.setdefault("max_body", self.max_body)
         if isinstance(n, int):
-            factory = PayloadFactory(options.get("seed"))
-            n = factory.batch(n, types=options.pop("types", None), span_s=0.0)
-            for job_id, (kind, submitted) in factory.submitted.items():
+            n, jobs = burst(n, seed=options.get("seed"), types=options.pop("types", None))
+            for job_id, (kind, submitted) in jobs.items():
                 self.expect(job_id, submitted_at=submitted, kind=kind)
         return send(target, self._intake.signing_secret, n, faults=faults, headers=headers, **options)
 

@@ -75,6 +75,15 @@ def _fault_list(n: int, faults: Any, rng: random.Random) -> list[str | None]:
     return plan
 
 
+def burst(
+    n: int, *, seed: int | None = None, types: Sequence[str] | Mapping[str, float] | None = None
+) -> tuple[list[dict[str, Any]], dict[str, tuple[str, float]]]:
+    """What :func:`send` makes of a count: ``n`` realistic events sent now, and the jobs behind
+    them (job id -> kind, unix seconds submitted) for ``rx.expect``, as whoever submitted them knows."""
+    factory = PayloadFactory(seed)
+    return factory.batch(n, types=types, span_s=0.0), factory.submitted
+
+
 def _plan(
     events: int | Iterable[Mapping[str, Any] | bytes],
     faults: Any,
@@ -84,11 +93,9 @@ def _plan(
     types: Sequence[str] | Mapping[str, float] | None,
 ) -> list[_Delivery]:
     rng = random.Random(seed)
-    if isinstance(events, int):
-        factory = PayloadFactory(seed)
-        items: list[Mapping[str, Any] | bytes] = list(factory.iter_events(events, types=types, span_s=0.0))
-    else:
-        items = list(events)
+    items: list[Mapping[str, Any] | bytes] = (
+        list(burst(events, seed=seed, types=types)[0]) if isinstance(events, int) else list(events)
+    )
     bodies = [item if isinstance(item, bytes) else to_body(item) for item in items]
     kinds = _fault_list(len(bodies), faults, rng)
     while len(bodies) < len(kinds):  # more faults than events: reuse bodies
