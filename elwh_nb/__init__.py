@@ -15,6 +15,7 @@ from ._core.exceptions import REASONS, CallError, ElwhError, ReceiverError, Sign
 # Everything else loads on first use: the Jupyter server imports this package for its
 # public route on every start, and must not load pandas, numpy or widgets for it.
 _LAZY = {
+    "._core.analysis": ("conversations", "tool_calls", "turns"),
     "._core.explain": ("Check", "Diagnosis", "explain"),
     "._core.normalize": ("FIELDS", "normalize"),
     "._core.payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
@@ -36,6 +37,7 @@ _LAZY = {
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 
 if TYPE_CHECKING:
+    from ._core.analysis import conversations, tool_calls, turns
     from ._core.explain import Check, Diagnosis, explain
     from ._core.normalize import FIELDS, normalize
     from ._core.payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
@@ -79,6 +81,7 @@ __all__ = [
     "__version__",
     "connect",
     "construct_event",
+    "conversations",
     "explain",
     "normalize",
     "payloads",
@@ -92,6 +95,8 @@ __all__ = [
     "sign",
     "start",
     "timings",
+    "tool_calls",
+    "turns",
     "verify",
 ]
 

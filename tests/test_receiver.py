@@ -212,18 +212,23 @@ def test_a_signed_event_with_a_time_pandas_cannot_hold_is_stored(rx: elwh_nb.Rec
 
 def test_sender_retries_after_5xx_on_elevenlabs_schedule(rx: elwh_nb.Receiver) -> None:
     db = rx.store._db
-    db.execute("CREATE TABLE outage (n INTEGER)")
-    db.execute("INSERT INTO outage VALUES (2)")
+    left = [2]  # failures to come; in Python, which a rolled-back transaction cannot undo
+
+    def outage() -> int:
+        left[0] -= 1
+        return int(left[0] >= 0)
+
+    db.create_function("outage", 0, outage)
     db.execute(
-        "CREATE TRIGGER flaky BEFORE INSERT ON events WHEN (SELECT n FROM outage) > 0 "
-        "BEGIN UPDATE outage SET n = n - 1; SELECT RAISE(FAIL, 'disk full'); END"
+        "CREATE TEMP TRIGGER flaky BEFORE INSERT ON events WHEN outage() "
+        "BEGIN SELECT RAISE(FAIL, 'disk full'); END"
     )
     sent = elwh_nb.send(rx.local_url, SECRET, 1, types=["post_call_transcription"], retry_scale=0.0001)
     assert sent.status.tolist() == [500, 500, 200]
     assert sent.attempt.tolist() == [1, 2, 3]
     assert len(rx.events) == 1 and rx.failures.reason.tolist() == ["store_error"] * 2
     # ElevenLabs retries only post_call_transcription; others are not retried.
-    db.execute("UPDATE outage SET n = 1")
+    left[0] = 1
     other = elwh_nb.send(rx.local_url, SECRET, 1, types=["speech_to_text_transcription"], retry_scale=0.0001)
     assert other.status.tolist() == [500]
 

@@ -18,6 +18,7 @@ import pytest
 
 import elwh_nb
 from elwh_nb import EventStore, sign
+from elwh_nb._core.derive import derive
 from elwh_nb._core.exceptions import SignatureError
 from elwh_nb._core.intake import Answer, Intake, Verified
 from elwh_nb._core.normalize import READ_KEYS, READ_WHOLE, normalize
@@ -32,8 +33,10 @@ AUDIO = 2 * BIG  # MP3 bytes: a body well over BIG once in base64
 
 
 def record(event: dict[str, Any]) -> dict[str, Any]:
+    """What the store takes from an event: its record, and the rows derived from it."""
     out = normalize(event)
     out.pop("payload")
+    out["derived"] = repr(derive(event))  # repr: NaN equals NaN
     return out
 
 
@@ -83,16 +86,16 @@ TELLING = ("2024-01-01T00:00:00Z", "17", "x", '{"submitted_at": 5}')
 
 @pytest.mark.parametrize("event_type", EVENT_TYPES)
 def test_no_value_outside_the_read_keys_changes_the_record(event_type: str) -> None:
-    """What the skim relies on: READ_KEYS names every key normalize reads, on every type."""
+    """What the skim relies on: READ_KEYS names every key normalize and derive read, on every type."""
     for seed in range(3):
         event = elwh_nb.payloads(seed).make(event_type)
         expected = record(event)
         # Any value, not only strings: a key missing from READ_KEYS shows even where the
         # factory puts a number (a string there would change the record just as well).
         unread = [(container, key) for container, key, readable in leaves(event) if not readable]
-        # Types whose every field the record reads: small ones, and the OpenTelemetry spans.
+        # Types whose every field the store reads: small ones, the OpenTelemetry spans, a failed start.
         assert unread or event_type.startswith(
-            ("speech.", "voice", "project_", "chapter_", "post_call_transcription_otel")
+            ("speech.", "voice", "project_", "chapter_", "post_call_transcription_otel", "call_initiation")
         )
         for container, key in unread:
             original = container[key]

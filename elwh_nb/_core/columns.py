@@ -28,20 +28,46 @@ class Columns:
     """Columns of fixed NumPy dtypes with amortised O(1) append and O(1) snapshots."""
 
     def __init__(
-        self, dtypes: Mapping[str, Any], *, capacity: int = 1024, max_rows: int | None = None
+        self,
+        dtypes: Mapping[str, Any],
+        *,
+        capacity: int = 1024,
+        max_rows: int | None = None,
+        fills: Mapping[str, Any] | None = None,
     ) -> None:
         self._dtypes = {name: np.dtype(dt) for name, dt in dtypes.items()}
+        self._fills: dict[str, Any] = dict(fills or {})  # a missing value other than 0 / None
         self._max_rows = max_rows
         cap = max(16, capacity if max_rows is None else min(capacity, 2 * max_rows))
-        self._arrays = {name: self._empty(dt, cap) for name, dt in self._dtypes.items()}
+        self._arrays = {
+            name: self._empty(dt, cap, self._fills.get(name)) for name, dt in self._dtypes.items()
+        }
         self._lo = 0  # first live row (moves only with max_rows)
         self._hi = 0  # one past the last row
         self._shared: set[str] = set()
         self._lock = threading.Lock()
 
     @staticmethod
-    def _empty(dtype: np.dtype[Any], n: int) -> np.ndarray[Any, Any]:
+    def _empty(dtype: np.dtype[Any], n: int, fill: Any = None) -> np.ndarray[Any, Any]:
+        if fill is not None:
+            return np.full(n, fill, dtype=dtype)
         return np.full(n, None, dtype=object) if dtype == np.dtype(object) else np.zeros(n, dtype=dtype)
+
+    @property
+    def names(self) -> list[str]:
+        """The columns, in order."""
+        return list(self._arrays)
+
+    def add_column(self, name: str, dtype: Any, fill: Any = None) -> None:
+        """A new column, ``fill`` (or the dtype's empty value) in every row so far."""
+        with self._lock:
+            if name in self._arrays:
+                return
+            self._dtypes[name] = np.dtype(dtype)
+            if fill is not None:
+                self._fills[name] = fill
+            cap = len(next(iter(self._arrays.values())))
+            self._arrays[name] = self._empty(self._dtypes[name], cap, fill)
 
     def __len__(self) -> int:
         return self._hi - self._lo if self._max_rows is None else min(self._hi - self._lo, self._max_rows)
@@ -64,7 +90,7 @@ class Columns:
         start = self._hi - keep
         new = {}
         for name, arr in self._arrays.items():
-            fresh = self._empty(arr.dtype, new_cap)
+            fresh = self._empty(arr.dtype, new_cap, self._fills.get(name))
             fresh[:keep] = arr[start : self._hi]
             new[name] = fresh
         self._arrays = new

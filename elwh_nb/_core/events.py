@@ -13,7 +13,7 @@ import math
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,14 @@ _INSERT = {value: EVENTS.insert(body=value) for value in ("?", "zeroblob(?)")}
 #: A raw body, its SHA-256, its normalised record, its skew (see :mod:`.clock`; None: unsigned),
 #: and how it was authenticated (see :mod:`.callback_urls`; None: appended by code, not received).
 Prepared = tuple[bytes | bytearray, bytes, dict[str, Any], float | None, str | None]
+
+
+class Derive(Protocol):
+    """What writes the rows derived from an event (see :mod:`.derived`)."""
+
+    def wants(self, record: dict[str, Any]) -> bool: ...
+
+    def write(self, db: sqlite3.Connection, event_id: int, received_ns: int, event: Any) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -139,13 +147,28 @@ class Events:
         self.deliveries += cached.deliveries
 
     def write(
-        self, db: sqlite3.Connection, prepared: list[Prepared], now: int, away: bool, from_inbox: int | None
+        self,
+        db: sqlite3.Connection,
+        prepared: list[Prepared],
+        now: int,
+        away: bool,
+        from_inbox: int | None,
+        derive: Derive | None = None,
     ) -> Written:
-        """Insert the deliveries in one transaction (raises, rolled back, on any error)."""
+        """Insert the deliveries in one transaction (raises, rolled back, on any error).
+
+        ``derive`` writes what is derived from each new event, in the same transaction.
+        """
         done = Written([], [], [])
         pending: dict[bytes, int] = {}  # repeats inside this batch
-        # One statement commits by itself; a batch, or a body written in pieces, is one transaction.
-        batch = len(prepared) > 1 or from_inbox is not None or any(_inbox.in_pieces(p[0]) for p in prepared)
+        # One statement commits by itself; a batch, a body written in pieces, or an event with
+        # rows derived from it is one transaction.
+        batch = (
+            len(prepared) > 1
+            or from_inbox is not None
+            or any(_inbox.in_pieces(p[0]) for p in prepared)
+            or (derive is not None and any(derive.wants(p[2]) for p in prepared))
+        )
         if batch:
             db.execute("BEGIN IMMEDIATE")
         try:
@@ -177,6 +200,8 @@ class Events:
                 row["turnaround_s"] = _since(row["submitted_at"], now)  # an expect()ed job's on commit
                 row["payload"] = self._payload(event_id, row["event_type"])
                 done.new_rows.append(row)
+                if derive is not None and derive.wants(record):
+                    derive.write(db, event_id, now, record["payload"])
             if from_inbox is not None:
                 db.execute("DELETE FROM inbox WHERE id = ?", (from_inbox,))
             if batch:

@@ -46,9 +46,10 @@ READ_KEYS = frozenset(
         *(*_SNAPSHOT_FIELDS, "error_details", "error"),
     }
 )
-#: Keys whose whole value (lists included) :func:`normalize` may read: an OpenTelemetry
-#: transcript's spans give a call's status and times.
-READ_WHOLE = frozenset({"otlp_traces"})
+#: Keys whose whole value (lists included) :func:`normalize` or :func:`.derive.derive` may
+#: read: an OpenTelemetry transcript's spans give a call's status and times; a transcript,
+#: its metadata and analysis give the turns, tool calls and conversation the store derives.
+READ_WHOLE = frozenset({"otlp_traces", "transcript", "metadata", "analysis"})
 
 
 def to_utc(value: Any) -> datetime | None:

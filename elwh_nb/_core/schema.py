@@ -75,6 +75,22 @@ def _parsed(column: Sequence[str]) -> list[Any]:
     return [json.loads(v) for v in column]
 
 
+def _maybe_to_file(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _maybe(column: Sequence[int | None]) -> list[bool | None]:
+    return [None if v is None else bool(v) for v in column]
+
+
+#: How much of a long text (a tool's result) memory and the frames hold; the file keeps it whole.
+CLIP_CHARS = 200
+
+
+def _clipped(column: Sequence[str | None]) -> list[str | None]:
+    return [v if v is None or len(v) <= CLIP_CHARS else v[: CLIP_CHARS - 1] + "…" for v in column]
+
+
 @dataclass(frozen=True)
 class Kind:
     """How one kind of value is held in memory and converted from a record, to and from the file.
@@ -99,6 +115,8 @@ KINDS: dict[str, Kind] = {
     "time": Kind("int64", to_ns, _null_nat, read=f"ifnull({{}}, {NAT})"),
     "category": Kind("int8"),  # codes into the store's categories (see codes.Codes); text in the file
     "flag": Kind("bool", bool, int),
+    "maybe": Kind("object", to_file=_maybe_to_file, from_file=_maybe),  # True, False or None
+    "clipped": Kind("object", from_file=_clipped),  # whole in the file, CLIP_CHARS in memory
     "json": Kind("object", to_file=json.dumps, from_file=_parsed),
     "object": Kind("object"),  # memory only
     "blob": Kind(None),  # file only
@@ -172,6 +190,11 @@ class Table:
         """The INSERT of one row: ``?`` for each column but ``id``, or the SQL given by name."""
         exprs = ",".join(values.get(c.name, "?") for c in self._inserted)
         return f"INSERT INTO {self.name} ({', '.join(c.file_name for c in self._inserted)}) VALUES ({exprs})"
+
+    def update(self) -> str:
+        """The UPDATE of one row's stored columns (but ``id``), by ``id`` (its last parameter)."""
+        sets = ", ".join(f"{c.file_name} = ?" for c in self._inserted)
+        return f"UPDATE {self.name} SET {sets} WHERE id = ?"
 
     def add_column(self, file_name: str) -> str:
         """The ALTER TABLE that gives an older file a column it lacks."""
@@ -274,5 +297,114 @@ CALLS = Table(
         Column("conversation_id", "text", "TEXT"),  # system__conversation_id, or the call's call_sid
         Column("headers", "json", "TEXT NOT NULL"),  # redacted
         Column("remote", "text", "TEXT"),
+    ),
+)
+
+
+# What is inside each call (see .derive): rows the store derives from post-call events as
+# they are stored, so that analysis never re-parses a body. Each row names its event.
+_STAGE_COLUMNS = tuple(
+    Column(name, "number", "REAL")
+    for name in (
+        "convai_asr_trailing_service_latency",
+        "convai_llm_service_ttfb",
+        "convai_llm_service_ttf_sentence",
+        "convai_llm_service_tt_last_sentence",
+        "convai_llm_tool_request_generation_latency",
+        "convai_tts_service_ttfb",
+    )
+)
+
+#: One row per transcript turn (``store.turns``).
+TURNS = Table(
+    "turns",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("event_id", "int", "INTEGER NOT NULL"),
+        Column("conversation_id", "text", "TEXT NOT NULL"),
+        Column("agent_id", "interned", "TEXT"),
+        Column("turn", "int", "INTEGER NOT NULL"),  # its place in the transcript, from 0
+        Column("role", "interned", "TEXT"),  # agent, user
+        Column("said_at", "time", "INTEGER"),  # the call's start + time_in_call_secs
+        Column("time_in_call_secs", "number", "REAL"),
+        Column("message_chars", "int", "INTEGER NOT NULL"),
+        Column("interrupted", "flag", "INTEGER NOT NULL"),
+        Column("source_medium", "interned", "TEXT"),
+        Column("tool_calls", "int", "INTEGER NOT NULL"),
+        Column("llm_input_tokens", "number", "REAL"),
+        Column("llm_output_tokens", "number", "REAL"),
+        Column("wait_s", "number", "REAL"),  # the caller's wait before an agent turn (derive.wait_s)
+        *_STAGE_COLUMNS,  # seconds; metrics with other names: one column each in memory
+        Column("other_metrics", "blob", "TEXT"),  # {name: seconds} of the names not above
+    ),
+)
+#: The stage metrics with columns of their own in the file.
+STAGES = tuple(c.name for c in _STAGE_COLUMNS)
+
+#: One row per tool call, joined to its result (``store.tool_calls``).
+TOOL_CALLS = Table(
+    "tool_calls",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("event_id", "int", "INTEGER NOT NULL"),
+        Column("conversation_id", "text", "TEXT NOT NULL"),
+        Column("agent_id", "interned", "TEXT"),
+        Column("turn", "int", "INTEGER NOT NULL"),  # the turn that made it (-1: none)
+        Column("called_at", "time", "INTEGER"),
+        Column("tool_name", "interned", "TEXT"),
+        Column("tool_type", "interned", "TEXT"),  # webhook, system, client, workflow
+        Column("request_id", "text", "TEXT"),
+        Column("method", "interned", "TEXT"),  # webhook tools
+        Column("url", "text", "TEXT"),  # webhook tools
+        Column("parameters", "text", "TEXT"),  # JSON text, as sent
+        Column("latency_s", "number", "REAL"),  # tool_latency_secs
+        Column("is_error", "maybe", "INTEGER"),
+        Column("tool_has_been_called", "maybe", "INTEGER"),
+        Column("result", "clipped", "TEXT"),  # whole in the file (store.tool_result)
+    ),
+)
+
+#: One row per conversation, however many events told of it (``store.conversations``).
+CONVERSATIONS = Table(
+    "conversations",
+    (
+        Column("id", "int", "INTEGER PRIMARY KEY"),  # a new one each time another event adds to it
+        Column("conversation_id", "text", "TEXT NOT NULL UNIQUE"),
+        Column("event_id", "int", "INTEGER NOT NULL"),  # the event whose turns are kept
+        Column("events", "int", "INTEGER NOT NULL"),  # how many events told of it
+        Column("received_at", "time", "INTEGER NOT NULL"),  # the first
+        Column("agent_id", "interned", "TEXT"),
+        Column("agent_name", "interned", "TEXT"),
+        Column("environment", "interned", "TEXT"),
+        Column("status", "interned", "TEXT"),  # done, failed, initiation_failed, ...
+        Column("started_at", "time", "INTEGER"),
+        Column("duration_s", "number", "REAL"),
+        Column("cost", "number", "REAL"),  # credits
+        Column("llm_price", "number", "REAL"),  # dollars
+        Column("llm_charge", "number", "REAL"),
+        Column("call_charge", "number", "REAL"),
+        Column("tier", "interned", "TEXT"),
+        Column("termination_reason", "interned", "TEXT"),
+        Column("error", "text", "TEXT"),  # metadata.error as JSON ({code, reason}), or text
+        Column("failure_reason", "interned", "TEXT"),  # a call that never started: busy, no-answer
+        Column("main_language", "interned", "TEXT"),
+        Column("direction", "interned", "TEXT"),  # inbound, outbound (phone calls)
+        Column("phone_type", "interned", "TEXT"),  # twilio, sip
+        Column("call_sid", "text", "TEXT"),
+        Column("call_successful", "interned", "TEXT"),  # success, failure, unknown
+        Column("call_summary_title", "text", "TEXT"),
+        Column("transcript_summary", "text", "TEXT"),
+        Column("formats", "interned", "TEXT NOT NULL"),  # json, otel, json+otel, initiation_failure
+        Column("turns", "int", "INTEGER NOT NULL"),
+        Column("user_turns", "int", "INTEGER NOT NULL"),
+        Column("agent_turns", "int", "INTEGER NOT NULL"),
+        Column("tool_calls", "int", "INTEGER NOT NULL"),
+        Column("tool_errors", "int", "INTEGER NOT NULL"),
+        Column("llm_input_tokens", "number", "REAL"),
+        Column("llm_output_tokens", "number", "REAL"),
+        Column("wait_p50_s", "number", "REAL"),  # the median of its turns' wait_s
+        # {"evaluation": {id: result}, "data": {id: value}, "tokens": {model: n}, "p50": {metric: s}}:
+        # in memory one column each, eval.<id>, data.<id>, tokens.<model>, <metric>_p50
+        Column("extra", "blob", "TEXT NOT NULL"),
     ),
 )

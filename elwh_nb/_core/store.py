@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import colcache as _colcache
+from . import derived as _derived
 from . import history as _history
 from . import jobs as _jobs
 from .calls import DEFAULT_MAX_CALLS, CallLog
@@ -86,6 +87,7 @@ class EventStore(StoreFile):
         self._calls = CallLog(max_calls, max_log_bytes)
         self._events = Events(functools.partial(StoredPayload, self))
         self._jobs = _jobs.Jobs(self._events.columns)
+        self._derived = _derived.DerivedTables()
         self._changes = 0
         self._seen_version: int | None = None  # PRAGMA data_version at the last refresh
         super().__init__(path, durability, lock_timeout, readonly)
@@ -153,6 +155,8 @@ class EventStore(StoreFile):
             self._events.load(self._db, after=self._events.last_id())
             self._failures.load(self._db, after=self._failures.last_id())
             self._calls.load(self._db, after=self._calls.last_id())
+            if self._derived.loaded:
+                self._derived.load(self._db, writable=False)
             total = self._db.execute("SELECT coalesce(sum(deliveries), 0) FROM events").fetchone()[0]
             self._events.deliveries = int(total)
             changed = before != (len(self._events), len(self._failures), len(self._calls))
@@ -222,13 +226,18 @@ class EventStore(StoreFile):
         with self._lock:
             self._check_open()
             try:
-                done = self._events.write(self._db, prepared, now, kept_while_away, from_inbox)
+                done = self._events.write(
+                    self._db, prepared, now, kept_while_away, from_inbox, derive=self._derived
+                )
             except sqlite3.Error as exc:
+                self._derived.discard()
                 raise StoreError(f"could not write to the event store {self._where()}: {exc}") from exc
             except Exception as exc:  # rolled back; a caller must still be told (a receiver answers 500)
+                self._derived.discard()
                 raise StoreError(
                     f"the event store {self._where()} failed: {type(exc).__name__}: {exc}"
                 ) from exc
+            self._derived.commit()
             # Memory follows the file only after the commit succeeded (type categories too).
             self._events.commit(
                 done, now, (lambda row: self._jobs.match(self._db, row)) if self._jobs else None
@@ -369,6 +378,58 @@ class EventStore(StoreFile):
         with self._lock:
             make = self._failures.snapshot()
         return make()
+
+    def _derived_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        self._fresh()
+        with self._lock:
+            self._check_open()
+            if not self._derived.loaded:
+                try:
+                    self._derived.load(self._db, writable=not self.readonly)
+                except sqlite3.Error as exc:
+                    raise StoreError(f"cannot read the event store {self._where()}: {exc}") from exc
+            return self._derived.frames()
+
+    @property
+    def turns(self) -> pd.DataFrame:
+        """One row per transcript turn of every post-call event, oldest first, indexed by ``id``.
+
+        Its conversation and agent, ``turn`` (from 0), ``role``, ``said_at`` and
+        ``time_in_call_secs``, ``message_chars``, ``interrupted``, ``source_medium``, its
+        ``tool_calls``, LLM tokens in and out, the caller's ``wait_s`` before an agent turn
+        (see :func:`elwh_nb.latency`) and one column of seconds per stage metric
+        (``convai_llm_service_ttfb``, ..., and any new name). Derived once, when the event was
+        stored; reading is O(1).
+        """
+        return self._derived_frames()[0]
+
+    @property
+    def tool_calls(self) -> pd.DataFrame:
+        """One row per tool call in a transcript, joined to its result, indexed by ``id``.
+
+        ``result`` is shortened here; :meth:`tool_result` gives it whole.
+        """
+        return self._derived_frames()[1]
+
+    @property
+    def conversations(self) -> pd.DataFrame:
+        """One row per conversation, indexed by ``conversation_id``, however many events told of it.
+
+        Agent, status, times, cost and its charging split, termination, error, language, phone
+        direction and call sid, ``call_successful``, summary, one column per evaluation
+        criterion (``eval.<id>``: its result) and data-collection item (``data.<id>``: its
+        value), tokens by model, turn and tool counts, the median ``wait_s`` and per-stage
+        medians (``<metric>_p50``) of its turns, and ``formats`` (json, otel or both).
+        """
+        return self._derived_frames()[2]
+
+    def tool_result(self, tool_call_id: int) -> str | None:
+        """A tool call's whole result, as the transcript gave it."""
+        with self._reading() as db:
+            row = db.execute("SELECT result FROM tool_calls WHERE id = ?", (int(tool_call_id),)).fetchone()
+        if row is None:
+            raise KeyError(tool_call_id)
+        return None if row[0] is None else str(row[0])
 
     def arrays_after(self, after: int, limit: int) -> Arrays:
         """Up to ``limit`` events with ids over ``after``, as whole columns of the file's values.

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import callback_urls as _callback_urls
+from . import derived as _derived
 from . import inbox as _inbox
 from . import jobs as _jobs
 from .colcache import STORE_ID_KEY
@@ -30,15 +31,27 @@ from .schema import CALLS, EVENTS, FAILURES, Table
 
 DEFAULT_FILENAME = "elwh_events.sqlite"
 _META_DDL = "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_TABLES = (EVENTS.ddl, FAILURES.ddl, CALLS.ddl, COUNTS_DDL, _jobs.DDL, _META_DDL, _inbox.SCHEMA)
+_TABLES = (
+    EVENTS.ddl,
+    FAILURES.ddl,
+    CALLS.ddl,
+    COUNTS_DDL,
+    _jobs.DDL,
+    _META_DDL,
+    _inbox.SCHEMA,
+    *_derived.DDL,
+)
 SCHEMA = "".join(f"{ddl.strip()};\n" for ddl in _TABLES)
 AUTOCHECKPOINT = 1000  # log pages after which a commit checkpoints (SQLite's default)
 SCHEMA_VERSION = "1"  # columns are added without a new version: older files gain them on opening
 
 
-def migrate(db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURES, CALLS)) -> None:
+def migrate(
+    db: sqlite3.Connection, tables: tuple[Table, ...] = (EVENTS, FAILURES, CALLS, *_derived.TABLES)
+) -> None:
     """Make a file's tables, and give an older file the columns of ``tables`` it lacks."""
     db.executescript(SCHEMA)
+    db.execute(_derived.SINCE_DDL)
     _jobs.migrate(db)
     for table in tables:
         have = table.in_file(db)

@@ -224,6 +224,21 @@ class Receiver(CallMethods):
         return self.store.failures
 
     @property
+    def turns(self) -> pd.DataFrame:
+        """One row per transcript turn, with its stage latencies (see :attr:`EventStore.turns`)."""
+        return self.store.turns
+
+    @property
+    def tool_calls(self) -> pd.DataFrame:
+        """One row per tool call in a transcript, joined to its result (see :attr:`EventStore.tool_calls`)."""
+        return self.store.tool_calls
+
+    @property
+    def conversations(self) -> pd.DataFrame:
+        """One row per conversation: cost, outcome, analysis, waits (see :attr:`EventStore.conversations`)."""
+        return self.store.conversations
+
+    @property
     def callback_errors(self) -> pd.DataFrame:
         """Exceptions raised by ``on_event`` callbacks (recorded, never raised here)."""
         return pd.DataFrame(
