@@ -16,6 +16,17 @@ from ._core.exceptions import REASONS, CallError, ElwhError, ReceiverError, Sign
 # public route on every start, and must not load pandas, numpy or widgets for it.
 _LAZY = {
     "._core.analysis": ("conversations", "tool_calls", "turns"),
+    "._notebook.latency": (
+        "latency",
+        "outcomes",
+        "plot_cost_per_minute",
+        "plot_latency_by_hour",
+        "plot_latency_in_call",
+        "plot_outcomes",
+        "plot_stage_latency",
+        "plot_tool_calls",
+        "tool_summary",
+    ),
     "._core.explain": ("Check", "Diagnosis", "explain"),
     "._core.normalize": ("FIELDS", "normalize"),
     "._core.payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
@@ -43,6 +54,17 @@ if TYPE_CHECKING:
     from ._core.payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
     from ._core.signature import construct_event, sign, verify
     from ._core.store import Appended, EventStore, StoredPayload
+    from ._notebook.latency import (
+        latency,
+        outcomes,
+        plot_cost_per_minute,
+        plot_latency_by_hour,
+        plot_latency_in_call,
+        plot_outcomes,
+        plot_stage_latency,
+        plot_tool_calls,
+        tool_summary,
+    )
     from ._notebook.timings import (
         plot_delivery_lag,
         plot_durations,
@@ -83,19 +105,28 @@ __all__ = [
     "construct_event",
     "conversations",
     "explain",
+    "latency",
     "normalize",
+    "outcomes",
     "payloads",
+    "plot_cost_per_minute",
     "plot_delivery_lag",
     "plot_durations",
     "plot_events_over_time",
     "plot_failures",
+    "plot_latency_by_hour",
+    "plot_latency_in_call",
+    "plot_outcomes",
     "plot_processing",
+    "plot_stage_latency",
+    "plot_tool_calls",
     "plot_turnaround",
     "send",
     "sign",
     "start",
     "timings",
     "tool_calls",
+    "tool_summary",
     "turns",
     "verify",
 ]

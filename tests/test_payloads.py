@@ -45,7 +45,7 @@ def test_same_seed_same_events_other_seed_other_events() -> None:
 def test_call_times_are_consistent() -> None:
     factory = payloads(5, now=NOW)
     for _ in range(50):
-        event = factory.post_call_transcription()
+        event = factory.post_call_transcription(failed=False)
         meta = event["data"]["metadata"]
         start, duration = meta["start_time_unix_secs"], meta["call_duration_secs"]
         assert start <= meta["accepted_time_unix_secs"] <= start + duration
@@ -56,9 +56,23 @@ def test_call_times_are_consistent() -> None:
         assert [t["role"] for t in turns[:2]] == ["agent", "user"]
 
 
+def test_some_calls_fail_as_real_failed_calls_arrive() -> None:
+    factory = payloads(7, now=NOW)
+    events = [factory.post_call_transcription() for _ in range(300)]
+    failed = [e for e in events if e["data"]["status"] == "failed"]
+    assert 3 <= len(failed) <= 25  # about one in 30
+    for event in failed:
+        data = event["data"]
+        assert data["transcript"] == [] and data["analysis"]["call_successful"] == "unknown"
+        assert set(data["metadata"]["error"]) == {"code", "reason"} and data["metadata"]["cost"] == 0
+    assert all(
+        e["data"]["status"] == "done" for e in [factory.post_call_transcription(turns=3) for _ in range(60)]
+    )
+
+
 def test_transcriptions_are_realistically_large() -> None:
     factory = payloads(6, now=NOW)
-    sizes = [len(factory.body(factory.post_call_transcription())) for _ in range(30)]
+    sizes = [len(factory.body(factory.post_call_transcription(failed=False))) for _ in range(30)]
     assert min(sizes) > 3_000
     assert 10_000 < sum(sizes) / len(sizes) < 100_000  # "often tens of KB"
     assert len(factory.body(factory.post_call_transcription(turns=120))) > 60_000

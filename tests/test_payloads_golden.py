@@ -1,7 +1,8 @@
 """The payload factory's output, byte for byte: a fixed seed and options give these exact bodies.
 
 The digests were taken from the factory before it was split by event family (the Studio
-and OpenTelemetry families, and the mixes that include them, when those were added); any change
+and OpenTelemetry families, and the mixes that include them, when those were added; every
+call's transcript when it gained per-stage metrics, tools, tokens, charging and failed calls); any change
 to what a seed produces (an added field, a reordered random draw) shows up here. A change
 that is meant must update the digest in the same commit, and say why.
 """
@@ -46,6 +47,7 @@ CASES: dict[str, Make] = {
         f.post_call_transcription(turns=2, successful=True),
         f.post_call_transcription(at=NOW - 5, turns=41, successful=False),
         f.post_call_transcription(turns=1),
+        f.post_call_transcription(failed=True),
     ],
     "post_call_audio": lambda f: [
         f.post_call_audio(),
@@ -86,19 +88,19 @@ CASES: dict[str, Make] = {
 # sha256 of the bodies (to_body, one per line) for seeds 0, 1 and 2024.
 GOLDEN: dict[str, tuple[str, str, str]] = {
     "batch seed 0": (
-        "1a781eb030501196f81f4996ab5d38902e6c708681d120e70bfaccacbe83760b",
-        "dc6e353116c62f7fcbc0817933c3f6aa3b4a772c64b62d8f1f2aa4b3f07b4779",
-        "0ecf9a46e70df9a8c697a2e644ddcba0d9e59a229ba265a86702bf5df5444458",
+        "933568a3a89dd1b49fb274e481166b6a1165519629782302dbc8554b6e28dffa",
+        "94f6fbd4410b457c92ad43f4ca8e2115a27b04a6637e3db3ae00a13ee325e2a9",
+        "a32a06ec1920837917d836bb5c0fe02b7c2a0581253635f3b928277905143b53",
     ),
     "batch seed 1 span": (
-        "c5449cfa11312db11d8832008a25d821ff35f56f10f401a4e951fe869d34d0c5",
-        "1c18252730dfbc7ca9f10cf76213de04a83cd45a38f68fc8c1592acade916f95",
-        "b560db70af1ff066913b9df5abfd986d5eeb6c37878ce630b624eea4279bd873",
+        "10e54d3ae49683d224dfd8cc2ca3322d9a93b3086197ccf2b6b0bcae714b30be",
+        "73a5c3125b0fb52a822f6b61491f2868f4e88f22d3fc55b8fa80f860fc64bb5f",
+        "70a4969f3e1560d6fcedf10d7d8d0127c372de69676a70555a53549a3d3ad3f4",
     ),
     "batch all types": (
-        "f8d1f7b7144c843c839efe0393bd78c980e1bf570362f65510b37c9e9332ae13",
-        "486fce69c8eb1130a2f6b7adfa4a325a7ced066d14fe46a7bb8b2ba0ff117a56",
-        "110807325e0aed0cf14bc9e71bdda4c2aad614f400080dade286eeee4b80d520",
+        "b9050116c0303926f1f18aa96162938487e8d82d7008ed3c4452363c7668d354",
+        "d11d2a7f22bdfc20431b678c605d75e3746855243e1227e852c26d1c8484d3df",
+        "c5b91f9794869075ad4ed00663bb7014fc311268bb2d344550b841c59f5ce1ed",
     ),
     "batch weighted": (
         "8b0fccf71d2f1a465f3b6e45361bbfc750e9cbdd93518cf249d5c972c0fb080c",
@@ -111,29 +113,29 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "f9e6667c382420acbe7a17e8edf20f60e90be46c1cbeed60591c6b5db9987631",
     ),
     "batch options": (
-        "0200bf422b048dd9cc2ff7e6e5fa32852ed1f3506e331f3a826065b5a6b7a491",
-        "4ab6a664dc18bb75aa576e03a136f477dfd188719edd514b93175c64fe01f16e",
-        "7a4569f686e40028b396e938c2a734683047cebff2e4801063b69223339c4586",
+        "27be021cfc3308993770e6d4d6e31ad201280f540b4be3f2c592ae4600614abe",
+        "40ec3357fb8d027051ae19e51cabb52365820f08b1c8baecee9f9c71ffa1a5fd",
+        "ca9205c039d02798d66aeaab618fb546326a1adc4dd9658465f8a55422dd92f7",
     ),
     "iter_events like send": (
-        "5089ffa1c375452f52b31d4838489c0f2eb366b5dcb443e5de69f64d4da88acc",
-        "b124ce320f51ecdb5417e8fb2c975f43d8b75e5f370099360ce1749ba8c29a94",
-        "c3214829dbf22c0a6b9afd7fd32b52a1075247deb993e9d29fabea57139942e1",
+        "8252a9d56ddf05eed1e9a0bb53a63206096598873afd2d71e349a1b62f1f7913",
+        "3af160a76f8fcf6d8f6a29c7d0481a4d1905cafe0fe5076dc0bfb743e39192d9",
+        "cf37717017aaa6ee86cc9ce7717a79069074dbe4b90c2ad4af5f9b57dd50c98c",
     ),
     "make each type": (
-        "6b26dac3e3da468855e57d778e57f73731d573b3e2c7b79d10659ae884a1a2f5",
-        "87afb15cd6bacf3076a61c21b5e741c84ee81844bb65a8c90c5044d5494f34b6",
-        "8f05cf2c3a4bcdce60b3032812fea5ba06663dd1197d78e173a1771e3cb1c74e",
+        "019948dd197afab7fb0309bbf88b2de6da646e8ebfbb476b2fde35f583a48b96",
+        "87d3df0e57ae6c0b32c83d1374ab4b728d0d87d333f0bd41e81268d40b983201",
+        "736c957109c73d2230fdfb0f28729e244f63ed4d8937955adc1a7688778f1baf",
     ),
     "make each type at": (
-        "f70eaadf94aaaeeffd471372e2e2a5667d86147cb84ade9904ed79eb062a4740",
-        "73d772827ec5bbb2261d07fb0a11c5fa8824c83f1f7cf13bebecacdfa330eb8b",
-        "686505e6c84cf3a2ca77d3f4177446c28f536c0ce28049b53cc38b74ed3c85c5",
+        "c0c3cbd2b714160ec5e312b8f8cb0842f86171ae7301f61ac800e49f2763c5c2",
+        "ec2eccfda0e61480e792c9c937dec87938d42c7580215e53799f9d220f44ddfe",
+        "0453ab4d02f8b7d3d282b06f60876dcf6a35ec3e8f034f1cd00c24e709fdddec",
     ),
     "post_call_transcription": (
-        "123c08eaf1c10f4dbfb8855b0ffae5fd2b097bd505ad89263a43b6b6f233b7e0",
-        "aef111145174d4dca83d59180f5e59ad820e248e61433009e57982a5d30d7bb5",
-        "1a60c72301335743f89825e4f354afada71680d7ee0e6967fc440f5fdbe9a464",
+        "5013098acb2dff678c7655dc29ed5e8344389c47b31e56d61f05ae44941e775c",
+        "168fd9ab19e71183142ecda36215650d81c1ea8ff235322584296273c95b8b0e",
+        "bbce099314fb3ea4fd80ef5b24250a8862e9b936791be3d5f91e7973077d801f",
     ),
     "post_call_audio": (
         "3519207317c564cb68b7042cbd7c7e6230c7b8bd58022e7795a53bf38581bef2",
@@ -166,9 +168,9 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "b76d26125eb2ef02cb223245e6c9cb2557fd814109776186010a1356d33ce681",
     ),
     "otel events": (
-        "7c663861ecf7bb65f74781abab0ce1c867d14efbed391773fd00009b3505f3b2",
-        "dddda4ab4f49ae3369755345ec0e7e851862f7d228e5caab47a71bc2b1e2f952",
-        "954cb666e626bd3c88c31b010bf70f1249866c5caf902cf383a2b3801fa7dd81",
+        "a8dc9159b56e1ffc0c6f1e4555fca8ea3a90d8bfe3dd2e893f35199459cbdf5d",
+        "2eb7fa919bc798958de31a0770c18c731c6948269bd0fae3ffe68b2c6490ea78",
+        "547be4f4a05c0a4ec9b6b7a6108ad13ca1970a8080776bf4c9e954d6aa9cf33b",
     ),
 }
 

@@ -420,13 +420,16 @@ def _json_format(data: Mapping[str, Any]) -> Derived:
     return Derived(conversation, turns, calls)
 
 
-def _initiation_failure(data: Mapping[str, Any]) -> Derived:
+def _initiation_failure(data: Mapping[str, Any], stamp: Any) -> Derived:
+    """A call that never started: ``started_at`` is when it failed (the event's timestamp)."""
     metadata = _mapping(data.get("metadata"))
+    failed_at = to_utc(stamp)
     body = _mapping(metadata.get("body"))
     conversation = Conversation(
         conversation_id=_text(data.get("conversation_id")),
         agent_id=_text(data.get("agent_id")),
         status="initiation_failed",
+        started_at=math.nan if failed_at is None else failed_at.timestamp(),
         failure_reason=_text(data.get("failure_reason")),
         phone_type=_text(metadata.get("type")),
         call_sid=_text(body.get("call_sid")) or _text(body.get("CallSid")),
@@ -447,7 +450,7 @@ def derive(event: Mapping[str, Any]) -> Derived | None:
 
         derived = otel_format(data)
     elif kind == "call_initiation_failure":
-        derived = _initiation_failure(data)
+        derived = _initiation_failure(data, event.get("event_timestamp"))
     else:
         return None
     return derived if derived.conversation.conversation_id is not None else None

@@ -377,7 +377,7 @@ CONVERSATIONS = Table(
         Column("agent_name", "interned", "TEXT"),
         Column("environment", "interned", "TEXT"),
         Column("status", "interned", "TEXT"),  # done, failed, initiation_failed, ...
-        Column("started_at", "time", "INTEGER"),
+        Column("started_at", "time", "INTEGER"),  # a call that never started: when it failed
         Column("duration_s", "number", "REAL"),
         Column("cost", "number", "REAL"),  # credits
         Column("llm_price", "number", "REAL"),  # dollars

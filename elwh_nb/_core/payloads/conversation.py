@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import string
 from datetime import datetime, timezone
 from typing import Any
@@ -28,24 +29,68 @@ class ConversationEvents(Transcripts):
         start = int(sent - analysis - duration)
         return start, start + self._rng.randint(0, 2)
 
+    def _charging(self, transcript: list[dict[str, Any]], duration: float) -> dict[str, Any]:
+        """What the call cost: its LLM tokens by model (priced), the LLM's and the call's credits."""
+        models: dict[str, dict[str, int]] = {}
+        for turn in transcript:
+            for model, use in ((turn.get("llm_usage") or {}).get("model_usage") or {}).items():
+                totals = models.setdefault(model, {"input": 0, "output_total": 0})
+                for kind in totals:
+                    totals[kind] += use.get(kind, {}).get("tokens", 0)
+        price = {kind: rate for kind, rate in (("input", 1.5e-7), ("output_total", 6e-7))}
+        usage = {
+            model: {kind: {"tokens": n, "price": round(n * price[kind], 8)} for kind, n in totals.items()}
+            for model, totals in models.items()
+        }
+        llm_price = sum(v["price"] for kinds in usage.values() for v in kinds.values())
+        llm_charge = int(llm_price * 1000) + self._rng.randint(0, 3)
+        call_charge = int(duration * self._rng.uniform(8, 12))
+        return {
+            "dev_discount": False,
+            "tier": "pro",
+            "llm_price": round(llm_price, 6),
+            "llm_charge": llm_charge,
+            "call_charge": call_charge,
+            "free_minutes_consumed": 0.0,
+            "free_llm_dollars_consumed": 0.0,
+            "llm_usage": {
+                "irreversible_generation": {"model_usage": usage},
+                "initiated_generation": {"model_usage": {}},
+            },
+        }
+
     def post_call_transcription(
-        self, *, at: float | None = None, turns: int | None = None, successful: bool | None = None
+        self,
+        *,
+        at: float | None = None,
+        turns: int | None = None,
+        successful: bool | None = None,
+        failed: bool | None = None,
     ) -> dict[str, Any]:
-        """A finished agent call with its transcript (tens of KB), metadata and analysis."""
+        """A finished agent call with its transcript (tens of KB), metadata and analysis.
+
+        ``failed`` (about one call in 30): the call failed, as real failed calls arrive (no
+        turns, an error object, ``call_successful`` unknown, nothing charged).
+        """
         rng = self._rng
         sent, agent_id, agent_name, conversation_id, name, transcript, duration = self._call(
             at, turns, (8, 40)
         )
-        for turn in transcript:
-            if turn["agent_metadata"] is not None:
-                turn["agent_metadata"]["agent_id"] = agent_id
+        if failed is None:
+            failed = turns is None and rng.random() < 1 / 30
         start, accepted = self._call_times(sent, duration)
         if successful is None:
             successful = rng.random() < 0.8
+        if failed:
+            return self._failed_call(sent, agent_id, agent_name, conversation_id, start)
         phone = rng.random() < 0.5
         user_id = self._id("", 28, string.ascii_letters + string.digits)
         branch_id = self._id("agtbrch_", 26)
         environment = _ENVIRONMENTS.get(agent_name, "production")
+        charging = self._charging(transcript, duration)
+        termination = rng.choice(_TERMINATIONS)
+        if termination.startswith("end_call"):
+            self._end_call(transcript)
         data = {
             "agent_id": agent_id,
             "agent_name": agent_name,
@@ -63,7 +108,7 @@ class ConversationEvents(Transcripts):
                 "start_time_unix_secs": start,
                 "accepted_time_unix_secs": accepted,
                 "call_duration_secs": round(duration),
-                "cost": int(duration * rng.uniform(8, 12)),
+                "cost": charging["llm_charge"] + charging["call_charge"],
                 "deletion_settings": {
                     "deletion_time_unix_secs": None,
                     "deleted_logs_at_time_unix_secs": None,
@@ -74,7 +119,7 @@ class ConversationEvents(Transcripts):
                 },
                 "feedback": {"overall_score": None, "likes": 0, "dislikes": 0},
                 "authorization_method": "signed_url" if not phone else "public",
-                "charging": {"dev_discount": False, "tier": "pro", "llm_price": round(duration * 1e-4, 6)},
+                "charging": charging,
                 "phone_call": (
                     {
                         "direction": rng.choice(("inbound", "outbound")),
@@ -88,7 +133,7 @@ class ConversationEvents(Transcripts):
                     if phone
                     else None
                 ),
-                "termination_reason": rng.choice(_TERMINATIONS),
+                "termination_reason": termination,
                 "error": None,
                 "main_language": "en",
                 "rag_usage": None,
@@ -104,7 +149,12 @@ class ConversationEvents(Transcripts):
                             if successful
                             else f"{name}'s issue was passed on without a resolution."
                         ),
-                    }
+                    },
+                    "polite_tone": {
+                        "criteria_id": "polite_tone",
+                        "result": "success" if rng.random() < 0.93 else "failure",
+                        "rationale": "The agent kept a courteous tone throughout.",
+                    },
                 },
                 "data_collection_results": {
                     "customer_name": {
@@ -117,9 +167,16 @@ class ConversationEvents(Transcripts):
                             "constant_value": "",
                         },
                         "rationale": f"The caller introduced themselves as {name}.",
-                    }
+                    },
+                    "wants_callback": {
+                        "data_collection_id": "wants_callback",
+                        "value": not successful,
+                        "json_schema": {"type": "boolean", "description": "Asked to be called back"},
+                        "rationale": "",
+                    },
                 },
                 "call_successful": "success" if successful else "failure",
+                "call_summary_title": "Booking changed" if successful else "Call back requested",
                 "transcript_summary": (
                     f"{name} called {agent_name} about a booking. "
                     + (
@@ -146,6 +203,71 @@ class ConversationEvents(Transcripts):
                     "system__time_utc": datetime.fromtimestamp(start, tz=timezone.utc).isoformat(),
                 },
             },
+        }
+        return self._envelope("post_call_transcription", sent, data)
+
+    def _end_call(self, transcript: list[dict[str, Any]]) -> None:
+        """The last agent turn ends the call with the end_call system tool."""
+        last = next((t for t in reversed(transcript) if t["role"] == "agent"), None)
+        if last is None or last["tool_calls"]:
+            return
+        call_id = self._id("toolu_", 24)
+        last["tool_calls"] = [
+            {
+                "type": "system",
+                "request_id": call_id,
+                "tool_name": "end_call",
+                "params_as_json": json.dumps({"reason": "The caller has nothing else."}),
+                "tool_has_been_called": True,
+                "tool_details": None,
+            }
+        ]
+        last["tool_results"] = [
+            {
+                "request_id": call_id,
+                "tool_name": "end_call",
+                "result_value": json.dumps({"status": "success", "message": "Call ended"}),
+                "is_error": False,
+                "tool_has_been_called": True,
+                "tool_latency_secs": round(self._rng.uniform(0.001, 0.01), 4),
+                "dynamic_variable_updates": [],
+                "type": "system",
+                "result": {"result_type": "end_call_success", "status": "success"},
+            }
+        ]
+
+    def _failed_call(
+        self, sent: float, agent_id: str, agent_name: str, conversation_id: str, start: int
+    ) -> dict[str, Any]:
+        """A call that failed, as captures show it."""
+        reason = self._rng.choice(
+            ("LLM request failed: upstream timeout", "Audio stream closed unexpectedly")
+        )
+        data: dict[str, Any] = {
+            "agent_id": agent_id,
+            "agent_name": agent_name,
+            "conversation_id": conversation_id,
+            "status": "failed",
+            "user_id": None,
+            "transcript": [],
+            "metadata": {
+                "start_time_unix_secs": start,
+                "call_duration_secs": 0,
+                "cost": 0,
+                "termination_reason": "",
+                "error": {"code": 1011, "reason": reason},
+                "phone_call": None,
+                "warnings": [],
+                "main_language": "en",
+            },
+            "analysis": {
+                "evaluation_criteria_results": {},
+                "data_collection_results": {},
+                "call_successful": "unknown",
+                "transcript_summary": "",
+                "call_summary_title": None,
+            },
+            "conversation_initiation_client_data": {"dynamic_variables": {"system__agent_id": agent_id}},
         }
         return self._envelope("post_call_transcription", sent, data)
 

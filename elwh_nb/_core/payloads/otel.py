@@ -4,7 +4,8 @@ An agent whose ``transcript_format`` is ``opentelemetry`` sends this instead of
 ``post_call_transcription``: a root ``elevenlabs.conversation`` span over the call, a child
 span per turn (``elevenlabs.recv.user_transcript``, ``elevenlabs.recv.agent_response``) and
 per tool call (``elevenlabs.tool.<name>``), times as nanosecond digit strings, attributes as
-``{key, value: {stringValue|intValue|...}}``, parameters cut at 4 KB. No audio.
+``{key, value: {stringValue|intValue|...}}``, parameters cut at 4 KB. No audio. The attribute
+names are not documented; a turn's stage metrics are ``elevenlabs.metrics.<name>`` here.
 """
 
 from __future__ import annotations
@@ -72,12 +73,15 @@ class OtelEvents(Transcripts):
                 transcript[i + 1]["time_in_call_secs"] * 1e9 + start_ns if i + 1 < len(transcript) else end_ns
             )
             agent = turn["role"] == "agent"
+            said = {"elevenlabs.agent.text" if agent else "elevenlabs.user.text": turn["message"]}
+            metrics = (turn["conversation_turn_metrics"] or {}).get("metrics", {})
+            said.update({f"elevenlabs.metrics.{k}": float(v["elapsed_time"]) for k, v in metrics.items()})
             spans.append(
                 span(
                     "elevenlabs.recv.agent_response" if agent else "elevenlabs.recv.user_transcript",
                     begin,
                     max(begin, int(after)),
-                    {"elevenlabs.agent.text" if agent else "elevenlabs.user.text": turn["message"]},
+                    said,
                 )
             )
             for call, result in zip(turn["tool_calls"], turn["tool_results"], strict=True):
@@ -88,6 +92,7 @@ class OtelEvents(Transcripts):
                         begin,
                         begin + latency,
                         {
+                            **({"elevenlabs.tool.type": call["type"]} if call["type"] else {}),
                             "elevenlabs.tool.parameters": call["params_as_json"],
                             "elevenlabs.tool.result": result["result_value"],
                             "elevenlabs.tool.is_error": result["is_error"],

@@ -1,9 +1,18 @@
-"""A call's transcript: agent and user turns with metrics, tool calls, and how long it took."""
+"""A call's transcript: agent and user turns with stage metrics, tool calls, and how long it took.
+
+Shaped as real deliveries are: nested ``conversation_turn_metrics`` (the greeting has only
+its TTS; some turns have none), the user's trailing transcription latency, tool calls with
+results (webhook tools with redacted headers, system tools, now and then a failure or a
+tool the agent does not have), LLM tokens per turn. Each agent has its own model and pace;
+its LLM slows as the call's context grows, and at the busy hours of the (UTC) day.
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import string
+import time
 from typing import Any, NamedTuple
 
 from .base import NAMES, Seeded
@@ -46,6 +55,42 @@ class Call(NamedTuple):
     duration: float
 
 
+class Pace(NamedTuple):
+    """An agent's model and how quickly its stages answer (seconds, the median)."""
+
+    model: str
+    llm_ttfb: float
+    tts_ttfb: float
+    tool_rate: float  # the share of agent turns that call a tool
+
+
+PACES = {
+    "Support Agent": Pace("gpt-4o-mini", 0.45, 0.18, 0.2),
+    "Booking Assistant": Pace("gemini-2.0-flash", 0.32, 0.15, 0.3),
+    "Survey Bot": Pace("claude-sonnet-4", 0.85, 0.22, 0.08),
+}
+_DEFAULT_PACE = Pace("gpt-4o-mini", 0.5, 0.2, 0.15)
+#: Tools the agents have: name, type, and for webhook tools the method and URL.
+TOOLS = (
+    ("lookup_booking", "webhook", "GET", "https://api.example.com/bookings/{ref}"),
+    ("check_availability", "webhook", "POST", "https://api.example.com/availability"),
+    ("send_confirmation", "webhook", "POST", "https://api.example.com/confirmations"),
+    ("transfer_to_number", "system", None, None),
+    ("show_calendar", "client", None, None),
+)
+_TOOL_ERRORS = (
+    '{"error": "upstream timeout"}',
+    '{"error": "booking not found"}',
+    "HTTP 503 Service Unavailable",
+)
+
+
+def _busy(sent: float) -> float:
+    """How much slower the busy hours of the UTC day are (1 at night, about 1.35 mid-afternoon)."""
+    hour = time.gmtime(sent).tm_hour + time.gmtime(sent).tm_min / 60
+    return 1.0 + 0.35 * math.exp(-(((hour - 14.5) / 3.0) ** 2))
+
+
 class Transcripts(Seeded):
     """Makes the turns of a post-call transcription."""
 
@@ -56,11 +101,91 @@ class Transcripts(Seeded):
         agent_id, agent_name = rng.choice(self._agents)
         conversation_id = self._id("conv_", 26)
         caller = rng.choice(NAMES)
-        transcript, duration = self._transcript(turns if turns is not None else rng.randint(*typical), caller)
+        n = turns if turns is not None else rng.randint(*typical)
+        transcript, duration = self._transcript(n, caller, agent_id, agent_name, sent)
         return Call(sent, agent_id, agent_name, conversation_id, caller, transcript, duration)
 
-    def _transcript(self, turns: int, name: str) -> tuple[list[dict[str, Any]], float]:
+    def _seconds(self, median: float, spread: float = 0.35) -> float:
+        return round(median * self._rng.lognormvariate(0.0, spread), 4)
+
+    def _metrics(self, agent: bool, index: int, pace: Pace, slow: float, tool: bool) -> dict[str, Any] | None:
+        """A turn's nested metrics (None now and then, as in real deliveries)."""
         rng = self._rng
+        if not agent:
+            if rng.random() < 0.15:
+                return None
+            return {"metrics": {"convai_asr_trailing_service_latency": {"elapsed_time": self._seconds(0.22)}}}
+        tts = {"convai_tts_service_ttfb": {"elapsed_time": self._seconds(pace.tts_ttfb)}}
+        if index == 0:
+            return {"metrics": tts}  # the greeting: spoken, not generated
+        if rng.random() < 0.08:
+            return None
+        ttfb = self._seconds(pace.llm_ttfb * slow * (1 + 0.02 * index))
+        sentence = round(ttfb + self._seconds(0.3), 4)
+        metrics: dict[str, Any] = {
+            "convai_llm_service_ttfb": {"elapsed_time": ttfb},
+            "convai_llm_service_ttf_sentence": {"elapsed_time": sentence},
+            "convai_llm_service_tt_last_sentence": {
+                "elapsed_time": round(sentence + self._seconds(0.6, 0.6), 4)
+            },
+        }
+        if tool:
+            metrics["convai_llm_tool_request_generation_latency"] = {"elapsed_time": self._seconds(0.5)}
+        metrics.update(tts)
+        return {"metrics": metrics}
+
+    def _tool(self, words: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A tool call and its result: mostly fine, sometimes an error, rarely a tool it lacks."""
+        rng = self._rng
+        name, kind, method, url = rng.choice(TOOLS)
+        call_id = self._id("toolu_", 24)
+        params = {"reference": words["ref"]} if name != "show_calendar" else {"day": words["day"]}
+        missing = rng.random() < 0.02
+        failed = not missing and rng.random() < 0.07
+        details = None
+        if kind == "webhook" and not missing:
+            details = {
+                "type": "webhook",
+                "method": method,
+                "url": str(url).replace("{ref}", words["ref"]),
+                "headers": {"Authorization": "<REDACTED>"},
+                "path_params": {},
+                "query_params": {},
+                "body": json.dumps(params) if method == "POST" else None,
+            }
+        if missing:
+            value, latency = f"Tool {name} not found", 0.0
+        elif failed:
+            value, latency = rng.choice(_TOOL_ERRORS), self._seconds(2.5, 0.5)
+        else:
+            value = json.dumps({"found": True, "day": words["day"], "reference": words["ref"]})
+            latency = self._seconds(0.05 if kind != "webhook" else 0.45, 0.6)
+        call = {
+            "type": None if missing else kind,
+            "request_id": call_id,
+            "tool_name": name,
+            "params_as_json": json.dumps(params),
+            "tool_has_been_called": not missing,
+            "tool_details": details,
+        }
+        result = {
+            "request_id": call_id,
+            "tool_name": name,
+            "result_value": value,
+            "is_error": missing or failed,
+            "tool_has_been_called": not missing,
+            "tool_latency_secs": latency,
+            "dynamic_variable_updates": [],
+            "type": None if missing else kind,
+        }
+        return call, result
+
+    def _transcript(
+        self, turns: int, name: str, agent_id: str, agent_name: str, sent: float
+    ) -> tuple[list[dict[str, Any]], float]:
+        rng = self._rng
+        pace = PACES.get(agent_name, _DEFAULT_PACE)
+        slow = _busy(sent)
         words = {
             "name": name,
             "name_lower": name.lower().replace("é", "e").replace("ë", "e"),
@@ -75,9 +200,21 @@ class Transcripts(Seeded):
             line = rng.choice(_AGENT_LINES if agent else _USER_LINES).format(**words)
             if i == turns - 1 and agent:
                 line = _AGENT_LINES[-1].format(**words)
+            tool = agent and i > 0 and rng.random() < pace.tool_rate
+            metrics = self._metrics(agent, i, pace, slow, tool)
+            usage = None
+            if agent and i:
+                usage = {
+                    "model_usage": {
+                        pace.model: {
+                            "input": {"tokens": 900 + 140 * i + rng.randint(0, 200), "price": 0.0},
+                            "output_total": {"tokens": rng.randint(12, 70), "price": 0.0},
+                        }
+                    }
+                }
             turn: dict[str, Any] = {
                 "role": "agent" if agent else "user",
-                "agent_metadata": {"agent_id": "", "workflow_node_id": None} if agent else None,
+                "agent_metadata": {"agent_id": agent_id, "workflow_node_id": None} if agent else None,
                 "message": line,
                 "multivoice_message": None,
                 "tool_calls": [],
@@ -85,56 +222,16 @@ class Transcripts(Seeded):
                 "feedback": None,
                 "llm_override": None,
                 "time_in_call_secs": int(clock),
-                "conversation_turn_metrics": (
-                    {
-                        "metrics": {
-                            "convai_llm_service_ttfb": {"elapsed_time": round(rng.uniform(0.2, 0.9), 3)},
-                            "convai_llm_service_ttf_sentence": {
-                                "elapsed_time": round(rng.uniform(0.4, 1.6), 3)
-                            },
-                            "convai_tts_service_ttfb": {"elapsed_time": round(rng.uniform(0.1, 0.4), 3)},
-                        }
-                    }
-                    if agent and i
-                    else None
-                ),
+                "conversation_turn_metrics": metrics,
                 "rag_retrieval_info": None,
-                "llm_usage": (
-                    {
-                        "model_usage": {
-                            "gpt-4o-mini": {"input": {"tokens": rng.randint(800, 4000), "price": 0.0}}
-                        }
-                    }
-                    if agent
-                    else None
-                ),
+                "llm_usage": usage,
                 "interrupted": rng.random() < 0.05,
                 "original_message": None,
-                "source_medium": "audio",
+                "source_medium": None if agent else "audio",
             }
-            if agent and i and rng.random() < 0.15:
-                call_id = self._id("toolu_", 24)
-                turn["tool_calls"] = [
-                    {
-                        "type": "webhook",
-                        "request_id": call_id,
-                        "tool_name": "lookup_booking",
-                        "params_as_json": json.dumps({"reference": words["ref"]}),
-                        "tool_has_been_called": True,
-                        "tool_details": None,
-                    }
-                ]
-                turn["tool_results"] = [
-                    {
-                        "request_id": call_id,
-                        "tool_name": "lookup_booking",
-                        "result_value": json.dumps({"found": True, "day": words["day"]}),
-                        "is_error": False,
-                        "tool_has_been_called": True,
-                        "tool_latency_secs": round(rng.uniform(0.1, 1.2), 3),
-                        "type": "webhook",
-                    }
-                ]
+            if tool:
+                call, result = self._tool(words)
+                turn["tool_calls"], turn["tool_results"] = [call], [result]
             out.append(turn)
             clock += len(line) / 14.0 + rng.uniform(0.5, 3.0)  # speaking time plus a pause
         return out, clock + rng.uniform(1.0, 6.0)
