@@ -64,7 +64,7 @@ def test_the_calls_tab_shows_filters_pages_and_inspects_calls(source: FakeSource
     add_calls(source.store)
     dash = Dashboard(source, autorefresh=False)
     calls = dash.calls
-    assert dash.tabs.titles == ("Deliveries", "Timings", "Calls")
+    assert dash.tabs.titles == ("Deliveries", "Timings", "Calls", "Conversations")
     assert "<b>25</b> calls (5 not answered 200)" in dash.counters.value
     assert rows_in(calls.table.value) == 20 and "rows 1-20 of 25" in calls.page_label.value
     assert picked(dash)[:3] == [25, 24, 23]  # newest first

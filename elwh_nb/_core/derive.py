@@ -87,6 +87,7 @@ class Turn:
     llm_output_tokens: float = math.nan
     wait_s: float = math.nan
     metrics: dict[str, float] = field(default_factory=dict)
+    message: str | None = field(default=None, repr=False)  # for the conversation view; not kept
 
 
 @dataclass
@@ -316,6 +317,7 @@ def _transcript(transcript: list[Any]) -> tuple[list[Turn], list[ToolCall], dict
             role=role,
             time_in_call_secs=at,
             message_chars=len(message) if isinstance(message, str) else 0,
+            message=message if isinstance(message, str) else None,
             interrupted=interrupted is True,
             source_medium=_text(item.get("source_medium")),
             llm_input_tokens=tokens_in,

@@ -113,6 +113,7 @@ def otel_format(data: Mapping[str, Any]) -> Derived:
             role=role,
             time_in_call_secs=in_call(start(span)),
             message_chars=len(text) if isinstance(text, str) else 0,
+            message=text if isinstance(text, str) else None,
             interrupted=_ending(attrs, ".interrupted") is True,
             metrics=metrics,
         )

@@ -382,8 +382,8 @@ class EventStore(StoreFile):
     def _derived_frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         self._fresh()
         with self._lock:
-            self._check_open()
-            if not self._derived.loaded:
+            # A closed store keeps what it had loaded, as its events do (none if never read).
+            if not self._derived.loaded and not self._closed:
                 try:
                     self._derived.load(self._db, writable=not self.readonly)
                 except sqlite3.Error as exc:

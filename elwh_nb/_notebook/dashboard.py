@@ -27,11 +27,14 @@ from tornado.ioloop import PeriodicCallback
 
 from . import render
 from .actions import FAULT_MIXES, Actions
+from .conversations_tab import ConversationsTab
 from .query import in_window
 from .source import EventSource
 from .tabs import WINDOWS, CallsTab, DeliveriesTab, TimingsTab, widget_tree
 
 __all__ = ["FAULT_MIXES", "WINDOWS", "Dashboard", "json_view"]
+
+CONVERSATIONS_TAB = 3  # the Conversations tab's place among the tabs
 
 json_view = render.json_view  # its old home
 
@@ -67,9 +70,12 @@ class Dashboard(w.VBox):
         self.deliveries = DeliveriesTab(receiver, page_size, changed)
         self.timings = TimingsTab(receiver)
         self.calls = CallsTab(receiver, page_size, changed)
+        self.conversations = ConversationsTab(receiver, page_size, changed)
         self.actions = Actions(receiver, self.deliveries, changed)
-        self.tabs = w.Tab(children=[self.deliveries, self.timings, self.calls])
-        self.tabs.titles = ("Deliveries", "Timings", "Calls")
+        self.tabs = w.Tab(children=[self.deliveries, self.timings, self.calls, self.conversations])
+        self.tabs.titles = ("Deliveries", "Timings", "Calls", "Conversations")
+        self._talked: tuple[int, int] | None = None  # (conversations, turns) the counters last saw
+        self._talk: dict[str, Any] = {}
         # The tabs' controls by their names on the panel (notebooks set dash.outcome.value).
         d, t = self.deliveries, self.timings
         self.types, self.outcome, self.search, self.window = d.types, d.outcome, d.search, d.window
@@ -85,12 +91,16 @@ class Dashboard(w.VBox):
         super().__init__([self.header, self.counters, a, self.message, self.tabs], _view_count=0)
         self.observe(self._views_changed, names="_view_count")
 
-        self.tabs.observe(
-            lambda change: self.update_plots() if change["new"] == 1 else None, names="selected_index"
-        )
+        self.tabs.observe(self._tab_chosen, names="selected_index")
 
         self.refresh(force=True)
         self._start_timer()
+
+    def _tab_chosen(self, change: dict[str, Any]) -> None:
+        if change["new"] == 1:
+            self.update_plots()
+        elif change["new"] == CONVERSATIONS_TAB:
+            self.refresh(force=True)
 
     @property
     def page_size(self) -> int:
@@ -99,7 +109,7 @@ class Dashboard(w.VBox):
 
     @page_size.setter
     def page_size(self, rows: int) -> None:
-        self.deliveries.page_size = self.calls.page_size = rows
+        self.deliveries.page_size = self.calls.page_size = self.conversations.page_size = rows
 
     # -- display and lifetime ----------------------------------------------------------
     @property
@@ -181,13 +191,41 @@ class Dashboard(w.VBox):
         self.header.value = render.header(self.rx, time.time())
         per_minute = int(np.count_nonzero(in_window(events, 60)))
         not_ok = int(np.count_nonzero(calls["status"].to_numpy() != 200))
+        conversations = store.conversations
         self.counters.value = render.counters(
-            store.counts, store.failure_counts, per_minute, calls=len(calls), calls_not_ok=not_ok
+            store.counts,
+            store.failure_counts,
+            per_minute,
+            calls=len(calls),
+            calls_not_ok=not_ok,
+            conversations=self._conversation_counts(conversations),
         )
         self.rows_rendered = self.deliveries.show(events)
         self.calls.show(calls)
+        if self.tabs.selected_index == CONVERSATIONS_TAB:  # only while shown: it filters them all
+            self.conversations.show(conversations)
         self.renders += 1
         return True
+
+    def _conversation_counts(self, conversations: pd.DataFrame) -> dict[str, Any]:
+        """Conversations, the success rate of those rated, and the median of every caller's wait
+        (computed again only when a conversation came: the median reads every turn)."""
+        turns = self.rx.store.turns
+        key = (len(conversations), len(turns))
+        if key != self._talked:
+            self._talked = key
+            rated = conversations["call_successful"].isin(("success", "failure"))
+            waits = turns["wait_s"].to_numpy()
+            self._talk = {
+                "count": len(conversations),
+                "success_rate": (
+                    float((conversations.loc[rated, "call_successful"] == "success").mean())
+                    if rated.any()
+                    else None
+                ),
+                "median_wait_s": float(np.nanmedian(waits)) if np.isfinite(waits).any() else None,
+            }
+        return self._talk
 
     # -- actions (kept on the panel for old code) ----------------------------------------
     def send_test_events(self, wait: bool = False) -> threading.Thread:

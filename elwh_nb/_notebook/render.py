@@ -113,6 +113,7 @@ def counters(
     *,
     calls: int = 0,
     calls_not_ok: int = 0,
+    conversations: Mapping[str, Any] | None = None,
 ) -> str:
     """Accepted, duplicates, failures by reason (most first), events in the last minute, and
     the calls (agent tools, call starts) when there were any, with how many were not a 200."""
@@ -124,6 +125,11 @@ def counters(
     )
     if calls:
         line += f" · <b>{calls}</b> calls" + (f" ({calls_not_ok} not answered 200)" if calls_not_ok else "")
+    if conversations and conversations.get("count"):
+        rate, wait = conversations.get("success_rate"), conversations.get("median_wait_s")
+        line += f"<br><b>{conversations['count']}</b> conversations"
+        line += f" · success <b>{'–' if rate is None else f'{rate:.0%}'}</b>"
+        line += f" · median wait <b>{'–' if wait is None else f'{wait:.2f} s'}</b>"
     return line
 
 
@@ -178,8 +184,9 @@ def failures_label(matched: int, max_failures: int) -> str:
     return f"newest first · {matched:,} kept (the newest {max_failures:,})"
 
 
-def event_detail(event_id: int, raw_body: Callable[[int], bytes]) -> str:
-    """The whole payload as collapsible JSON, and where to get the raw body."""
+def event_detail(event_id: int, raw_body: Callable[[int], bytes], *, json_tree: bool = True) -> str:
+    """The whole payload as collapsible JSON (unless ``json_tree`` is False: shown elsewhere),
+    and where to get the raw body."""
     try:
         raw = raw_body(event_id)
         payload = json.loads(raw)
@@ -190,10 +197,10 @@ def event_detail(event_id: int, raw_body: Callable[[int], bytes]) -> str:
         data = base64.b64encode(raw).decode("ascii")
         href = f"data:application/json;base64,{data}"
         link = f"<a download='event-{event_id}.json' href='{href}'>download</a> or "
+    tree = f"<div style='max-height:400px;overflow:auto'>{json_view(payload)}</div>" if json_tree else ""
     return (
-        f"<b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
-        f"<code>rx.store.raw_body({event_id})</code>"
-        f"<div style='max-height:400px;overflow:auto'>{json_view(payload)}</div>"
+        f"<br><b>event #{event_id}</b> ({len(raw):,} bytes). Raw body: {link}"
+        f"<code>rx.store.raw_body({event_id})</code>{tree}"
     )
 
 

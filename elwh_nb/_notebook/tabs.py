@@ -9,7 +9,9 @@ from typing import Any
 import ipywidgets as w  # type: ignore[import-untyped]
 import pandas as pd
 
+from .._core.derive import TRANSCRIPT_TYPES
 from . import render
+from .conversation_view import conversation_view
 from .query import Query, matching, run
 from .source import EventSource
 from .timings import (
@@ -179,7 +181,19 @@ class DeliveriesTab(PagedTab):
         elif chosen[0] == "failure":
             self.detail.value = render.failure_detail(self.source.store.failures, chosen[1])
         else:
-            self.detail.value = render.event_detail(chosen[1], self.source.store.raw_body)
+            self.detail.value = self._event_detail(chosen[1])
+
+    def _event_detail(self, event_id: int) -> str:
+        """A call's event as the conversation view (its JSON one click away), any other as JSON."""
+        store = self.source.store
+        label = self.pick.label or ""
+        if label.split(" ", 1)[-1] in TRANSCRIPT_TYPES:
+            try:
+                view = conversation_view(store.payload(event_id), event_id=event_id)
+            except (KeyError, ValueError) as exc:
+                view = f"<i>cannot load event {event_id}: {render.esc(exc)}</i>"
+            return view + render.event_detail(event_id, store.raw_body, json_tree=False)
+        return render.event_detail(event_id, store.raw_body)
 
 
 #: The calls tab's outcome toggle: what each choice keeps (see :attr:`Query.ok`).
