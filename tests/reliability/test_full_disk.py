@@ -61,7 +61,7 @@ def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[JupyterS
 
 
 def conversation(seed: int) -> str:
-    return str(elwh_nb.payloads(seed).make("post_call_transcription")["data"]["conversation_id"])
+    return str(elwh_nb.payloads(seed).make("post_call_transcription", turns=20)["data"]["conversation_id"])
 
 
 def test_a_full_disk_refuses_with_503_first_and_loses_nothing_acknowledged(
@@ -76,7 +76,8 @@ def test_a_full_disk_refuses_with_503_first_and_loses_nothing_acknowledged(
     with httpx.Client(timeout=30) as client:
         while list(answers.values()).count(503) < 5:
             assert seed < 2000, "the route never refused"
-            body, headers = signed("post_call_transcription", seed=seed)
+            # Calls of one size: a smaller body could still fit after a bigger one was refused.
+            body, headers = signed("post_call_transcription", seed=seed, turns=20)
             answers[seed] = client.post(url, content=body, headers=headers).status_code
             seed += 1
     statuses = list(answers.values())
@@ -104,8 +105,11 @@ def test_a_full_disk_refuses_with_503_first_and_loses_nothing_acknowledged(
         assert rx.url_note is not None and "wait in the store's inbox" in rx.url_note, rx.url_note
         assert "disk is full" in rx.url_note
         assert any("wait in the store's inbox" in r.getMessage() for r in caplog.records)
-        # Space comes back: the rest moves on its own, each acknowledged delivery once.
+        # Space comes back (the filler goes, the disk grows: in events, a call also takes the
+        # turns and conversation derived from it, about a third more than its body): the rest
+        # moves on its own, each acknowledged delivery once.
         filler.unlink()
+        subprocess.run(["mount", "-o", f"remount,size={2 * DISK}", str(small_disk)], check=True)
         wait_for(lambda: len(rx.events) >= len(acknowledged), timeout=60, what="the rest of the inbox")
         assert set(rx.events.conversation_id) == acknowledged
         assert len(rx.events) == len(acknowledged)
