@@ -241,9 +241,9 @@ def test_reading_after_a_new_call_costs_its_rows_and_a_reopened_store_parses_no_
         loads: list[int] = []
         real_load = derived_module.DerivedTables.load
 
-        def counted(self: Any, db: sqlite3.Connection, writable: bool = True) -> None:
+        def counted(self: Any, db: sqlite3.Connection, writable: bool = True, **kw: Any) -> None:
             loads.append(1)
-            real_load(self, db, writable)
+            real_load(self, db, writable, **kw)
 
         monkeypatch.setattr(derived_module.DerivedTables, "load", counted)
         s.append(factory.body(factory.post_call_transcription()))
@@ -379,3 +379,78 @@ def test_a_big_transcript_with_a_long_tool_result_keeps_it_whole(tmp_path: Path)
         lookup_id = int(calls.index[calls.request_id == "toolu_lookup_1"][0])
         assert rx.store.tool_result(lookup_id) == long_result
         assert rx.turns.message_chars.iloc[3] == 1 << 20
+
+
+@pytest.fixture
+def small_copies(monkeypatch: pytest.MonkeyPatch) -> None:
+    from elwh_nb._core import derived_copy
+
+    monkeypatch.setattr(derived_copy, "MIN_TURNS", 10)
+
+
+def frames_of(store: EventStore) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    return store.turns, store.tool_calls, store.conversations
+
+
+def test_a_big_store_reopens_its_turns_from_a_copy_that_matches(
+    tmp_path: Path, small_copies: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from elwh_nb._core import derived_copy
+
+    factory = elwh_nb.payloads(11)
+    path = tmp_path / "s.sqlite"
+    with EventStore(path) as s:
+        s.append_many([factory.body(factory.post_call_transcription()) for _ in range(6)])
+        s.append(real_calls.body(real_calls.transcription()))  # a new metric: a named column
+        expected = frames_of(s)
+    assert derived_copy.path_for(path).exists()
+    read: list[int] = []
+    real_read = derived_module._read
+
+    def counted(db: sqlite3.Connection, table: Any, after: int) -> Any:
+        read.append(after)
+        return real_read(db, table, after)
+
+    monkeypatch.setattr(derived_module, "_read", counted)
+    with EventStore(path) as again:
+        for got, want in zip(frames_of(again), expected, strict=True):
+            pd.testing.assert_frame_equal(got, want)
+        assert read and all(after > 0 for after in read)  # only rows after the copy's were read
+
+
+@pytest.mark.parametrize("change", ["tampered", "merged since", "replaced since"])
+def test_a_copy_that_does_not_match_is_ignored(tmp_path: Path, small_copies: None, change: str) -> None:
+    from elwh_nb._core import derived_copy
+
+    factory = elwh_nb.payloads(12)
+    path = tmp_path / "s.sqlite"
+    otel = factory.post_call_transcription_otel(turns=6)
+    with EventStore(path) as s:
+        s.append_many([factory.body(factory.post_call_transcription()) for _ in range(4)])
+        s.append(factory.body(otel))
+        s.turns  # noqa: B018  (loaded, so a copy is kept at closing)
+    copy = derived_copy.path_for(path)
+    if change == "tampered":
+        data = bytearray(copy.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        copy.write_bytes(bytes(data))
+    else:  # another session changes the file without loading the frames (no new copy)
+        with EventStore(path) as s:
+            if change == "merged since":
+                event = factory.post_call_transcription_otel(turns=2)
+            else:
+                event = factory.post_call_transcription(turns=4)
+            event["data"]["conversation_id"] = otel["data"]["conversation_id"]
+            s.append(factory.body(event))
+        assert copy.exists()
+    with EventStore(path) as again:
+        got = frames_of(again)
+    fresh = tmp_path / "fresh.sqlite"
+    with sqlite3.connect(fresh) as db, sqlite3.connect(path) as old:
+        old.backup(db)
+    copy_of_fresh = derived_copy.path_for(fresh)
+    assert not copy_of_fresh.exists()
+    with EventStore(fresh) as from_file:
+        for g, want in zip(got, frames_of(from_file), strict=True):
+            pd.testing.assert_frame_equal(g, want)
+    assert got[2].loc[otel["data"]["conversation_id"]].events == (1 if change == "tampered" else 2)

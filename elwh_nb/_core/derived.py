@@ -22,11 +22,13 @@ import math
 import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import derived_copy
 from .columns import Columns
 from .derive import DERIVED_TYPES, MAX_NAMES, Conversation, Derived, ToolCall, Turn, derive, merge
 from .frames import frame
@@ -75,21 +77,28 @@ class _Rows:
         self.table = table
         self.columns = Columns(table.dtypes, fills=_fills(table))
         self.named: dict[str, int] = {}  # names added by kind (prefix)
+        self._have: set[str] = set(table.dtypes)
 
     def ensure(self, name: str, dtype: Any, fill: Any, kind: str) -> bool:
         """Make column ``name`` if it is new and its kind has room; whether it exists."""
         if name in self.table.dtypes:
             return False  # a name that is a column already stays in the file only
-        if name in self._names():
+        if name in self._have:
             return True
         if self.named.get(kind, 0) >= MAX_NAMES:
             return False
         self.named[kind] = self.named.get(kind, 0) + 1
         self.columns.add_column(name, dtype, fill)
+        self._have.add(name)
         return True
 
-    def _names(self) -> set[str]:
-        return set(self.columns.names)
+    def restore(self, columns: dict[str, np.ndarray[Any, Any]], kind: Any) -> None:
+        """Append rows given as whole columns (a saved copy's), its named columns made first."""
+        for name, values in columns.items():
+            if name not in self.table.dtypes:
+                fill = None if values.dtype == object else math.nan
+                self.ensure(name, values.dtype, fill, kind(name))
+        self.columns.append_rows({k: v for k, v in columns.items() if k in self._have})
 
     def last_id(self) -> int:
         if not len(self.columns):
@@ -199,12 +208,19 @@ def _insert_with_id(table: Table) -> str:
 _INSERTS = {t.name: _insert_with_id(t) for t in TABLES}
 
 
-def _insert(db: sqlite3.Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert rows with ids after the table's last (the caller holds the write transaction)."""
+def _next_id(db: sqlite3.Connection, table: Table) -> int:
+    return int(db.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table.name}").fetchone()[0])
+
+
+def _insert(
+    db: sqlite3.Connection, table: Table, rows: list[dict[str, Any]], first: int | None = None
+) -> None:
+    """Insert rows with ids from ``first`` (default: after the table's last; the caller holds the
+    write transaction). Ids only grow, so a reader elsewhere finds new and changed rows after its last."""
     if not rows:
         return
-    last = db.execute(f"SELECT coalesce(max(id), 0) FROM {table.name}").fetchone()[0]
-    for i, row in enumerate(rows, start=last + 1):
+    start = _next_id(db, table) if first is None else first
+    for i, row in enumerate(rows, start=start):
         row["id"] = i
     db.executemany(_INSERTS[table.name], ([row["id"], *table.params(row)] for row in rows))
 
@@ -242,6 +258,7 @@ class DerivedTables:
         assert cid is not None
         cur = db.execute(f"{CONVERSATIONS.select} WHERE conversation_id = ?", (cid,)).fetchone()
         keep_rows: Derived | None = derived
+        conversation_id = _next_id(db, CONVERSATIONS)  # before the row it replaces goes
         if cur is None:
             merged, events, owner, first_ns = new, 1, event_id, received_ns
         else:
@@ -276,7 +293,7 @@ class DerivedTables:
             self._staged.turns += turns
             self._staged.tool_calls += calls
         row = _conversation_row(merged, owner, events, first_ns)
-        _insert(db, CONVERSATIONS, [row])
+        _insert(db, CONVERSATIONS, [row], conversation_id)
         self._staged.conversations[cid] = row
 
     def commit(self) -> None:
@@ -365,10 +382,18 @@ class DerivedTables:
         self.discard()  # what it wrote is read from the file next
         return done
 
-    def load(self, db: sqlite3.Connection, writable: bool = True) -> None:
+    def load(
+        self,
+        db: sqlite3.Connection,
+        writable: bool = True,
+        path: Path | None = None,
+        store_id: str | None = None,
+    ) -> None:
         """Read the tables (all of them the first time; afterwards what was added since).
 
         A writable file from before this version first derives its older events (:meth:`backfill`).
+        The first time, a copy of the columns beside ``path`` that matches the file gives the
+        rows it holds (see :mod:`.derived_copy`).
         """
         if not self.loaded and writable:
             self.backfill(db)
@@ -380,6 +405,10 @@ class DerivedTables:
             self.loaded = False
             self._reset()
         self._replaced = replaced
+        if not self.loaded and path is not None and store_id is not None:
+            copy = derived_copy.load(path, store_id, db)
+            if copy is not None:
+                self._restore(copy)
         for rows in (self.turns, self.tool_calls):
             after = rows.last_id()
             first = len(rows.columns)
@@ -404,6 +433,25 @@ class DerivedTables:
                 self._put_conversation(row["conversation_id"], row)
             after = int(columns["id"][-1])
         self.loaded = True
+
+    def _restore(self, copy: derived_copy.Tables) -> None:
+        self.turns.restore(copy["turns"], lambda name: "metric")
+        self.tool_calls.restore(copy["tool_calls"], lambda name: "metric")
+        self.conversations.restore(
+            copy["conversations"],
+            lambda name: _P50 if name.endswith(_P50) else name.split(".", 1)[0] + ".",
+        )
+        self._where = {cid: i for i, cid in enumerate(copy["conversations"]["conversation_id"].tolist())}
+
+    def save(self, db: sqlite3.Connection, path: Path, store_id: str) -> bool:
+        """Keep a copy of the columns beside ``path`` when there are many turns (and they are loaded)."""
+        if not self.loaded or len(self.turns.columns) < derived_copy.MIN_TURNS:
+            return False
+        tables = {
+            rows.table.name: rows.columns.snapshot()
+            for rows in (self.turns, self.tool_calls, self.conversations)
+        }
+        return derived_copy.save(path, store_id, db, tables)
 
     def _load_other_metrics(self, db: sqlite3.Connection, after: int, first: int) -> None:
         rows = db.execute(

@@ -385,7 +385,9 @@ class EventStore(StoreFile):
             # A closed store keeps what it had loaded, as its events do (none if never read).
             if not self._derived.loaded and not self._closed:
                 try:
-                    self._derived.load(self._db, writable=not self.readonly)
+                    self._derived.load(
+                        self._db, writable=not self.readonly, path=self.path, store_id=self._store_id()
+                    )
                 except sqlite3.Error as exc:
                     raise StoreError(f"cannot read the event store {self._where()}: {exc}") from exc
             return self._derived.frames()
@@ -502,7 +504,18 @@ class EventStore(StoreFile):
         with self._lock:
             if not self._closed:
                 self._keep_columns()
+                self._keep_derived()
             super().close()
+
+    def _keep_derived(self) -> None:
+        """Save the derived tables' columns beside the file (see :mod:`.derived_copy`), if many."""
+        store_id = self._store_id()
+        if self.path is None or self.readonly or store_id is None:
+            return
+        try:
+            self._derived.save(self._db, self.path, store_id)
+        except (OSError, sqlite3.Error, ValueError, TypeError) as exc:
+            _colcache.log.warning("could not keep a copy of the turns beside %s: %s", self.path, exc)
 
     def __enter__(self) -> EventStore:
         return self
