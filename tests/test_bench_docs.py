@@ -13,7 +13,7 @@ def test_every_readme_benchmark_block_is_filled_from_benchmarks_md() -> None:
     readme = (ROOT / "README.md").read_text()
     benchmarks = (ROOT / "BENCHMARKS.md").read_text()
     blocks = dict(BLOCK.findall(readme))
-    assert set(blocks) == {"summary", "core", "reads", "dashboard"}
+    assert set(blocks) == {"summary", "core", "reads", "dashboard", "conversations"}
     for name, text in blocks.items():
         lines = [line for line in text.splitlines() if line.strip()]
         assert lines, f"the README's {name} block is empty: run make bench"
