@@ -454,3 +454,16 @@ def test_a_copy_that_does_not_match_is_ignored(tmp_path: Path, small_copies: Non
         for g, want in zip(got, frames_of(from_file), strict=True):
             pd.testing.assert_frame_equal(g, want)
     assert got[2].loc[otel["data"]["conversation_id"]].events == (1 if change == "tampered" else 2)
+
+
+def test_a_frame_read_again_is_built_once_yet_stays_the_callers(store: EventStore) -> None:
+    factory = elwh_nb.payloads(12)
+    store.append(factory.body(factory.post_call_transcription(turns=4)))
+    turns = store.turns
+    turns["mine"] = 1.0  # a column the user adds to their frame
+    conversations = store.conversations
+    conversations.loc[conversations.index[0], "agent_id"] = "changed"
+    assert "mine" not in store.turns.columns
+    assert store.conversations["agent_id"].iloc[0] != "changed"
+    store.append(factory.body(factory.post_call_transcription(turns=6)))
+    assert len(store.turns) == 10 and len(store.conversations) == 2

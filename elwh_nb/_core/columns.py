@@ -46,6 +46,7 @@ class Columns:
         self._hi = 0  # one past the last row
         self._shared: set[str] = set()
         self._lock = threading.Lock()
+        self.version = 0  # counts changes: a frame built at one version holds until the next
 
     @staticmethod
     def _empty(dtype: np.dtype[Any], n: int, fill: Any = None) -> np.ndarray[Any, Any]:
@@ -61,6 +62,7 @@ class Columns:
     def add_column(self, name: str, dtype: Any, fill: Any = None) -> None:
         """A new column, ``fill`` (or the dtype's empty value) in every row so far."""
         with self._lock:
+            self.version += 1
             if name in self._arrays:
                 return
             self._dtypes[name] = np.dtype(dtype)
@@ -101,6 +103,7 @@ class Columns:
         """Append columns of equal length; returns the position of the first new row."""
         k = len(next(iter(rows.values())))
         with self._lock:
+            self.version += 1
             self._grow(k)
             first = self._hi
             for name, values in rows.items():
@@ -111,6 +114,7 @@ class Columns:
     def append(self, row: Mapping[str, Any]) -> int:
         """Append one row (missing columns keep their empty value); returns its position."""
         with self._lock:
+            self.version += 1
             self._grow(1)
             pos = self._hi
             for name, value in row.items():
@@ -122,6 +126,7 @@ class Columns:
         """Forget all but the ``n`` newest rows (a log kept within its bytes); their cells are
         let go of at the next compaction, which comes once the forgotten outnumber the live."""
         with self._lock:
+            self.version += 1
             self._lo = max(self._lo, self._hi - n)
             if self._lo > max(16, self._hi - self._lo):
                 self._compact(0)
@@ -129,6 +134,7 @@ class Columns:
     def update(self, position: int, values: Mapping[str, Any]) -> None:
         """Change one row in place, copying a column first if a snapshot may share it."""
         with self._lock:
+            self.version += 1
             index = self._lo + position
             if not self._lo <= index < self._hi:
                 return  # compacted away
@@ -153,6 +159,7 @@ class Columns:
     def retype(self, name: str, dtype: Any) -> None:
         """Give a column a wider dtype (a copy; snapshots keep the old array)."""
         with self._lock:
+            self.version += 1
             self._dtypes[name] = np.dtype(dtype)
             self._arrays[name] = self._arrays[name].astype(dtype)
             self._shared.discard(name)

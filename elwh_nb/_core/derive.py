@@ -35,8 +35,12 @@ DERIVED_TYPES = (*TRANSCRIPT_TYPES, "call_initiation_failure")
 MAX_NAMES = 256
 
 
+# dict first: what JSON gives, checked without the ABC machinery (a hot path at ingest).
+_MAPS = (dict, Mapping)
+
+
 def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    return value if isinstance(value, _MAPS) else {}
 
 
 def _list(value: Any) -> list[Any]:
@@ -53,6 +57,8 @@ def _text(value: Any) -> str | None:
 
 def number(value: Any) -> float:
     """A finite float, or NaN (None, text that is no number, bools, infinities)."""
+    if type(value) is float:  # the usual case, quickly
+        return value if math.isfinite(value) else math.nan
     if value is None or isinstance(value, bool):
         return math.nan
     try:
@@ -169,13 +175,13 @@ class Derived:
 def turn_metrics(value: Any) -> dict[str, float]:
     """``conversation_turn_metrics`` as ``{name: seconds}``, nested or flat; odd entries skipped."""
     metrics = _mapping(value)
-    if isinstance(metrics.get("metrics"), Mapping):
+    if isinstance(metrics.get("metrics"), _MAPS):
         metrics = metrics["metrics"]
     out: dict[str, float] = {}
     for name, item in metrics.items():
         if not isinstance(name, str):
             continue
-        seconds = number(item.get("elapsed_time") if isinstance(item, Mapping) else item)
+        seconds = number(item.get("elapsed_time") if isinstance(item, _MAPS) else item)
         if not math.isnan(seconds):
             out[name] = seconds
     return out
@@ -263,8 +269,8 @@ def _results_only(turn: int, result: Mapping[str, Any], at: float) -> ToolCall:
 
 def _tools(index: int, turn: Mapping[str, Any], at: float, pending: dict[str, ToolCall]) -> list[ToolCall]:
     """The turn's calls, each joined to its result (by request id, else in order)."""
-    calls = [c for c in _list(turn.get("tool_calls")) if isinstance(c, Mapping)]
-    results = [r for r in _list(turn.get("tool_results")) if isinstance(r, Mapping)]
+    calls = [c for c in _list(turn.get("tool_calls")) if isinstance(c, _MAPS)]
+    results = [r for r in _list(turn.get("tool_results")) if isinstance(r, _MAPS)]
     by_id = {r["request_id"]: r for r in results if isinstance(r.get("request_id"), str)}
     used: set[int] = set()
     out = []
@@ -303,7 +309,7 @@ def _transcript(transcript: list[Any]) -> tuple[list[Turn], list[ToolCall], dict
     models: dict[str, float] = {}
     pending: dict[str, ToolCall] = {}
     last_user: dict[str, float] | None = None
-    for index, item in enumerate(t for t in transcript if isinstance(t, Mapping)):
+    for index, item in enumerate(t for t in transcript if isinstance(t, _MAPS)):
         role = _text(item.get("role"))
         metrics = turn_metrics(item.get("conversation_turn_metrics"))
         tokens_in, tokens_out, by_model = llm_tokens(item.get("llm_usage"))

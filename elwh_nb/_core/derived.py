@@ -78,6 +78,7 @@ class _Rows:
         self.columns = Columns(table.dtypes, fills=_fills(table))
         self.named: dict[str, int] = {}  # names added by kind (prefix)
         self._have: set[str] = set(table.dtypes)
+        self._frame: tuple[int, pd.DataFrame] | None = None  # (columns' version, frame)
 
     def ensure(self, name: str, dtype: Any, fill: Any, kind: str) -> bool:
         """Make column ``name`` if it is new and its kind has room; whether it exists."""
@@ -105,8 +106,13 @@ class _Rows:
             return 0
         return int(self.columns.snapshot()["id"].max())
 
-    def frame(self) -> pd.DataFrame:
-        return frame(self.table, self.columns.snapshot(), {})
+    def frame(self, index: str = "id") -> pd.DataFrame:
+        """The rows as a DataFrame, built again only after a change (the dashboard reads it at
+        each refresh); a shallow copy, so a column the caller adds stays theirs."""
+        version = self.columns.version
+        if self._frame is None or self._frame[0] != version:
+            self._frame = (version, frame(self.table, self.columns.snapshot(), {}, index=index))
+        return self._frame[1].copy(deep=False)
 
 
 @dataclass
@@ -472,9 +478,7 @@ class DerivedTables:
 
     def frames(self) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
         """(turns, tool_calls, conversations) as they are now (the caller has loaded)."""
-        conversations = self.conversations.frame()
-        conversations = conversations.set_index("conversation_id", drop=True)
-        return self.turns.frame(), self.tool_calls.frame(), conversations
+        return self.turns.frame(), self.tool_calls.frame(), self.conversations.frame("conversation_id")
 
 
 def _has_tables(db: sqlite3.Connection) -> bool:

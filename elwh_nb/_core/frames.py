@@ -65,19 +65,25 @@ PayloadMaker = Callable[[int, "str | None"], StoredPayload]
 
 
 def frame(
-    table: Table, views: dict[str, np.ndarray[Any, Any]], categories: Mapping[str, pd.CategoricalDtype]
+    table: Table,
+    views: dict[str, np.ndarray[Any, Any]],
+    categories: Mapping[str, pd.CategoricalDtype],
+    index: str = "id",
 ) -> pd.DataFrame:
-    """Wrap read-only views of ``table``'s columns in a DataFrame indexed by id, without copying."""
-    index = pd.Index(views.pop("id"), name="id", copy=False)
+    """Wrap read-only views of ``table``'s columns in a DataFrame indexed by ``index`` (its
+    column, which leaves the columns; ``id`` goes too), without copying."""
+    ids = views.pop("id")
+    keys = ids if index == "id" else views.pop(index)
+    index_ = pd.Index(keys, name=index, copy=False, dtype=object if keys.dtype == object else None)
     columns: dict[str, Any] = {}
     for name, view in views.items():
         if name in categories:
             columns[name] = pd.Categorical.from_codes(view, dtype=categories[name], validate=False)
         elif name in table.times:
-            columns[name] = pd.Series(view, dtype=_UTC, copy=False, index=index)
+            columns[name] = pd.Series(view, dtype=_UTC, copy=False, index=index_)
         elif view.dtype == object:
             # dtype=object keeps pandas 3 from converting to its string dtype (an O(n) copy).
-            columns[name] = pd.Series(view, dtype=object, copy=False, index=index)
+            columns[name] = pd.Series(view, dtype=object, copy=False, index=index_)
         else:
-            columns[name] = pd.Series(view, copy=False, index=index)
-    return pd.DataFrame(columns, index=index, copy=False)
+            columns[name] = pd.Series(view, copy=False, index=index_)
+    return pd.DataFrame(columns, index=index_, copy=False)
