@@ -100,3 +100,17 @@ def test_the_tab_renders_only_while_shown(rx: elwh_nb.Receiver) -> None:
     assert board.conversations.table.value == ""  # not shown yet: not rendered
     board.tabs.selected_index = CONVERSATIONS_TAB
     assert real_calls.CONVERSATION in board.conversations.table.value
+
+
+def test_rx_conversation_shows_one_call_and_holds_its_rows(dash: Dashboard, rx: elwh_nb.Receiver) -> None:
+    call = rx.conversation(real_calls.CONVERSATION)
+    html = call._repr_html_()
+    assert html.index("Order status and refund") < html.index("Where is my order A-1042?")
+    assert "caller waited 1.35 s" in html and "lookup_order" in html
+    assert (
+        set(call.turns.conversation_id) == {real_calls.CONVERSATION} and len(call.turns) == call.row["turns"]
+    )
+    assert list(call.tool_calls.tool_name) == ["lookup_order", "issue_refund", "end_call"]
+    assert real_calls.CONVERSATION in repr(call) and "done" in repr(call)
+    with pytest.raises(KeyError, match="no conversation 'conv_nobody'"):
+        rx.conversation("conv_nobody")

@@ -40,6 +40,14 @@ EXPECTED = {
         "/initiation",
         "application/vnd.jupyter.widget-view+json",  # the live dashboard
     ],
+    "06_conversation_analytics.ipynb": [
+        "wait_s",
+        "image/png",
+        "caller waited",  # the slowest call, opened as a chat
+        "eval.issue_resolved",
+        "not analysed",
+        "lookup_booking",
+    ],
 }
 
 

@@ -162,3 +162,25 @@ def conversation_detail(
     except (KeyError, ValueError) as exc:
         return f"<i>cannot load event {event_id}: {esc(exc)}</i>"
     return conversation_view(event, row, event_id)
+
+
+class CallView:
+    """One conversation in a notebook: shows as the conversation view; ``row``, ``turns`` and
+    ``tool_calls`` are its rows of the three frames (see :meth:`elwh_nb.Receiver.conversation`)."""
+
+    def __init__(self, store: Any, conversation_id: str) -> None:
+        conversations = store.conversations
+        if conversation_id not in conversations.index:
+            raise KeyError(f"no conversation {conversation_id!r} in rx.conversations")
+        self._store = store
+        self.conversation_id = conversation_id
+        self.row: pd.Series = conversations.loc[conversation_id]
+        turns, calls = store.turns, store.tool_calls
+        self.turns: pd.DataFrame = turns[turns["conversation_id"] == conversation_id]
+        self.tool_calls: pd.DataFrame = calls[calls["conversation_id"] == conversation_id]
+
+    def _repr_html_(self) -> str:
+        return conversation_detail(self._store.conversations, self.conversation_id, self._store.payload)
+
+    def __repr__(self) -> str:
+        return f"<conversation {self.conversation_id}: {self.row['status']}, {self.row['turns']} turns>"

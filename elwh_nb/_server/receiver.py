@@ -41,6 +41,7 @@ from .kept import KeptDeliveries
 from .reach import Reach
 
 if TYPE_CHECKING:
+    from .._notebook.conversation_view import CallView
     from .._notebook.dashboard import Dashboard
 
 log = logging.getLogger("elwh_nb")
@@ -227,6 +228,13 @@ class Receiver(CallMethods):
     def turns(self) -> pd.DataFrame:
         """One row per transcript turn, with its stage latencies (see :attr:`EventStore.turns`)."""
         return self.store.turns
+
+    def conversation(self, conversation_id: str) -> CallView:
+        """One conversation: displays as its transcript with each turn's latencies and tool calls,
+        the analysis on top; ``.row``, ``.turns``, ``.tool_calls`` are its rows of the frames."""
+        from .._notebook.conversation_view import CallView
+
+        return CallView(self.store, conversation_id)
 
     @property
     def tool_calls(self) -> pd.DataFrame:
