@@ -209,8 +209,13 @@ def test_both_formats_of_one_conversation_are_one_conversation(store: EventStore
     names = {a["key"]: a["value"].get("stringValue") for a in root["attributes"]}
     assert row.agent_name == names["elevenlabs.agent.name"]  # the JSON body lacks it
     store.close()
+    turns, calls = store.turns, store.tool_calls
     with EventStore(store.path) as again:
         assert again.conversations.equals(c) and len(again.turns) == 8
+        # A turn's conversation and agent come back from its conversation's row (the file has them once).
+        pd.testing.assert_frame_equal(again.turns, turns)
+        pd.testing.assert_frame_equal(again.tool_calls, calls)
+        assert set(again.turns.conversation_id) == {event["data"]["conversation_id"]}
 
 
 def test_the_otel_format_gives_turns_tool_calls_and_a_conversation(store: EventStore) -> None:
@@ -467,3 +472,23 @@ def test_a_frame_read_again_is_built_once_yet_stays_the_callers(store: EventStor
     assert store.conversations["agent_id"].iloc[0] != "changed"
     store.append(factory.body(factory.post_call_transcription(turns=6)))
     assert len(store.turns) == 10 and len(store.conversations) == 2
+
+
+def test_llm_tokens_count_each_model_once_whatever_names_it_uses() -> None:
+    from elwh_nb._core.derive import llm_tokens
+
+    usage = {
+        "model_usage": {
+            "gpt-4o-mini": {
+                "input": {"tokens": 100},
+                "input_cache_read": {"tokens": 20},
+                "output_total": {"tokens": 30},
+                "output": {"tokens": 30},  # the same tokens under an older name: not counted twice
+            },
+            "gemini-2.0-flash": {"output": {"tokens": 5}, "input": {"tokens": "7"}},
+            "odd": "not an object",
+        }
+    }
+    assert llm_tokens(usage) == (127.0, 35.0, {"gpt-4o-mini": 150.0, "gemini-2.0-flash": 12.0})
+    assert all(v != v for v in llm_tokens({"model_usage": {}})[:2])  # NaN: it says nothing
+    assert llm_tokens(None)[2] == {} and llm_tokens([1, 2])[2] == {}

@@ -179,38 +179,46 @@ def turn_metrics(value: Any) -> dict[str, float]:
         metrics = metrics["metrics"]
     out: dict[str, float] = {}
     for name, item in metrics.items():
-        if not isinstance(name, str):
-            continue
         seconds = number(item.get("elapsed_time") if isinstance(item, _MAPS) else item)
-        if not math.isnan(seconds):
+        if seconds == seconds and isinstance(name, str):  # not NaN
             out[name] = seconds
     return out
 
 
-def _token_count(usage: Any, *kinds: str) -> float:
-    total, seen = 0.0, False
+def _tokens(use: Mapping[str, Any], kinds: tuple[str, ...]) -> float:
+    """The sum of ``use[kind].tokens`` over the kinds it has; NaN if none."""
+    total = math.nan
     for kind in kinds:
-        tokens = number(_mapping(_mapping(usage).get(kind)).get("tokens"))
-        if not math.isnan(tokens):
-            total, seen = total + tokens, True
-    return total if seen else math.nan
+        entry = use.get(kind)
+        if isinstance(entry, _MAPS):
+            tokens = number(entry.get("tokens"))
+            if tokens == tokens:  # not NaN
+                total = tokens if total != total else total + tokens
+    return total
 
 
 _INPUT = ("input", "input_cache_read", "input_cache_write")
-_OUTPUT = ("output_total", "output")
+_OUTPUT = ("output_total",)
+_OUTPUT_OLD = ("output",)  # an older name, read when output_total is missing
 
 
 def llm_tokens(usage: Any) -> tuple[float, float, dict[str, float]]:
     """Tokens in and out of an ``llm_usage`` (``model_usage.<model>.{input,...,output_total}``),
     and each model's total. NaN where it says nothing."""
-    tokens_in, tokens_out, by_model = math.nan, math.nan, {}
-    for model, use in _mapping(_mapping(usage).get("model_usage")).items():
-        got_in, got_out = _token_count(use, *_INPUT), _token_count(use, *_OUTPUT)
-        if not math.isnan(got_in):
-            tokens_in = got_in if math.isnan(tokens_in) else tokens_in + got_in
-        if not math.isnan(got_out):
-            tokens_out = got_out if math.isnan(tokens_out) else tokens_out + got_out
-        both = [v for v in (got_in, got_out) if not math.isnan(v)]
+    tokens_in, tokens_out = math.nan, math.nan
+    by_model: dict[str, float] = {}
+    if not isinstance(usage, _MAPS):
+        return tokens_in, tokens_out, by_model
+    for model, use in _mapping(usage.get("model_usage")).items():
+        if not isinstance(use, _MAPS):
+            continue
+        got_in = _tokens(use, _INPUT)
+        got_out = _tokens(use, _OUTPUT if "output_total" in use else _OUTPUT_OLD)
+        if got_in == got_in:
+            tokens_in = got_in if tokens_in != tokens_in else tokens_in + got_in
+        if got_out == got_out:
+            tokens_out = got_out if tokens_out != tokens_out else tokens_out + got_out
+        both = [v for v in (got_in, got_out) if v == v]
         if both and isinstance(model, str):
             by_model[model] = sum(both)
     return tokens_in, tokens_out, by_model
@@ -269,8 +277,11 @@ def _results_only(turn: int, result: Mapping[str, Any], at: float) -> ToolCall:
 
 def _tools(index: int, turn: Mapping[str, Any], at: float, pending: dict[str, ToolCall]) -> list[ToolCall]:
     """The turn's calls, each joined to its result (by request id, else in order)."""
-    calls = [c for c in _list(turn.get("tool_calls")) if isinstance(c, _MAPS)]
-    results = [r for r in _list(turn.get("tool_results")) if isinstance(r, _MAPS)]
+    made, answered = turn.get("tool_calls"), turn.get("tool_results")
+    if not made and not answered:  # most turns
+        return []
+    calls = [c for c in _list(made) if isinstance(c, _MAPS)]
+    results = [r for r in _list(answered) if isinstance(r, _MAPS)]
     by_id = {r["request_id"]: r for r in results if isinstance(r.get("request_id"), str)}
     used: set[int] = set()
     out = []

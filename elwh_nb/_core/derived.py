@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,8 +40,9 @@ DDL = (
     TURNS.ddl,
     TOOL_CALLS.ddl,
     CONVERSATIONS.ddl,
-    "CREATE INDEX IF NOT EXISTS turns_conversation ON turns (conversation_id)",
-    "CREATE INDEX IF NOT EXISTS tool_calls_conversation ON tool_calls (conversation_id)",
+    "CREATE INDEX IF NOT EXISTS turns_event ON turns (event_id)",
+    "CREATE INDEX IF NOT EXISTS tool_calls_event ON tool_calls (event_id)",
+    "CREATE INDEX IF NOT EXISTS conversations_event ON conversations (event_id)",
 )
 TABLES = (TURNS, TOOL_CALLS, CONVERSATIONS)
 #: The meta key counting replaced turns (an OpenTelemetry transcript's by a JSON one's):
@@ -125,6 +127,9 @@ class _Staged:
     replaced: bool = False
 
 
+_STAGE_SET = frozenset(STAGES)
+
+
 def _turn_row(turn: Turn, event_id: int, conversation: Conversation, started_ns: int) -> dict[str, Any]:
     row: dict[str, Any] = {
         "event_id": event_id,
@@ -146,9 +151,10 @@ def _turn_row(turn: Turn, event_id: int, conversation: Conversation, started_ns:
         "llm_output_tokens": turn.llm_output_tokens,
         "wait_s": turn.wait_s,
     }
+    metrics = turn.metrics
     for name in STAGES:
-        row[name] = turn.metrics.get(name, math.nan)
-    others = {k: v for k, v in turn.metrics.items() if k not in STAGES}
+        row[name] = metrics.get(name, math.nan)
+    others = {k: v for k, v in metrics.items() if k not in _STAGE_SET} if len(metrics) else {}
     row["other_metrics"] = json.dumps(others) if others else None
     row["_others"] = others
     return row
@@ -276,8 +282,8 @@ class DerivedTables:
             replace = "json" in new.formats and "json" not in old.formats and new.turns > 0
             if replace or (old.turns == 0 and old.tool_calls == 0 and new.turns > 0):
                 if old.turns or old.tool_calls:
-                    db.execute("DELETE FROM turns WHERE conversation_id = ?", (cid,))
-                    db.execute("DELETE FROM tool_calls WHERE conversation_id = ?", (cid,))
+                    db.execute("DELETE FROM turns WHERE event_id = ?", (old_row["event_id"],))
+                    db.execute("DELETE FROM tool_calls WHERE event_id = ?", (old_row["event_id"],))
                     db.execute(
                         "INSERT INTO meta VALUES (?, '1') ON CONFLICT (key) "
                         "DO UPDATE SET value = CAST(value AS INTEGER) + 1",
@@ -406,6 +412,17 @@ class DerivedTables:
         if not writable and not _has_tables(db):
             self.loaded = True  # an older file, opened read-only: it has none to give
             return
+        # One read transaction: a writer elsewhere commits between our statements otherwise.
+        snapshot = not db.in_transaction
+        if snapshot:
+            db.execute("BEGIN")
+        try:
+            self._read_file(db, path, store_id)
+        finally:
+            if snapshot and db.in_transaction:
+                db.execute("COMMIT")
+
+    def _read_file(self, db: sqlite3.Connection, path: Path | None, store_id: str | None) -> None:
         replaced = _meta(db, REPLACED_KEY)
         if self.loaded and replaced != self._replaced:
             self.loaded = False
@@ -493,7 +510,24 @@ def _meta(db: sqlite3.Connection, key: str) -> str | None:
 
 
 def _read(db: sqlite3.Connection, table: Table, after: int) -> Any:
-    """The table's rows with ids over ``after``, as in-memory columns, 50,000 at a time."""
+    """The table's rows with ids over ``after``, as in-memory columns, 50,000 at a time; turns
+    and tool calls with their conversation's id and agent (from its row: see .schema)."""
     cur = db.execute(f"{table.select_in(db)} WHERE id > ? ORDER BY id", (after,))
     while rows := cur.fetchmany(50_000):
-        yield table.from_file(rows)
+        columns = table.from_file(rows)
+        if table is not CONVERSATIONS:
+            columns.update(_owners(db, np.asarray(columns["event_id"], dtype=np.int64)))
+        yield columns
+
+
+def _owners(db: sqlite3.Connection, event_ids: np.ndarray[Any, Any]) -> dict[str, list[Any]]:
+    """The conversation id and agent of the conversation each event's rows belong to."""
+    found = db.execute(
+        "SELECT event_id, conversation_id, agent_id FROM conversations WHERE event_id BETWEEN ? AND ?",
+        (int(event_ids.min()), int(event_ids.max())),
+    ).fetchall()
+    owners, cids, agents = zip(*found, strict=True) if found else ((), (), ())
+    where = pd.Index(np.asarray(owners, dtype=np.int64)).get_indexer(pd.Index(event_ids))
+    cid_of = np.asarray([*cids, None], dtype=object)  # -1 (none found) takes the None
+    agent_of = np.asarray([*(None if a is None else sys.intern(a) for a in agents), None], dtype=object)
+    return {"conversation_id": cid_of[where].tolist(), "agent_id": agent_of[where].tolist()}

@@ -63,10 +63,6 @@ def _null_nat(value: int) -> int | None:
     return None if value == NAT else value
 
 
-def _null_nan(value: float) -> float | None:
-    return None if value != value else value  # NaN is the one value not equal to itself
-
-
 def _interned(column: Sequence[str | None]) -> list[str | None]:
     return [None if v is None else sys.intern(v) for v in column]
 
@@ -110,7 +106,8 @@ KINDS: dict[str, Kind] = {
     "int": Kind("int64"),
     "text": Kind("object"),
     "interned": Kind("object", _intern, from_file=_interned),  # few distinct values, one object each
-    "number": Kind("float64", _nan, _null_nan),  # NaN in memory, NULL in the file
+    # NaN in memory, NULL in the file: SQLite binds a NaN as NULL itself (no conversion per value).
+    "number": Kind("float64", _nan),
     # ns since the epoch (UTC), NaT when missing; NULL in the file, which names it <stem>_ns.
     "time": Kind("int64", to_ns, _null_nat, read=f"ifnull({{}}, {NAT})"),
     "category": Kind("int8"),  # codes into the store's categories (see codes.Codes); text in the file
@@ -302,7 +299,9 @@ CALLS = Table(
 
 
 # What is inside each call (see .derive): rows the store derives from post-call events as
-# they are stored, so that analysis never re-parses a body. Each row names its event.
+# they are stored, so that analysis never re-parses a body. Each row names its event; a turn's
+# or tool call's conversation and agent are in memory only (the file has them once, in the
+# conversation row whose event_id is that event: a third less to write per turn).
 _STAGE_COLUMNS = tuple(
     Column(name, "number", "REAL")
     for name in (
@@ -321,8 +320,8 @@ TURNS = Table(
     (
         Column("id", "int", "INTEGER PRIMARY KEY"),
         Column("event_id", "int", "INTEGER NOT NULL"),
-        Column("conversation_id", "text", "TEXT NOT NULL"),
-        Column("agent_id", "interned", "TEXT"),
+        Column("conversation_id", "text"),
+        Column("agent_id", "interned"),
         Column("turn", "int", "INTEGER NOT NULL"),  # its place in the transcript, from 0
         Column("role", "interned", "TEXT"),  # agent, user
         Column("said_at", "time", "INTEGER"),  # the call's start + time_in_call_secs
@@ -347,8 +346,8 @@ TOOL_CALLS = Table(
     (
         Column("id", "int", "INTEGER PRIMARY KEY"),
         Column("event_id", "int", "INTEGER NOT NULL"),
-        Column("conversation_id", "text", "TEXT NOT NULL"),
-        Column("agent_id", "interned", "TEXT"),
+        Column("conversation_id", "text"),
+        Column("agent_id", "interned"),
         Column("turn", "int", "INTEGER NOT NULL"),  # the turn that made it (-1: none)
         Column("called_at", "time", "INTEGER"),
         Column("tool_name", "interned", "TEXT"),
