@@ -492,3 +492,26 @@ def test_llm_tokens_count_each_model_once_whatever_names_it_uses() -> None:
     assert llm_tokens(usage) == (127.0, 35.0, {"gpt-4o-mini": 150.0, "gemini-2.0-flash": 12.0})
     assert all(v != v for v in llm_tokens({"model_usage": {}})[:2])  # NaN: it says nothing
     assert llm_tokens(None)[2] == {} and llm_tokens([1, 2])[2] == {}
+
+
+def test_ids_never_come_back_after_rows_are_replaced(store: EventStore) -> None:
+    """A reader that follows ids (another process, an export) must find every new row after its
+    last: rows replaced (an OTel transcript's by the JSON one's) leave their ids unused."""
+    factory = elwh_nb.payloads(21)
+    otel = next(
+        e
+        for e in (factory.post_call_transcription_otel(turns=20, failed=False) for _ in range(50))
+        if derived_module.derive(e).tool_calls  # type: ignore[union-attr]
+    )
+    store.append(factory.body(otel))
+    before = store.turns.index.max(), store.tool_calls.index.max()
+    assert len(store.tool_calls) > 0
+    plain = factory.post_call_transcription(turns=2, failed=False)
+    plain["data"]["conversation_id"] = otel["data"]["conversation_id"]
+    for turn in plain["data"]["transcript"]:
+        turn["tool_calls"], turn["tool_results"] = [], []
+    store.append(factory.body(plain))  # fewer turns, no tool calls: the highest ids were deleted
+    store.append(factory.body(factory.post_call_transcription(turns=12, failed=False)))
+    turns, calls = store.turns, store.tool_calls
+    assert len(turns) == 14 and turns.index.min() > before[0]
+    assert len(calls) > 0 and calls.index.min() > before[1]

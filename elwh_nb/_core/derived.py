@@ -221,7 +221,14 @@ _INSERTS = {t.name: _insert_with_id(t) for t in TABLES}
 
 
 def _next_id(db: sqlite3.Connection, table: Table) -> int:
-    return int(db.execute(f"SELECT coalesce(max(id), 0) + 1 FROM {table.name}").fetchone()[0])
+    """An id above every id the table ever had (AUTOINCREMENT keeps the highest, deleted or not),
+    so that a reader following ids (another process, an export) finds every new row after its last."""
+    row = db.execute(
+        f"SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = ?), 0), "
+        f"coalesce((SELECT max(id) FROM {table.name}), 0)) + 1",
+        (table.name,),
+    ).fetchone()
+    return int(row[0])
 
 
 def _insert(
@@ -270,7 +277,7 @@ class DerivedTables:
         assert cid is not None
         cur = db.execute(f"{CONVERSATIONS.select} WHERE conversation_id = ?", (cid,)).fetchone()
         keep_rows: Derived | None = derived
-        conversation_id = _next_id(db, CONVERSATIONS)  # before the row it replaces goes
+        conversation_id = _next_id(db, CONVERSATIONS)
         if cur is None:
             merged, events, owner, first_ns = new, 1, event_id, received_ns
         else:

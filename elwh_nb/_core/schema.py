@@ -318,7 +318,7 @@ _STAGE_COLUMNS = tuple(
 TURNS = Table(
     "turns",
     (
-        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("id", "int", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Column("event_id", "int", "INTEGER NOT NULL"),
         Column("conversation_id", "text"),
         Column("agent_id", "interned"),
@@ -344,7 +344,7 @@ STAGES = tuple(c.name for c in _STAGE_COLUMNS)
 TOOL_CALLS = Table(
     "tool_calls",
     (
-        Column("id", "int", "INTEGER PRIMARY KEY"),
+        Column("id", "int", "INTEGER PRIMARY KEY AUTOINCREMENT"),
         Column("event_id", "int", "INTEGER NOT NULL"),
         Column("conversation_id", "text"),
         Column("agent_id", "interned"),
@@ -367,7 +367,9 @@ TOOL_CALLS = Table(
 CONVERSATIONS = Table(
     "conversations",
     (
-        Column("id", "int", "INTEGER PRIMARY KEY"),  # a new one each time another event adds to it
+        Column(
+            "id", "int", "INTEGER PRIMARY KEY AUTOINCREMENT"
+        ),  # a new one each time another event adds to it
         Column("conversation_id", "text", "TEXT NOT NULL UNIQUE"),
         Column("event_id", "int", "INTEGER NOT NULL"),  # the event whose turns are kept
         Column("events", "int", "INTEGER NOT NULL"),  # how many events told of it
