@@ -24,6 +24,7 @@ import elwh_nb
 from elwh_nb import EventStore, StoreError, sign
 from elwh_nb._core import derived as derived_module
 from elwh_nb._core.derive import derive
+from elwh_nb._core.schema import CLIP_CHARS
 
 from . import real_calls
 from .conftest import SECRET
@@ -384,6 +385,11 @@ def test_a_big_transcript_with_a_long_tool_result_keeps_it_whole(tmp_path: Path)
         lookup_id = int(calls.index[calls.request_id == "toolu_lookup_1"][0])
         assert rx.store.tool_result(lookup_id) == long_result
         assert rx.turns.message_chars.iloc[3] == 1 << 20
+        # In memory it is clipped, as it came (the frame stays small) and as a reopened store has it.
+        shown = calls.result[lookup_id]
+        assert len(shown) == CLIP_CHARS and shown.endswith("…")
+    with EventStore(tmp_path / "rx.sqlite") as again:
+        assert again.tool_calls.result[lookup_id] == shown
 
 
 @pytest.fixture

@@ -215,6 +215,62 @@ def test_connect_gets_the_services_frame_exactly_over_many_pages(
         conn.close()
 
 
+def test_connect_serves_the_three_frames_as_the_service_derived_them(
+    running: tuple[HubService, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Turns, tool calls and conversations, over pages, followed as calls come, and read again
+    when the service replaces a call's turns (its JSON transcript after the OpenTelemetry one)."""
+    import pandas as pd
+
+    from elwh_nb._server import wire
+
+    from . import real_calls
+
+    monkeypatch.setattr(wire, "PAGE", 9)
+    svc, base = running
+    url = hook_url(svc, base, "calls")
+    store = svc.webhooks["calls"].store
+
+    def post(event: dict) -> None:
+        body = real_calls.body(event)
+        assert (
+            httpx.post(url, content=body, headers={"ElevenLabs-Signature": sign(body, SECRET)}).status_code
+            == 200
+        )
+
+    factory = elwh_nb.payloads(seed=8)
+    for _ in range(3):
+        post(factory.post_call_transcription(turns=6, failed=False))
+    otel = factory.post_call_transcription_otel(turns=10, failed=False)
+    post(otel)
+    conn = elwh_nb.connect("calls", url=base, token="alice-token")
+    try:
+
+        def same() -> bool:
+            return (
+                conn.turns.equals(store.turns)
+                and conn.tool_calls.equals(store.tool_calls)
+                and conn.conversations.equals(store.conversations)
+            )
+
+        assert len(conn.turns) == 28 and same()
+        pd.testing.assert_frame_equal(conn.turns, store.turns)
+        pd.testing.assert_frame_equal(conn.conversations, store.conversations)
+        assert elwh_nb.latency(conn).equals(elwh_nb.latency(store))
+        post(real_calls.transcription())  # a real call: tool calls with results, analysis, charging
+        wait_for(lambda: real_calls.CONVERSATION in conn.conversations.index and same(), what="the new call")
+        assert "lookup_order" in conn.conversation(real_calls.CONVERSATION)._repr_html_()
+        plain = factory.post_call_transcription(turns=4, failed=False)  # the OTel call's JSON transcript
+        plain["data"]["conversation_id"] = otel["data"]["conversation_id"]
+        post(plain)
+        wait_for(lambda: len(conn.turns) == len(store.turns) and same(), what="the replaced turns")
+        assert len(conn.conversations) == 5 and len(conn.turns) == 3 * 6 + 4 + len(
+            real_calls.transcription()["data"]["transcript"]
+        )
+    finally:
+        conn.close()
+
+
 @pytest.mark.slow
 def test_cli_drains_on_sigterm_and_exits_0(tmp_path: Path) -> None:
     port = free_port()

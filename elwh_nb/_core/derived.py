@@ -33,7 +33,7 @@ from . import derived_copy
 from .columns import Columns
 from .derive import DERIVED_TYPES, MAX_NAMES, Conversation, Derived, ToolCall, Turn, derive, merge
 from .frames import frame
-from .schema import CONVERSATIONS, NAT, STAGES, TOOL_CALLS, TURNS, Table, to_ns
+from .schema import CONVERSATIONS, NAT, STAGES, TOOL_CALLS, TURNS, Table, clip, to_ns
 
 #: The tables' indexes (made with the tables; see .storefile).
 DDL = (
@@ -334,8 +334,12 @@ class DerivedTables:
         self._staged = _Staged()
 
     def _append(self, rows: _Rows, new: list[dict[str, Any]]) -> None:
+        clipped = [c.name for c in rows.table.memory if c.kind == "clipped"]
         for row in new:
-            rows.columns.append({k: v for k, v in row.items() if k in rows.table.dtypes})
+            values = {k: v for k, v in row.items() if k in rows.table.dtypes}
+            for name in clipped:  # as a read of the file gives it
+                values[name] = clip(values.get(name))
+            rows.columns.append(values)
 
     def _append_turns(self, new: list[dict[str, Any]]) -> None:
         for row in new:

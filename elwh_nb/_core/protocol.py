@@ -31,6 +31,9 @@ CALLBACK_HEADER = "X-Elwh-Callback"
 #: The hub service's read API: the counts with each page, and the id of the store answering.
 COUNTS_HEADER = "X-Elwh-Counts"
 STORE_HEADER = "X-Elwh-Store"
+#: How many times the store's turns were replaced (a JSON transcript after the OpenTelemetry
+#: one): a reader of the derived tables that sees it move reads its turns again.
+REPLACED_HEADER = "X-Elwh-Turns-Replaced"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 
 

@@ -83,8 +83,13 @@ def _maybe(column: Sequence[int | None]) -> list[bool | None]:
 CLIP_CHARS = 200
 
 
+def clip(value: str | None) -> str | None:
+    """A "clipped" column's value in memory: at most CLIP_CHARS characters."""
+    return value if value is None or len(value) <= CLIP_CHARS else value[: CLIP_CHARS - 1] + "…"
+
+
 def _clipped(column: Sequence[str | None]) -> list[str | None]:
-    return [v if v is None or len(v) <= CLIP_CHARS else v[: CLIP_CHARS - 1] + "…" for v in column]
+    return list(map(clip, column))
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from tornado import web
 
-from .._core.protocol import COUNTS_HEADER, STORE_HEADER
-from .._core.schema import FAILURES
+from .._core.protocol import COUNTS_HEADER, REPLACED_HEADER, STORE_HEADER
+from .._core.schema import CONVERSATIONS, FAILURES, TOOL_CALLS, TURNS
 from . import wire
 
 if TYPE_CHECKING:
@@ -111,18 +111,26 @@ class ApiHandler(web.RequestHandler):
         self.set_header(STORE_HEADER, hook.store.store_id or "")
 
 
+_DERIVED = {t.name: t for t in (TURNS, TOOL_CALLS, CONVERSATIONS)}
+
+
 class RowsHandler(ApiHandler):
-    """``GET api/<webhook>/events?after=ID`` (or ``failures``): the rows after ``ID``, as Arrow."""
+    """``GET api/<webhook>/events?after=ID`` (or ``failures``, ``turns``, ``tool_calls``,
+    ``conversations``): the rows after ``ID``, as Arrow."""
 
     async def get(self, name: str, which: str) -> None:
         hook = await self.webhook(name)
         after = row_id(self.get_argument("after", "0") or "0", "after")
         run = asyncio.get_running_loop().run_in_executor
+        path = str(hook.store.path)
         if which == "events":
             arrays = hook.store.arrays_after(after, wire.PAGE)
             data = await run(None, wire.events_stream, arrays)
+        elif which == "failures":
+            data = await run(None, wire.read_new, path, FAILURES, after)
         else:
-            data = await run(None, wire.read_new, str(hook.store.path), FAILURES, after)
+            data, replaced = await run(None, wire.read_derived, path, _DERIVED[which], after)
+            self.set_header(REPLACED_HEADER, replaced)
         counts = hook.store.counts
         self.identify(hook)
         self.set_header("Content-Type", wire.MEDIA_TYPE)
@@ -175,7 +183,7 @@ def api_rules(service: HubService) -> list[Any]:
     base = re.escape(service.prefix) + r"api/([^/]+)"
     args = {"service": service}
     return [
-        (rf"{base}/(events|failures)", RowsHandler, args),
+        (rf"{base}/(events|failures|turns|tool_calls|conversations)", RowsHandler, args),
         (rf"{base}/payload/(\d+)", PayloadHandler, args),
         (rf"{base}/?", InfoHandler, args),
     ]

@@ -2,7 +2,9 @@
 
 The :class:`Connection` holds a :class:`Mirror`: an in-memory :class:`EventStore` fed only the
 rows it lacks, as Arrow (:mod:`.wire`), through the store's own loading code, so ``events``,
-``failures``, ``counts``, the dashboard and ``timings()`` work as on a local receiver. Raw
+``failures``, ``counts``, the dashboard and ``timings()`` work as on a local receiver; so do
+``turns``, ``tool_calls`` and ``conversations``, whose rows the service derived as it stored
+each call (they come as the file's rows, into the mirror's own tables, and are followed from there). Raw
 bodies stay in the service; a payload is fetched when it is opened. The secret never leaves it.
 
 Pulls run on a thread of the connection's own (:class:`Puller`), so a slow or hung service
@@ -30,17 +32,19 @@ import orjson
 import pandas as pd
 
 from .._core.calls import CallLog
+from .._core.derived import REPLACED_KEY, DerivedTables
 from .._core.events import Events
 from .._core.exceptions import ReceiverError
 from .._core.failures import FailureLog
 from .._core.frames import StoredPayload
 from .._core.jobs import Jobs
-from .._core.protocol import COUNTS_HEADER, STORE_HEADER
-from .._core.schema import FAILURES
+from .._core.protocol import COUNTS_HEADER, REPLACED_HEADER, STORE_HEADER
+from .._core.schema import CONVERSATIONS, FAILURES, TOOL_CALLS, TURNS
 from .._core.store import EventStore
 from . import wire
 
 if TYPE_CHECKING:
+    from .._notebook.conversation_view import CallView
     from .._notebook.dashboard import Dashboard
 
 log = logging.getLogger("elwh_nb")
@@ -189,6 +193,7 @@ class Mirror(EventStore):
     def _pull_all(self) -> bool:
         with self._pulling:  # one pull at a time: two would both add the rows after the same id
             new = self._pull_events() | self._pull_failures()
+            new = self._pull_derived() | new
         if new:
             self._changes += 1
         return new
@@ -216,6 +221,8 @@ class Mirror(EventStore):
             self._failures = FailureLog(self._failures.max_failures, self._failures.max_bytes)
             self._calls = CallLog(self._calls.max_rows, self._calls.max_bytes)
             self._db.execute("DELETE FROM failure_counts")
+            self._db.executescript("DELETE FROM turns; DELETE FROM tool_calls; DELETE FROM conversations;")
+            self._derived = DerivedTables()
             self._changes += 1
         type(self).raw_body.cache_clear()
 
@@ -247,6 +254,47 @@ class Mirror(EventStore):
             self._failures.load(self._db, after=self._failures.last_id())
             self._db.execute("DELETE FROM failures")
         return bool(rows)
+
+    def _pull_derived(self) -> bool:
+        """New rows of the turns, tool calls and conversations (in that order: a conversation
+        row comes with, or after, its turns), into the mirror's tables, then into memory."""
+        got = False
+        for table in (TURNS, TOOL_CALLS, CONVERSATIONS):
+            while True:
+                after = int(self._db.execute(f"SELECT coalesce(max(id), 0) FROM {table.name}").fetchone()[0])
+                data, headers = self.api.get(f"/{table.name}?after={after}")
+                if not self._same_source(headers):
+                    return self._pull_events() | self._pull_derived()
+                replaced = headers.get(REPLACED_HEADER, "")
+                if table is TURNS and replaced != self._replaced_seen():
+                    self._turns_replaced(replaced)  # then read its turns from the first
+                    continue
+                rows = wire.rows(data, table)
+                with self._lock:
+                    self._db.executemany(wire.insert(table, replace=True), rows)
+                got = got or bool(rows)
+                if len(rows) < wire.PAGE:
+                    break
+        if got:
+            with self._lock:
+                if self._derived.loaded:
+                    self._derived.load(self._db, writable=False)
+        return got
+
+    def _replaced_seen(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (REPLACED_KEY,)).fetchone()
+        return "" if row is None else str(row[0])
+
+    def _turns_replaced(self, replaced: str) -> None:
+        """The service replaced turns: forget the mirror's turns and tool calls (memory reloads,
+        as a reader of a file does, when it sees the count move)."""
+        with self._lock:
+            self._db.execute("DELETE FROM turns")
+            self._db.execute("DELETE FROM tool_calls")
+            self._db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (REPLACED_KEY, replaced),
+            )
 
     def _fresh(self) -> None:
         if not self._closed:
@@ -291,6 +339,31 @@ class Connection:
     def failures(self) -> pd.DataFrame:
         self.store.sync()
         return self.store.failures
+
+    @property
+    def turns(self) -> pd.DataFrame:
+        """One row per transcript turn, as the service derived them (see :attr:`EventStore.turns`)."""
+        self.store.sync()
+        return self.store.turns
+
+    @property
+    def tool_calls(self) -> pd.DataFrame:
+        """One row per tool call, joined to its result (see :attr:`EventStore.tool_calls`)."""
+        self.store.sync()
+        return self.store.tool_calls
+
+    @property
+    def conversations(self) -> pd.DataFrame:
+        """One row per conversation (see :attr:`EventStore.conversations`)."""
+        self.store.sync()
+        return self.store.conversations
+
+    def conversation(self, conversation_id: str) -> CallView:
+        """One conversation as a chat with its rows (see :meth:`elwh_nb.Receiver.conversation`)."""
+        from .._notebook.conversation_view import CallView
+
+        self.store.sync()
+        return CallView(self.store, conversation_id)
 
     @property
     def url(self) -> str:

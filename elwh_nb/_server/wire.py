@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from .._core.derived import REPLACED_KEY
 from .._core.events import Arrays
 from .._core.fileuri import file_uri
 from .._core.schema import EVENTS, NAT, Column, Table
@@ -25,8 +26,8 @@ PAGE = 100_000
 
 
 def columns(table: Table) -> tuple[Column, ...]:
-    """The columns that travel: every stored one but the body and its hash."""
-    return tuple(c for c in table.stored if c.kind != "blob")
+    """The columns that travel: every stored one but BLOBs (an event's body and its hash)."""
+    return tuple(c for c in table.stored if not (c.sql or "").startswith("BLOB"))
 
 
 def select(table: Table) -> str:
@@ -46,13 +47,31 @@ def read_new(path: str, table: Table, after: int, limit: int = PAGE) -> bytes:
 
     Its own read-only connection: a reader never waits for, nor holds up, the writer.
     """
-    import pyarrow as pa
-
     db = sqlite3.connect(file_uri(path, "ro"), uri=True)
     try:
         rows = db.execute(select(table), (after, limit)).fetchall()
     finally:
         db.close()
+    return _rows_stream(table, rows)
+
+
+def read_derived(path: str, table: Table, after: int, limit: int = PAGE) -> tuple[bytes, str]:
+    """:func:`read_new` for a derived table (turns, tool calls, conversations), with how many
+    times turns were replaced, read in the same transaction (see ``REPLACED_HEADER``)."""
+    db = sqlite3.connect(file_uri(path, "ro"), uri=True, isolation_level=None)
+    try:
+        db.execute("BEGIN")
+        rows = db.execute(select(table), (after, limit)).fetchall()
+        replaced = db.execute("SELECT value FROM meta WHERE key = ?", (REPLACED_KEY,)).fetchone()
+        db.execute("COMMIT")
+    finally:
+        db.close()
+    return _rows_stream(table, rows), "" if replaced is None else str(replaced[0])
+
+
+def _rows_stream(table: Table, rows: list[tuple[Any, ...]]) -> bytes:
+    import pyarrow as pa
+
     cols = columns(table)
     values = list(zip(*rows, strict=True)) if rows else [() for _ in cols]
     return _stream(
@@ -116,8 +135,10 @@ def rows(data: bytes, table: Table) -> list[tuple[Any, ...]]:
     return list(zip(*lists, strict=True))
 
 
-def insert(table: Table, extra: dict[str, str] | None = None) -> str:
-    """The INSERT of one such row (``extra``: more columns and their SQL values)."""
+def insert(table: Table, extra: dict[str, str] | None = None, replace: bool = False) -> str:
+    """The INSERT of one such row (``extra``: more columns and their SQL values; ``replace``:
+    a row with the same unique key goes, as a conversation's older row does)."""
     names = [c.file_name for c in columns(table)] + list(extra or {})
     values = ["?"] * len(columns(table)) + list((extra or {}).values())
-    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(values)})"
+    verb = "INSERT OR REPLACE" if replace else "INSERT"
+    return f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(values)})"
