@@ -1,6 +1,6 @@
 """Events as Parquet, partitioned by day and appended to: history that DuckDB and Dask read directly.
 
-:func:`export` writes ``DIR/day=YYYY-MM-DD/<origin>-<first id>-<last id>.parquet`` (the
+:func:`export` writes ``DIR/events/day=YYYY-MM-DD/<origin>-<first id>-<last id>.parquet`` (the
 day of ``received_at``, UTC; Hive style) with the stored flat columns of :data:`.schema.EVENTS`
 (the Arrow schema is derived from them), the body's SHA-256 (hex) and the body itself as
 UTF-8 JSON text, whole: post_call_audio's base64 audio included, since a columnar reader
@@ -16,6 +16,11 @@ old ``day=`` folders is how to keep less). A batch is committed by the mark: its
 written under temporary names first and renamed only once the mark names them, so a crash
 never leaves a row exported twice. A source is anything with :meth:`Source.history_batch`:
 an :class:`~.store.EventStore`, or a connection to a remote store that offers the same.
+
+Beside ``events/``, a source that has them gets its turns, tool calls and conversations
+exported too (``turns/``, ``tool_calls/``, ``conversations/``: see :mod:`.history_calls`),
+committed by the same mark. A directory written before there were tables (its ``day=``
+folders at the top) has them moved into ``events/`` first.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import history_calls
 from .exceptions import ElwhError
 from .schema import EVENTS, Column
 
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 MARK = "_elwh_export.json"  # readers skip names starting with "_" (Dask) or not ending .parquet
+EVENTS_DIR = "events"
 LOCK = "_elwh_export.lock"
 BATCH_ROWS = 50_000
 BATCH_BYTES = 64 * 2**20  # bodies per batch at most (one batch is in memory at a time)
@@ -79,12 +86,16 @@ class Source(Protocol):
 
 @dataclass
 class Exported:
-    """What an export wrote: ``rows`` new events in ``files`` under ``directory``."""
+    """What an export wrote: ``rows`` new events (and ``turns``, ``tool_calls``, the
+    ``conversations`` table) in ``files`` under ``directory``."""
 
     directory: Path
     rows: int = 0
     files: list[Path] = field(default_factory=list)
     last_id: int = 0  # the store's newest exported event
+    turns: int = 0
+    tool_calls: int = 0
+    conversations: int = 0  # rows of the conversations table written (0: not written again)
 
 
 def _pyarrow() -> Any:
@@ -173,8 +184,20 @@ def _finish(directory: Path, mark: dict[str, Any]) -> None:
     if mark.get("pending"):
         mark["pending"] = []
         _write_json(directory / MARK, mark)
-    for stray in directory.glob("day=*/.*.tmp"):
+    for stray in directory.glob("*/**/.*.tmp"):
         stray.unlink()
+
+
+def _move_old_layout(directory: Path) -> None:
+    """Events exported before there were other tables (``day=`` folders at the top) into ``events/``."""
+    for day in directory.glob("day=*"):
+        if not day.is_dir():
+            continue
+        target = directory / EVENTS_DIR / day.name
+        target.mkdir(parents=True, exist_ok=True)
+        for file in day.iterdir():
+            os.replace(file, target / file.name)
+        day.rmdir()
 
 
 def _by_day(batch: pa.Table) -> Iterator[tuple[str, pa.Table]]:
@@ -208,6 +231,7 @@ def export(source: Source, directory: str | os.PathLike[str]) -> Exported:
     with FileLock(root / LOCK):
         mark = _read_mark(root)
         _finish(root, mark)
+        _move_old_layout(root)
         first = source.history_batch(0, 1, 0)
         if first.num_rows == 0:
             return done
@@ -220,9 +244,9 @@ def export(source: Source, directory: str | os.PathLike[str]) -> Exported:
             ids = batch["id"]
             pending: list[tuple[str, str]] = []
             for day, rows in _by_day(batch):
-                name = f"day={day}/{origin[:16]}-{rows['id'][0]}-{rows['id'][-1]}.parquet"
-                tmp = f"day={day}/{_tmp(Path(name).name)}"
-                (root / tmp).parent.mkdir(exist_ok=True)
+                name = f"{EVENTS_DIR}/day={day}/{origin[:16]}-{rows['id'][0]}-{rows['id'][-1]}.parquet"
+                tmp = f"{EVENTS_DIR}/day={day}/{_tmp(Path(name).name)}"
+                (root / tmp).parent.mkdir(parents=True, exist_ok=True)
                 pq.write_table(rows, root / tmp, compression="zstd")
                 pending.append((tmp, name))
             after = ids[-1].as_py()
@@ -233,12 +257,58 @@ def export(source: Source, directory: str | os.PathLike[str]) -> Exported:
             done.rows += batch.num_rows
             done.files += [root / name for _, name in pending]
             done.last_id = after
+        if hasattr(source, "derived_batch"):
+            _export_calls(source, root, origin, mark, state, done)
     return done
+
+
+def _export_calls(
+    source: Any, root: Path, origin: str, mark: dict[str, Any], state: dict[str, Any], done: Exported
+) -> None:
+    """The turns and tool calls after the last exported, and the conversations table if anything
+    came (or it is missing), written and then committed by the mark (see :mod:`.history_calls`)."""
+    import pyarrow.parquet as pq
+
+    pending: list[tuple[str, str]] = []
+    for name in history_calls.APPENDED:
+        after = int(state.get(name, 0))
+        while (batch := source.derived_batch(name, after, BATCH_ROWS)).num_rows:
+            first, after = batch["id"][0].as_py(), batch["id"][-1].as_py()
+            final = f"{name}/{origin[:16]}-{first}-{after}.parquet"
+            pending.append((f"{name}/{_tmp(Path(final).name)}", final))
+            (root / name).mkdir(exist_ok=True)
+            pq.write_table(batch, root / pending[-1][0], compression="zstd")
+            setattr(done, name, getattr(done, name) + batch.num_rows)
+            state[name] = after
+    table = f"conversations/{origin[:16]}.parquet"
+    if done.rows or pending or not (root / table).exists():
+        conversations = source.conversations
+        if len(conversations):
+            (root / "conversations").mkdir(exist_ok=True)
+            pending.append((f"conversations/{_tmp(Path(table).name)}", table))
+            pq.write_table(history_calls.conversations_table(conversations), root / pending[-1][0])
+            done.conversations = len(conversations)
+    if not pending:
+        return
+    mark["pending"] = pending
+    _write_json(root / MARK, mark)  # the commit
+    _finish(root, mark)
+    done.files += [root / name for _, name in pending]
 
 
 def describe(done: Exported) -> str:
     """One line for the command line."""
-    if not done.rows:
+    if not done.files:
         return f"nothing new to export into {done.directory} (up to event {done.last_id} already there)"
     files = f"{len(done.files)} file{'s' if len(done.files) > 1 else ''}"
-    return f"exported {done.rows} events (up to event {done.last_id}) into {files} under {done.directory}"
+    parts = [f"{done.rows} events (up to event {done.last_id})"] + [
+        f"{n} {what}"
+        for n, what in (
+            (done.turns, "turns"),
+            (done.tool_calls, "tool calls"),
+            (done.conversations, "conversations"),
+        )
+        if n
+    ]
+    told = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    return f"exported {told} into {files} under {done.directory}"

@@ -29,6 +29,7 @@ import pandas as pd
 from . import colcache as _colcache
 from . import derived as _derived
 from . import history as _history
+from . import history_calls as _history_calls
 from . import jobs as _jobs
 from .calls import DEFAULT_MAX_CALLS, CallLog
 from .cappedlog import DEFAULT_MAX_BYTES as DEFAULT_MAX_LOG_BYTES
@@ -461,8 +462,14 @@ class EventStore(StoreFile):
         with self._reading() as db:
             return _history.read_batch(db, after, max_rows, max_bytes)
 
+    def derived_batch(self, table: str, after: int, max_rows: int) -> pa.Table:
+        """Turns or tool calls (``table``) with ids over ``after`` as Arrow, as exported (needs pyarrow)."""
+        with self._reading() as db:
+            return _history_calls.read_batch(db, _history_calls.APPENDED[table], after, max_rows)
+
     def export_parquet(self, directory: str | os.PathLike[str]) -> _history.Exported:
-        """Append the events not yet exported to ``directory`` as Parquet, partitioned by day.
+        """Append the events not yet exported to ``directory/events/`` as Parquet, partitioned by
+        day, with the turns and tool calls since the last export and every conversation.
 
         Rows are snapshots (``deliveries`` as at the export); see :mod:`elwh_nb._core.history`.
         Needs pyarrow (``pip install 'elwh-nb[history]'``).
