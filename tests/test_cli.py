@@ -47,6 +47,10 @@ def test_demo_on_the_default_store(tmp_path: Path) -> None:
     assert "wsec_test_" not in text + out.stderr  # the demo's own secret is never shown
     with EventStore(tmp_path / "elwh_events.sqlite") as store:
         assert store.counts["events"] == 60 and store.counts["failures"] == 10
+        # What is inside each call, from the derived frames: conversations, waits by agent, tools.
+        assert f"Inside the calls ({len(store.conversations)} conversations, {len(store.turns)} turns" in text
+        waits = store.turns.wait_s.dropna()
+        assert len(waits) > 0 and "Where callers wait" in text and "Tool calls" in text
     again = run_cli("demo", "--events", "10", cwd=tmp_path)
     assert "store now holds 70 events (10 new" in again.stdout
 

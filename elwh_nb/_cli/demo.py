@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from .._core.store import EventStore
+from .._notebook.latency import latency, tool_summary
 from .._notebook.timings import timings
 from .._server.receiver import start
 from .._server.sender import burst, send
@@ -113,4 +114,26 @@ def run(
                 f"  call durations ({len(calls)} calls): p50 {calls.duration_s.median():.0f} s, "
                 f"p90 {calls.duration_s.quantile(0.9):.0f} s, max {calls.duration_s.max():.0f} s"
             )
+        _inside_the_calls(db, out)
     return db
+
+
+def _inside_the_calls(db: EventStore, out: Callable[[str], Any]) -> None:
+    """Where callers wait, tool errors and outcomes, from the store's derived frames."""
+    conversations = db.conversations
+    if not len(conversations):
+        return
+    outcomes = conversations.call_successful.fillna("not rated").value_counts()
+    out(
+        f"\nInside the calls ({len(conversations)} conversations, {len(db.turns)} turns in the store; "
+        f"rx.conversations, rx.turns): {', '.join(f'{k} x{v}' for k, v in outcomes.items())}"
+    )
+    table = latency(db)
+    waits = table[table.stage == "wait_s"].drop(columns="stage")
+    if len(waits):
+        out("Where callers wait, end of their turn to the agent's first audio, s (elwh_nb.latency(rx)):")
+        out(waits.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    tools = tool_summary(db)
+    if len(tools):
+        out("Tool calls (elwh_nb.tool_summary(rx)):")
+        out(tools.to_string(float_format=lambda v: f"{v:.2f}"))
