@@ -154,7 +154,7 @@ def _turn_row(turn: Turn, event_id: int, conversation: Conversation, started_ns:
     metrics = turn.metrics
     for name in STAGES:
         row[name] = metrics.get(name, math.nan)
-    others = {k: v for k, v in metrics.items() if k not in _STAGE_SET} if len(metrics) else {}
+    others = {} if metrics.keys() <= _STAGE_SET else {k: v for k, v in metrics.items() if k not in _STAGE_SET}
     row["other_metrics"] = json.dumps(others) if others else None
     row["_others"] = others
     return row
