@@ -106,7 +106,7 @@ def test_a_full_disk_refuses_with_503_first_and_loses_nothing_acknowledged(
         assert "disk is full" in rx.url_note
         assert any("wait in the store's inbox" in r.getMessage() for r in caplog.records)
         # Space comes back (the filler goes, the disk grows: in events, a call also takes the
-        # turns and conversation derived from it, about a third more than its body): the rest
+        # turns and conversation derived from it, about a sixth more than its body): the rest
         # moves on its own, each acknowledged delivery once.
         filler.unlink()
         subprocess.run(["mount", "-o", f"remount,size={2 * DISK}", str(small_disk)], check=True)
