@@ -271,6 +271,32 @@ def test_connect_serves_the_three_frames_as_the_service_derived_them(
         conn.close()
 
 
+def test_a_pull_after_close_leaves_the_closed_mirror_alone(
+    running: tuple[HubService, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() runs on the kernel's thread while a pull may be under way on the puller's (stop()
+    does not wait for it): every use of the mirror's file holds the lock and finds it closed.
+    (An unlocked read of it once crashed the process: SQLite used after close.)"""
+    from elwh_nb._server import wire
+
+    monkeypatch.setattr(wire, "PAGE", 3)
+    svc, base = running
+    url = hook_url(svc, base, "calls")
+    factory = elwh_nb.payloads(seed=12)
+    for _ in range(4):
+        body = factory.body(factory.post_call_transcription(turns=4))
+        assert (
+            httpx.post(url, content=body, headers={"ElevenLabs-Signature": sign(body, SECRET)}).status_code
+            == 200
+        )
+    conn = elwh_nb.connect("calls", url=base, token="alice-token")
+    assert len(conn.turns) == 16
+    conn.close()
+    for _ in range(3):  # as the puller's last pull would, after the close
+        assert conn.store.pull() is False
+    assert len(conn.store.turns) == 16  # what was read stays readable
+
+
 @pytest.mark.slow
 def test_cli_drains_on_sigterm_and_exits_0(tmp_path: Path) -> None:
     port = free_port()

@@ -216,6 +216,8 @@ class Mirror(EventStore):
 
     def _start_over(self) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._events = Events(functools.partial(StoredPayload, self))
             self._jobs = Jobs(self._events.columns)
             self._failures = FailureLog(self._failures.max_failures, self._failures.max_bytes)
@@ -248,6 +250,8 @@ class Mirror(EventStore):
         rows = wire.rows(data, FAILURES)
         counts = orjson.loads(headers.get(COUNTS_HEADER, "{}")).get("failures", {})
         with self._lock:
+            if self._closed:
+                return False
             self._db.executemany(wire.insert(FAILURES), rows)
             self._db.execute("DELETE FROM failure_counts")
             self._db.executemany("INSERT INTO failure_counts VALUES (?, ?)", counts.items())
@@ -261,27 +265,36 @@ class Mirror(EventStore):
         got = False
         for table in (TURNS, TOOL_CALLS, CONVERSATIONS):
             while True:
-                after = int(self._db.execute(f"SELECT coalesce(max(id), 0) FROM {table.name}").fetchone()[0])
+                with self._lock:  # (close() may close the file meanwhile, on the kernel's thread)
+                    if self._closed:
+                        return got
+                    after = int(
+                        self._db.execute(f"SELECT coalesce(max(id), 0) FROM {table.name}").fetchone()[0]
+                    )
+                    seen = self._replaced_seen()
                 data, headers = self.api.get(f"/{table.name}?after={after}")
                 if not self._same_source(headers):
                     return self._pull_events() | self._pull_derived()
                 replaced = headers.get(REPLACED_HEADER, "")
-                if table is TURNS and replaced != self._replaced_seen():
+                if table is TURNS and replaced != seen:
                     self._turns_replaced(replaced)  # then read its turns from the first
                     continue
                 rows = wire.rows(data, table)
                 with self._lock:
+                    if self._closed:
+                        return got
                     self._db.executemany(wire.insert(table, replace=True), rows)
                 got = got or bool(rows)
                 if len(rows) < wire.PAGE:
                     break
         if got:
             with self._lock:
-                if self._derived.loaded:
+                if self._derived.loaded and not self._closed:
                     self._derived.load(self._db, writable=False)
         return got
 
     def _replaced_seen(self) -> str:
+        """The service's count of replaced turns when the mirror last read its turns (hold the lock)."""
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (REPLACED_KEY,)).fetchone()
         return "" if row is None else str(row[0])
 
@@ -289,6 +302,8 @@ class Mirror(EventStore):
         """The service replaced turns: forget the mirror's turns and tool calls (memory reloads,
         as a reader of a file does, when it sees the count move)."""
         with self._lock:
+            if self._closed:
+                return
             self._db.execute("DELETE FROM turns")
             self._db.execute("DELETE FROM tool_calls")
             self._db.execute(
