@@ -434,7 +434,8 @@ def test_a_dashboard_renders_from_a_plain_source_without_a_server(tmp_path: Path
     source.store.add_failure("signature_mismatch", status=401, explanation="see <explain>", body=b"{}")
     source.store.add_failure("not_found", status=404, explanation="wrong path")
     dash = Dashboard(source, autorefresh=False)
-    assert "<b>stopped</b>" in dash.header.value and "up 1h 2m 5s" in dash.header.value
+    assert "<b>stopped</b>" in dash.header.value and "listening" not in dash.header.value
+    assert dash.actions.send_button.disabled and "stopped" in dash.actions.send_button.tooltip
     assert "example.invalid/elwh/hook/abc" in dash.header.value and "&lt;today&gt;" in dash.header.value
     assert "<b>25</b> accepted" in dash.counters.value and "<b>2</b> failures" in dash.counters.value
     assert (
@@ -448,6 +449,11 @@ def test_a_dashboard_renders_from_a_plain_source_without_a_server(tmp_path: Path
     )
     dash.pick.value = dash.pick.options[0][1]
     assert "event #20" in dash.detail.value and "conv_19" in dash.detail.value
+    dash.replay_selected()  # stopped: nothing is sent, and the panel says why
+    assert "the receiver is stopped" in dash.message.value and source.store.counts["duplicates"] == 0
+    source.running = True  # as if it listened (the fake source stores what it is sent)
+    dash.refresh(force=True)
+    assert not dash.actions.send_button.disabled and not dash.actions.replay_button.disabled
     dash.replay_selected()
     assert "answered 200" in dash.message.value and source.store.counts["duplicates"] == 1
     dash.search.value = ""

@@ -83,8 +83,8 @@ def test_each_plot_draws_a_picture_with_and_without_calls(day: EventStore, name:
     plot = getattr(elwh_nb, name)
     for source in (day, EventStore(":memory:")):
         fig = plot(source)
-        png = fig._repr_png_()
-        assert png.startswith(b"\x89PNG") and len(png) > 5_000
+        png, size = fig._repr_png_()
+        assert png.startswith(b"\x89PNG") and len(png) > 5_000 and size["width"] > 300
         assert any(ax.get_title() for ax in fig.axes)
     drawn = plot(day)
     assert not any(t.get_text() == "no calls yet" for ax in drawn.axes for t in ax.texts)

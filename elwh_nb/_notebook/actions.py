@@ -36,6 +36,9 @@ class Actions(w.HBox):
         )
         self.send_button = w.Button(description="Send test events", icon="paper-plane")
         self.replay_button = w.Button(description="Replay selected", icon="redo")
+        self.curl_button = w.Button(
+            description="Copy as curl", icon="terminal", tooltip="a curl command that delivers it again"
+        )
         self.export_format = w.Dropdown(
             options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px")
         )
@@ -47,17 +50,41 @@ class Actions(w.HBox):
                 self.fault_mix,
                 self.send_button,
                 self.replay_button,
+                self.curl_button,
                 self.export_format,
                 self.export_button,
             ]
         )
         self.send_button.on_click(lambda _: self.send_test_events())
         self.replay_button.on_click(lambda _: self.replay_selected())
+        self.curl_button.on_click(lambda _: self.curl_selected())
         self.export_button.on_click(lambda _: self.export())
+        self.follow(source.running)
+
+    def follow(self, running: bool) -> None:
+        """Sending and replaying need a receiver that listens: off, and saying why, while it is stopped."""
+        for button, does in ((self.send_button, "send"), (self.replay_button, "replay")):
+            button.disabled = not running
+            button.tooltip = "" if running else f"the receiver is stopped: start one to {does}"
+        if not hasattr(self.source, "curl"):  # a hub connection: the secret stays in the service
+            self.curl_button.disabled = True
+            self.curl_button.tooltip = "only the receiver that holds the secret can sign"
+
+    def _stopped(self) -> bool:
+        if self.source.running:
+            return False
+        self.message.value = (
+            "the receiver is stopped: nothing was sent (start one with <code>elwh_nb.start()</code>)"
+        )
+        return True
 
     def send_test_events(self, wait: bool = False) -> threading.Thread:
         """Play ElevenLabs in the background (the receiver answers; the next refresh shows it)."""
         n, faults = self.send_count.value, FAULT_MIXES[self.fault_mix.value]
+        if self._stopped():
+            done = threading.Thread(target=lambda: None, name="elwh-dashboard-send")
+            done.start()  # nothing to send; a caller may still join it
+            return done
 
         def run() -> None:
             try:
@@ -75,12 +102,27 @@ class Actions(w.HBox):
     def replay_selected(self) -> None:
         """Deliver the selected event again, signed anew: it counts as a duplicate."""
         chosen: Pick | None = self.deliveries.pick.value
+        if self._stopped():
+            return
         if chosen is None or chosen[0] != "event":
             self.message.value = "pick an accepted event to replay"
             return
         sent = self.source.replay(chosen[1])
         self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
         self._changed()
+
+    def curl_selected(self) -> None:
+        """Show a curl command that delivers the selected event again, signed now (see ``rx.curl``)."""
+        chosen: Pick | None = self.deliveries.pick.value
+        if chosen is None or chosen[0] != "event":
+            self.message.value = "pick an accepted event to copy as curl"
+            return
+        command = self.source.curl(chosen[1])  # type: ignore[attr-defined]
+        self.message.value = (
+            f"event #{chosen[1]} as curl (signed now: good for the receiver's tolerance, 30 minutes by "
+            "default; click to select it all):"
+            f"<pre style='user-select:all;white-space:pre-wrap'>{render.esc(command)}</pre>"
+        )
 
     def export(self, directory: str | Path = ".") -> Path | None:
         """Write the filtered rows (events or failures, as shown) to CSV or Parquet in ``directory``."""
@@ -99,5 +141,6 @@ class Actions(w.HBox):
                 f"Parquet needs pyarrow: <code>pip install pyarrow</code> ({render.esc(exc)})"
             )
             return None
-        self.message.value = f"wrote {len(frame):,} rows to <code>{render.esc(path)}</code>"
+        link = render.download_link(path, "download it")
+        self.message.value = f"wrote {len(frame):,} rows to <code>{render.esc(path)}</code>: {link}"
         return path

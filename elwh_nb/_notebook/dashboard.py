@@ -189,6 +189,7 @@ class Dashboard(w.VBox):
         self._seen, self._last = changes, now
         events, calls = store.events, store.calls
         self.header.value = render.header(self.rx, time.time())
+        self.actions.follow(self.rx.running)
         per_minute = int(np.count_nonzero(in_window(events, 60)))
         not_ok = int(np.count_nonzero(calls["status"].to_numpy() != 200))
         conversations = store.conversations

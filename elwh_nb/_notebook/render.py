@@ -10,6 +10,7 @@ import base64
 import html
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,21 @@ def _seconds(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{value:,.1f} s"
 
 
+def _count(n: int, thing: str) -> str:
+    """``<b>1</b> duplicate``, ``<b>2</b> duplicates``."""
+    return f"<b>{n:,}</b> {thing}{'' if n == 1 else 's'}"
+
+
+def duration(seconds: float) -> str:
+    """A span as people say it: ``3 s``, ``3 min 13 s``, ``2 h 5 min``."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s // 60 % 60} min"
+
+
 def _millis(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{value * 1000:,.1f} ms"
 
@@ -87,23 +103,39 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def header(source: EventSource, now: float) -> str:
-    """Whether the receiver listens, since when, and the URLs to copy (``now``: a ``time.time()``)."""
-    state = "<span style='color:#2a7'>listening</span>" if source.running else "<b>stopped</b>"
-    uptime = int(now - source.started_at)
-    lines = [
-        f"<b>elwh-nb receiver</b> {state} on <code>{esc(source.local_url)}</code>, "
-        f"up {uptime // 3600}h {uptime // 60 % 60}m {uptime % 60}s",
-        f"Give ElevenLabs: <code>{esc(source.url)}</code> ({esc(source.url_story)})",
+    """One line: listening or stopped, and the URL to give ElevenLabs (a click selects it);
+    where it listens, the other URLs and the notes folded under it (the note's start shows).
+    ``now`` is a ``time.time()``."""
+    stopped_at = getattr(source, "stopped_at", None)
+    if source.running:
+        state = f"<span style='color:#2a7'>listening</span> for {duration(now - source.started_at)}"
+    else:
+        ran = "" if stopped_at is None else f" (it ran {duration(stopped_at - source.started_at)})"
+        state = f"<b>stopped</b>{ran}"
+    line = (
+        f"<b>elwh-nb</b> {state} · give ElevenLabs "
+        f"<code style='user-select:all;font-weight:bold'>{esc(source.url)}</code>"
+    )
+    folded = [
+        f"receiver on <code>{esc(source.local_url)}</code>; {esc(source.url_story)}",
     ]
-    if source.public_url:
-        lines.append(f"public hook route (no login): <code>{esc(source.public_url)}</code>")
+    if source.public_url and source.public_url != source.url:
+        folded.append(f"public hook route (no login): <code>{esc(source.public_url)}</code>")
     if source.proxy_url:
-        lines.append(f"proxy URL (needs a Jupyter login): <code>{esc(source.proxy_url)}</code>")
+        folded.append(f"proxy URL (needs a Jupyter login): <code>{esc(source.proxy_url)}</code>")
     if source.url_note:
-        lines.append(f"<i>{esc(source.url_note)}</i>")
+        folded.append(esc(source.url_note))
     if source.tunnel is not None:
-        lines.append(f"tunnel: {esc(source.tunnel.summary)}")
-    return "<br>".join(lines)
+        folded.append(f"tunnel: {esc(source.tunnel.summary)}")
+    hint = _first_sentence(source.url_note) if source.url_note else "where it listens"
+    return (
+        f"{line}<details><summary style='cursor:pointer'>{esc(hint)}</summary>{'<br>'.join(folded)}</details>"
+    )
+
+
+def _first_sentence(text: str, limit: int = 90) -> str:
+    first = text.split(". ", 1)[0].rstrip(".")
+    return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
 def counters(
@@ -119,15 +151,17 @@ def counters(
     the calls (agent tools, call starts) when there were any, with how many were not a 200."""
     reasons = ", ".join(f"{esc(k)} {v}" for k, v in sorted(by_reason.items(), key=lambda kv: -kv[1]))
     line = (
-        f"<b>{counts['events']}</b> accepted · <b>{counts['duplicates']}</b> duplicates · "
-        f"<b>{counts['failures']}</b> failures ({reasons or 'none'}) · "
-        f"<b>{per_minute}</b> events in the last minute"
+        f"<b>{counts['events']}</b> accepted · {_count(counts['duplicates'], 'duplicate')} · "
+        f"{_count(counts['failures'], 'failure')} ({reasons or 'none'}) · "
+        f"{_count(per_minute, 'event')} in the last minute"
     )
     if calls:
-        line += f" · <b>{calls}</b> calls" + (f" ({calls_not_ok} not answered 200)" if calls_not_ok else "")
+        line += f" · {_count(calls, 'call')}" + (
+            f" ({calls_not_ok} not answered 200)" if calls_not_ok else ""
+        )
     if conversations and conversations.get("count"):
         rate, wait = conversations.get("success_rate"), conversations.get("median_wait_s")
-        line += f"<br><b>{conversations['count']}</b> conversations"
+        line += f"<br>{_count(conversations['count'], 'conversation')}"
         line += f" · success <b>{'–' if rate is None else f'{rate:.0%}'}</b>"
         line += f" · median wait <b>{'–' if wait is None else f'{wait:.2f} s'}</b>"
     return line
@@ -142,7 +176,7 @@ def events_table(rows: pd.DataFrame) -> str:
             esc(r.event_type),
             f"{r.event_timestamp:%Y-%m-%d %H:%M:%S}" if not pd.isna(r.event_timestamp) else "",
             esc(next((getattr(r, c) for c in ID_COLUMNS if getattr(r, c)), "")),
-            esc(r.status),
+            esc(r.status or r.failure_reason),  # a call that never started: busy, no-answer
             _seconds(r.duration_s),
             _seconds(r.delivery_lag_s),
             str(r.deliveries),
@@ -159,7 +193,7 @@ def events_label(page: Page) -> str:
     if page.total is not None:
         of = f"of {page.total:,}"
     elif page.more:
-        of = "and older ones"
+        of = f"of more than {last:,}"
     else:
         of = f"of {last:,}"
     return f"newest first · rows {page.first + 1 if n else 0}-{last} {of}"
@@ -182,6 +216,17 @@ def failures_table(rows: pd.DataFrame) -> str:
 
 def failures_label(matched: int, max_failures: int) -> str:
     return f"newest first · {matched:,} kept (the newest {max_failures:,})"
+
+
+def download_link(path: Path, label: str) -> str:
+    """A link that downloads the file ``path``: its bytes inline when small (works in any
+    frontend), else a link relative to the notebook's folder (JupyterLab serves it from there)."""
+    size = path.stat().st_size
+    if size <= _DOWNLOAD_MAX:
+        kind = "text/csv" if path.suffix == ".csv" else "application/octet-stream"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"<a download='{esc(path.name)}' href='data:{kind};base64,{data}'>{esc(label)}</a>"
+    return f"<a download='{esc(path.name)}' href='{esc(path.as_posix())}' target='_blank'>{esc(label)}</a>"
 
 
 def event_detail(event_id: int, raw_body: Callable[[int], bytes], *, json_tree: bool = True) -> str:
@@ -234,7 +279,7 @@ def calls_table(rows: pd.DataFrame) -> str:
         [
             str(i),
             f"{r.received_at:%H:%M:%S}",
-            esc(r.name),
+            esc(r["name"]),  # (r.name is the row's index: the call id)
             esc(r.method),
             str(r.status),
             _millis(r.latency_s),

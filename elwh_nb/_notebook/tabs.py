@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from typing import Any
 
@@ -244,6 +243,15 @@ class CallsTab(PagedTab):
         self.detail.value = "" if chosen is None else render.call_detail(self.source.store.calls, chosen[1])
 
 
+def _in_ms(table: pd.DataFrame) -> pd.DataFrame:
+    """A timings table's seconds as milliseconds (a tool answers in a few: 0.00 s says nothing)."""
+    table = table.copy()
+    for column in ("p50", "p90", "p99", "max", "mean"):
+        if column in table.columns:
+            table[column] = table[column] * 1000
+    return table
+
+
 def _html(table: pd.DataFrame) -> str:
     return table.to_html(index=False, float_format=lambda v: f"{v:,.2f}")
 
@@ -259,10 +267,12 @@ def _jobs_html(jobs: pd.DataFrame) -> str:
     )
 
 
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    return buf.getvalue()
+def _image(fig: Any) -> w.Image:
+    """A plot as an image widget: twice the pixels it shows at, in either theme (see .figure)."""
+    from .figure import png
+
+    data, size = png(fig)
+    return w.Image(value=data, format="png", width=size["width"], height=size["height"])
 
 
 class TimingsTab(w.VBox):
@@ -289,7 +299,7 @@ class TimingsTab(w.VBox):
         self.jobs_table.value = _jobs_html(self.source.store.jobs)
         latency = timings(self.source.store.calls, by="name")
         self.call_timing_table.value = (
-            f"<b>Calls: answer latency per tool</b>{_html(latency)}" if len(latency) else ""
+            f"<b>Calls: answer latency per tool, ms</b>{_html(_in_ms(latency))}" if len(latency) else ""
         )
         figures = [
             *([plot_turnaround(events)] if events["turnaround_s"].notna().any() else []),
@@ -299,7 +309,7 @@ class TimingsTab(w.VBox):
             plot_failures(self.source.store.failures),
         ]
         old = self.plots.children
-        self.plots.children = [w.Image(value=_png(fig), format="png") for fig in figures]
+        self.plots.children = [_image(fig) for fig in figures]
         for image in old:  # replaced images would otherwise stay open in the kernel
             for widget in widget_tree(image):
                 widget.close()

@@ -9,7 +9,7 @@ picture, even in a fresh kernel where pyplot was never imported).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -112,7 +112,18 @@ def _distribution(
     ax = fig.subplots()
     data = _by_type(events, column, by)
     if data:
-        ax.boxplot([v for _, v in data], orientation="horizontal", tick_labels=[n for n, _ in data])
+        from .figure import colour
+
+        boxes = ax.boxplot(
+            [v for _, v in data],
+            orientation="horizontal",
+            tick_labels=[n for n, _ in data],
+            patch_artist=True,
+        )
+        if tuple(by) == ("event_type",):  # each type its colour, as in every plot
+            for box, (name, _) in zip(boxes["boxes"], data, strict=True):
+                box.set_facecolor(colour(name))
+                box.set_alpha(0.8)
         ax.set_xlabel("seconds")
     else:
         ax.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=ax.transAxes)
@@ -140,22 +151,36 @@ def plot_processing(events: pd.DataFrame) -> Figure:
     return _distribution(events, "processing_s", "Post-call processing by event type")
 
 
+def events_per_interval(
+    events: pd.DataFrame, freq: str = "1min", column: str = "received_at"
+) -> pd.DataFrame:
+    """Events per ``freq`` interval and event type, every interval from the first to the last
+    (an idle one is a row of zeros: a plot that skipped it would draw a slope across it)."""
+    counts = (
+        events.groupby([pd.Grouper(key=column, freq=freq), "event_type"], observed=True)
+        .size()
+        .unstack(fill_value=0)
+    )
+    return counts.resample(freq).sum() if len(counts) else counts
+
+
 def plot_events_over_time(events: pd.DataFrame, freq: str = "1min", *, column: str = "received_at") -> Figure:
-    """Events per ``freq`` interval, stacked by event type."""
+    """Events per ``freq`` interval, stacked by event type (each type its colour in every plot)."""
+    from .figure import colour
+
     fig = _figure()
     ax = fig.subplots()
     if len(events):
-        counts = (
-            events.groupby([pd.Grouper(key=column, freq=freq), "event_type"], observed=True)
-            .size()
-            .unstack(fill_value=0)
-        )
+        counts = events_per_interval(events, freq, column)
+        colours: list[Any] = [colour(t) for t in counts.columns]
         if len(counts) > 1:
-            counts.plot.area(ax=ax, linewidth=0)
+            counts.plot.area(ax=ax, linewidth=0, color=colours)
         else:  # one interval: an area needs two points
-            counts.plot.bar(ax=ax, stacked=True, rot=0)
+            counts.plot.bar(ax=ax, stacked=True, rot=0, color=colours)
         ax.set_ylabel(f"events per {freq}")
-        ax.legend(fontsize="small", loc="upper left")
+        ax.set_xlabel(f"{column.removesuffix('_at')} (UTC)")
+        # Beside the plot, not over a third of it.
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     else:
         ax.text(0.5, 0.5, "no events yet", ha="center", va="center", transform=ax.transAxes)
     ax.set_title("Events over time")

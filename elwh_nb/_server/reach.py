@@ -168,7 +168,7 @@ class Reach:
     def story(self, kept_while_away: int) -> str:
         age = _age(time.time() - self.created_at)
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created_at))
-        story = f"URL set up {when} ({age} ago)"
+        story = f"URL set up {when}, {age} ago"
         if kept_while_away:
             story += f"; {kept_while_away} deliveries kept while the receiver was away"
         return story
