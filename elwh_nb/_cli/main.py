@@ -1,4 +1,5 @@
-"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``retire``, ``export`` (``python -m elwh_nb``).
+"""Command line: ``elwh-nb demo``, ``serve``, ``send URL``, ``sign``, ``retire``, ``export``
+(``python -m elwh_nb``).
 
 Secrets are read from an environment variable (``--secret-env``, default
 ELWH_WEBHOOK_SECRET), never from the command line, where other users and shell
@@ -13,6 +14,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_SECRET_ENV = "ELWH_WEBHOOK_SECRET"
@@ -177,6 +179,31 @@ def _retire(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sign(args: argparse.Namespace) -> int:
+    from .._core import curl
+    from .._core.signature import sign
+
+    secret = _secret(args.secret_env)
+    from_stdin = args.file == "-"
+    try:
+        body = sys.stdin.buffer.read() if from_stdin else Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"elwh-nb: cannot read the body: {exc}", file=sys.stderr)
+        return 1
+    header = sign(body, secret, args.timestamp)
+    if args.curl is None:
+        print(header)
+        return 0
+    if not from_stdin:
+        print(curl.command(args.curl, header, body_path=args.file))
+    elif curl.inline(body):
+        print(curl.command(args.curl, header, body))
+    else:
+        print("elwh-nb: this body cannot go on a command line: pass it as a file", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from .._core.exceptions import ElwhError
     from .._core.history import describe
@@ -267,6 +294,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="variable holding the X-Callback-Secret value (default ELWH_CALL_SECRET)",
     )
     send.set_defaults(run=_send)
+
+    sign = sub.add_parser(
+        "sign",
+        help="sign a body as ElevenLabs would: print its ElevenLabs-Signature header (or a curl command)",
+        description=(
+            "Reads the body from FILE (or stdin) and the secret from the environment; prints the "
+            'header value, e.g. curl ... -H "ElevenLabs-Signature: $(elwh-nb sign body.json)" '
+            "--data-binary @body.json, or with --curl URL the whole command."
+        ),
+    )
+    sign.add_argument("file", nargs="?", default="-", help="the body, byte for byte (default: stdin)")
+    sign.add_argument("--curl", metavar="URL", default=None, help="print a curl command that POSTs it to URL")
+    sign.add_argument("--timestamp", type=int, default=None, help="unix seconds to sign at (default: now)")
+    sign.add_argument(
+        "--secret-env",
+        default=DEFAULT_SECRET_ENV,
+        help=f"variable holding the secret (default {DEFAULT_SECRET_ENV})",
+    )
+    sign.set_defaults(run=_sign)
 
     retire = sub.add_parser("retire", help="end a store's webhook URL for good (it then answers 410 Gone)")
     retire.add_argument("--store", required=True, help="the store file whose URL ends")

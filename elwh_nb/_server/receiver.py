@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import time
 import warnings
@@ -41,6 +42,7 @@ from .kept import KeptDeliveries
 from .reach import Reach
 
 if TYPE_CHECKING:
+    from .._core.curl import Command
     from .._notebook.conversation_view import CallView
     from .._notebook.dashboard import Dashboard
 
@@ -74,6 +76,7 @@ class Receiver(CallMethods):
             sockets = _loop.bind(config.host, config.port, stacklevel=3)
             undo.pop_all()
         self.started_at = time.time()
+        self.stopped_at: float | None = None  # when stop() ran
         self._stopped = False
         self.port = int(sockets[0].getsockname()[1])
         shown_host = f"[{self.host}]" if ":" in self.host else self.host
@@ -131,6 +134,7 @@ class Receiver(CallMethods):
         if self._stopped:
             return
         self._stopped = True
+        self.stopped_at = time.time()
         _loop.forget(self)
         self._reach.close()
         self._server.stop()
@@ -319,6 +323,28 @@ class Receiver(CallMethods):
         target, headers = self._reach.target(via)
         body = self.store.raw_body(event_id)
         return send(target, self._intake.signing_secret, [body], headers=headers, progress=False)
+
+    def curl(
+        self, event_id: int, *, url: str | None = None, directory: str | os.PathLike[str] = "."
+    ) -> Command:
+        """A ``curl`` command that delivers stored event ``event_id`` again, signed now, to ``url``
+        (default :attr:`url`): "copy as curl", to replay it from a terminal or show a colleague.
+
+        It holds a signature (good for the receiver's tolerance, 30 minutes by default), never
+        the secret. A body too long for a command line (audio) is written to
+        ``directory/elwh_event_<id>.json`` and sent from there.
+        """
+        from .._core import curl as _curl
+        from .._core.signature import sign
+
+        body = self.store.raw_body(event_id)
+        signature = sign(body, self._intake.signing_secret)
+        target = url or self.url
+        if _curl.inline(body):
+            return _curl.command(target, signature, body)
+        path = Path(directory) / f"elwh_event_{int(event_id)}.json"
+        path.write_bytes(body)
+        return _curl.command(target, signature, body_path=str(path))
 
     def simulate_outage(self, deliveries: int = 3) -> None:
         """Answer 503 to the next ``deliveries`` POSTs, as if the receiver were down (to see retries)."""
