@@ -33,8 +33,10 @@ demo: $(VENV)/.runtime
 	$(PY) -m elwh_nb demo
 
 # The public hook route is on: installing the package enabled its server extension.
+# As root (containers, many hubs) Jupyter refuses to start without --allow-root: given here.
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: $(VENV)/.lab
-	$(PY) -m jupyterlab --ServerApp.root_dir=. $(LAB_ARGS) notebooks/01_quickstart.ipynb
+	$(PY) -m jupyterlab --ServerApp.root_dir=. $(ALLOW_ROOT) $(LAB_ARGS) notebooks/01_quickstart.ipynb
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff format --check elwh_nb tests bench testkit

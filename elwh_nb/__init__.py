@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._core.exceptions import REASONS, CallError, ElwhError, ReceiverError, SignatureError, StoreError
+from ._core.exceptions import (
+    REASONS,
+    CallError,
+    ElwhError,
+    ReceiverError,
+    SignatureError,
+    StoreError,
+    StoreInUseError,
+)
 
 # Everything else loads on first use: the Jupyter server imports this package for its
 # public route on every start, and must not load pandas, numpy or widgets for it.
@@ -99,6 +107,7 @@ __all__ = [
     "ReceiverError",
     "SignatureError",
     "StoreError",
+    "StoreInUseError",
     "StoredPayload",
     "__version__",
     "connect",

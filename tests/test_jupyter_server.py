@@ -165,6 +165,14 @@ def test_unknown_ids_and_other_methods_reveal_nothing(rx: elwh_nb.Receiver, serv
     gets = [httpx.get(base + route), httpx.get(base + "B" * 32), httpx.put(base + route, content=b"{}")]
     assert [g.status_code for g in gets] == [405, 405, 405]
     assert len({g.text for g in gets}) == 1  # a real id and a made-up one look the same
+    assert "signed POST deliveries from ElevenLabs" in gets[0].json()["error"]
+    # A browser that opens the URL learns what it is for, and nothing about any id.
+    browser = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    pages = [httpx.get(base + r, headers=browser) for r in (route, "B" * 32)]
+    assert [p.status_code for p in pages] == [405, 405] and pages[0].text == pages[1].text
+    assert pages[0].headers["content-type"].startswith("text/html") and pages[0].headers["allow"] == "POST"
+    assert "signed <code>POST</code> deliveries from ElevenLabs" in pages[0].text
+    assert route not in pages[0].text and "default-src 'none'" in pages[0].headers["content-security-policy"]
     assert len(rx.events) == 0 and len(rx.failures) == 0
 
 

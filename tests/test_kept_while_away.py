@@ -6,6 +6,8 @@ REST API, deliveries from this process through the public route: what ElevenLabs
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -284,12 +286,29 @@ def test_one_store_has_one_live_receiver(tmp_path: Path) -> None:
         "print('up', flush=True); sys.stdin.read()"
     )
     other = subprocess.Popen(
-        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JPY_SESSION_NAME": "notebooks/01_quickstart.ipynb"},  # as Jupyter sets it
     )
     try:
         assert other.stdout is not None and other.stdout.readline().strip() == "up"
-        with pytest.raises(ReceiverError, match=f"process {other.pid}"):
+        with pytest.raises(
+            elwh_nb.StoreInUseError, match=f"the kernel of notebooks/01_quickstart.ipynb, process {other.pid}"
+        ) as held:
             elwh_nb.start(SECRET, store=store)
+        assert isinstance(held.value, ReceiverError)
+        # In a notebook: one line that says what to do, not a traceback through the kit.
+        from IPython.core.interactiveshell import InteractiveShell
+
+        shell = InteractiveShell.instance()
+        shell.user_ns.update(elwh_nb=elwh_nb, SECRET=SECRET, store=str(store))
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            shell.run_cell("elwh_nb.start(SECRET, store=store)")
+        lines = [line for line in out.getvalue().splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].startswith("StoreInUseError: ") and "rx.stop()" in lines[0], lines
         with elwh_nb.EventStore(store, readonly=True) as reader:  # reading it elsewhere is fine
             assert len(reader.events) == 0
     finally:

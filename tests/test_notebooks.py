@@ -12,7 +12,8 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.slow  # a real server, kernel, browser or hub: `make test-fast` skips it
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 PLOT_CELL = re.compile(r"\bplot_\w+\(")  # a cell that calls one of the plot helpers
 
@@ -80,3 +81,30 @@ def test_notebooks_are_committed_without_outputs() -> None:
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert all(not cell.get("outputs") for cell in nb.cells if cell.cell_type == "code"), path.name
+
+
+def test_run_all_in_the_quickstart_leaves_it_live_and_notebook_05_runs_beside_it(tmp_path: Path) -> None:
+    """Each notebook has its own store, so two live at once in one folder both run clean; and
+    Run All ends with the quickstart's receiver listening (its dashboard live)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    resources = {"metadata": {"path": str(work)}}
+    quick = nbformat.read(NOTEBOOK_DIR / "01_quickstart.ipynb", as_version=4)
+    quick.cells.append(
+        nbformat.v4.new_code_cell("assert rx.running, 'Run All ended with a stopped receiver'")
+    )
+    tools = nbformat.read(NOTEBOOK_DIR / "05_agent_tools.ipynb", as_version=4)
+    first = NotebookClient(quick, timeout=300, kernel_name="python3", resources=resources)
+    with first.setup_kernel():  # its kernel stays up, receiver and all, while 05 runs
+        for index, cell in enumerate(quick.cells):
+            first.execute_cell(cell, index)
+        NotebookClient(tools, timeout=300, kernel_name="python3", resources=resources).execute()
+    for nb in (quick, tools):
+        errors = [
+            o
+            for c in nb.cells
+            if c.cell_type == "code"
+            for o in c.get("outputs", [])
+            if o.output_type == "error"
+        ]
+        assert not errors, errors

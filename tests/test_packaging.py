@@ -149,3 +149,32 @@ def test_property_tests_take_their_example_counts_from_the_profile() -> None:
         if re.search(r"max_examples\s*=", line)
     ]
     assert not fixed, fixed
+
+
+def test_stores_and_what_the_dashboard_exports_are_git_ignored() -> None:
+    from elwh_nb._core import colcache, derived_copy
+    from elwh_nb._server.claim import lock_path
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    store = Path("notebooks/agent_tools.sqlite")
+    names = [
+        "elwh_events.sqlite",
+        str(store),
+        f"{store}-wal",
+        f"{store}-shm",
+        str(lock_path(store)),
+        f"{store}.receiver.json",
+        f"{store}{colcache.SUFFIX}",
+        f"{store}{derived_copy.SUFFIX}",
+        "elwh_all_20261207-101010.csv",
+        "notebooks/elwh_failed_20261207-101010.parquet",
+        "notebooks/elwh_event_12.json",
+        "history/events/day=2026-12-07/abc-1-9.parquet",
+    ]
+    ignored = subprocess.run(["git", "check-ignore", *names], cwd=ROOT, capture_output=True, text=True)
+    assert sorted(ignored.stdout.split()) == sorted(names)
+    kept = subprocess.run(
+        ["git", "check-ignore", "tests/test_parquet.py", "notebooks/01_quickstart.ipynb"], cwd=ROOT
+    )
+    assert kept.returncode == 1  # nothing of ours is ignored

@@ -6,7 +6,9 @@
      ├── StoreError           the event store could not read or write its file; a receiver
      │                        answers 500 for it so that ElevenLabs retries the delivery
      ├── ReceiverError        a receiver could not start (port in use, bad address) or
-     │                        was used after stop()
+     │   │                    was used after stop()
+     │   └── StoreInUseError  the store already has a live receiver (another kernel's):
+     │                        shown in a notebook as one line that names it, no traceback
      └── CallError            a tool or initiation call cannot be answered as asked
                               (``.status``: 400 for the caller's parameters, 500 for
                               what the notebook's function returned)
@@ -53,6 +55,15 @@ class StoreError(ElwhError):
 
 class ReceiverError(ElwhError):
     """A receiver could not start, or was used after ``stop()``."""
+
+
+class StoreInUseError(ReceiverError):
+    """The store already has a live receiver, in another kernel or process (the message names it)."""
+
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows what this returns instead of the traceback: the cause is the user's
+        # other kernel, not a line of their code, and the message says what to do.
+        return [f"StoreInUseError: {self}"]
 
 
 class CallError(ElwhError, ValueError):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .._core.exceptions import ReceiverError
+from .._core.exceptions import StoreInUseError
 
 _OWNER_KEY = "receiver"
 
@@ -38,7 +38,7 @@ def lock_path(store_path: Path) -> Path:
 
 
 def claim(store_path: Path | None, describe: dict[str, object] | None = None) -> Claim:
-    """Take the store's receiver lock, or raise :class:`ReceiverError` naming its holder."""
+    """Take the store's receiver lock, or raise :class:`StoreInUseError` naming its holder."""
     if store_path is None:
         return Claim(None)
     lock = FileLock(str(lock_path(store_path)), timeout=0, is_singleton=False, thread_local=False)
@@ -50,16 +50,26 @@ def claim(store_path: Path | None, describe: dict[str, object] | None = None) ->
             owner = json.loads(owner_file.read_text())
             since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(owner.get("started", 0)))
             who = f"process {owner.get('pid')} on {owner.get('host')} (started {since})"
+            if owner.get("notebook"):
+                who = f"the kernel of {owner['notebook']}, {who}"
         except (OSError, ValueError):
             who = "another process"
-        raise ReceiverError(
+        raise StoreInUseError(
             f"{store_path} already has a live receiver: {who}. A store has one receiver at a time: "
             "stop that one (rx.stop()), or pass another store= to start(). To read this store "
             "meanwhile, open it with elwh_nb.EventStore(path, readonly=True)."
         ) from None
+    # A kernel that Jupyter started for a notebook knows its path (JPY_SESSION_NAME).
+    notebook = os.environ.get("JPY_SESSION_NAME") or None
     owner_file.write_text(
         json.dumps(
-            {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(), **(describe or {})}
+            {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "started": time.time(),
+                "notebook": notebook,
+                **(describe or {}),
+            }
         )
     )
     return Claim(lock)

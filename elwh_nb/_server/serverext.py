@@ -53,6 +53,22 @@ HOOK_PORT_OFFSET = 1000
 ANY_ROUTE_ID = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{32}(?![A-Za-z0-9_-])")
 
 
+#: What a request that is not a POST hears: the URL is for ElevenLabs' signed deliveries.
+ABOUT = (
+    "This is an elwh-nb webhook URL: it takes signed POST deliveries from ElevenLabs (each "
+    "with an ElevenLabs-Signature header). Opening it in a browser does nothing; give the URL "
+    "to ElevenLabs and see what arrives in the notebook that started the receiver."
+)
+ABOUT_PAGE = (
+    "<!doctype html><meta charset='utf-8'><title>elwh-nb webhook URL</title>"
+    "<body style='font-family:sans-serif;max-width:40em;margin:3em auto'>"
+    "<h1 style='font-size:1.3em'>An elwh-nb webhook URL</h1>"
+    "<p>It takes signed <code>POST</code> deliveries from ElevenLabs (each with an "
+    "<code>ElevenLabs-Signature</code> header). Opening it in a browser does nothing.</p>"
+    "<p>Give this URL to ElevenLabs; what arrives shows in the notebook that started the receiver.</p>"
+)
+
+
 class ElwhHook(Configurable):
     """Settings of the public hook route (``c.ElwhHook.<name>`` in jupyter_server_config.py)."""
 
@@ -138,6 +154,25 @@ class ShortAnswers(web.RequestHandler):
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.short(status_code)
 
+    def not_a_post(self) -> None:
+        """405, saying what the URL is for: a browser's GET gets a short page, anything else JSON.
+        The same for every id, known or not, live or retired: it tells nothing about any."""
+        if self._finished:
+            return
+        self.clear()
+        self.set_header("Allow", "POST")
+        if "text/html" in self.request.headers.get("Accept", ""):
+            self.set_status(405)
+            self.set_header("Content-Type", "text/html; charset=utf-8")
+            self.set_header("Content-Security-Policy", "default-src 'none'")
+            self.set_header("X-Content-Type-Options", "nosniff")
+            self.set_header("Cache-Control", "no-store")
+            if not self.body_read:
+                self.set_header("Connection", "close")
+            self.finish(ABOUT_PAGE)
+            return
+        self.answer(405, json.dumps({"ok": False, "status": 405, "error": ABOUT}).encode())
+
 
 class CappedBody(ShortAnswers):
     """A route handler that streams its body against a :class:`BodyLimit` and hands it on with
@@ -193,7 +228,7 @@ class HookRoute(CappedBody):
         if self._finished:
             return
         if self.request.method != "POST":
-            self.short(405)
+            self.not_a_post()
             return
         self.route = _routes.lookup(route_id)
         if self.route is None or self.route.retired:
@@ -229,7 +264,7 @@ class HookRoute(CappedBody):
 
     @allow_unauthenticated
     def get(self, route_id: str, **callback: str) -> None:
-        self.short(405)
+        self.not_a_post()
 
     head = put = delete = patch = options = get
 
