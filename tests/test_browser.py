@@ -95,24 +95,26 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
             timeout=90_000
         )
 
-        # Run every cell but the last (which stops the receiver), through the UI's Run menu.
+        # Run All, through the UI's Run menu: the receiver is still listening at the end.
         cells = len(json.loads((ROOT / "notebooks" / "01_quickstart.ipynb").read_text())["cells"])
         wait_for(lambda: notebook.locator(".jp-Cell").count() == cells, 60, "every cell to render")
-        notebook.locator(".jp-Cell").last.get_by_text("rx.stop()").click()
-        page.keyboard.press("Escape")
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").click()
         output = notebook.locator(".jp-OutputArea-output", has_text="Give ElevenLabs this URL:")
         expect(output).to_be_visible(timeout=90_000)
         url = re.search(r"Give ElevenLabs this URL: (\S+)", output.inner_text()).group(1)  # type: ignore[union-attr]
-        counters = notebook.locator(".widget-html", has_text="events in the last minute").first
+        counters = notebook.locator(".widget-html", has_text="in the last minute").first
         expect(counters).to_contain_text("accepted", timeout=90_000)
         so_far = notebook.locator(".jp-OutputArea-output", has_text="events so far")
         expect(so_far).to_be_visible(timeout=90_000)
         accepted = int(re.search(r"(\d+) events so far", so_far.inner_text()).group(1))  # type: ignore[union-attr]
         expect(counters).to_contain_text(f"{accepted} accepted")  # the dashboard caught up by itself
         header = notebook.locator(".widget-html", has_text="proxy URL (needs a Jupyter login)").first
-        proxy_url = re.search(r"proxy URL \(needs a Jupyter login\): (\S+)", header.inner_text()).group(1)  # type: ignore[union-attr]
+        # The header's first line is the URL to give ElevenLabs; the others are folded under it.
+        expect(header.locator("code").first).to_have_text(url)
+        proxy_url = re.search(
+            r"proxy URL \(needs a Jupyter login\): (\S+)", header.text_content() or ""
+        ).group(1)  # type: ignore[union-attr]
         assert url.startswith(f"{origin}/elwh/hook/") and token not in url and token not in proxy_url
 
         # From outside the kernel: the public route with no token, then the proxy with the token.
@@ -133,12 +135,12 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
 
         expect(counters).to_contain_text(f"{accepted + 4} accepted", timeout=30_000)
         page.screenshot(path=str(shots / "dashboard-page.png"), full_page=False)
-        notebook.locator(".widget-vbox").filter(has_text="events in the last minute").first.screenshot(
+        notebook.locator(".widget-vbox").filter(has_text="in the last minute").first.screenshot(
             path=str(shots / "dashboard.png")
         )
 
         # The failure view shows the tampered delivery with its reason.
-        dashboard = notebook.locator(".widget-vbox").filter(has_text="events in the last minute").first
+        dashboard = notebook.locator(".widget-vbox").filter(has_text="in the last minute").first
         dashboard.get_by_role("button", name="failed").click()
         table = dashboard.locator(".widget-html table").first
         expect(table).to_contain_text("signature_mismatch")
@@ -164,8 +166,8 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
                 return pool.submit(kernel.run, code).result().split()
 
         assert state() == ["True", "1"]
-        shown = notebook.locator(".widget-vbox", has_text="events in the last minute")
-        panel = page.locator(".widget-vbox", has_text="events in the last minute")
+        shown = notebook.locator(".widget-vbox", has_text="in the last minute")
+        panel = page.locator(".widget-vbox", has_text="in the last minute")
         cell = notebook.locator(".jp-CodeCell").filter(has=panel).first
         cell.locator(".jp-InputArea").click(button="right")
         page.locator(".lm-Menu-itemLabel", has_text="Clear Cell Output").click()
