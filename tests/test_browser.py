@@ -99,7 +99,7 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
         cells = len(json.loads((ROOT / "notebooks" / "01_quickstart.ipynb").read_text())["cells"])
         wait_for(lambda: notebook.locator(".jp-Cell").count() == cells, 60, "every cell to render")
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
-        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").click()
+        page.locator(".lm-Menu-itemLabel").get_by_text("Run All Cells", exact=True).click()
         output = notebook.locator(".jp-OutputArea-output", has_text="Give ElevenLabs this URL:")
         expect(output).to_be_visible(timeout=90_000)
         url = re.search(r"Give ElevenLabs this URL: (\S+)", output.inner_text()).group(1)  # type: ignore[union-attr]
@@ -112,9 +112,10 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
         header = notebook.locator(".widget-html", has_text="proxy URL (needs a Jupyter login)").first
         # The header's first line is the URL to give ElevenLabs; the others are folded under it.
         expect(header.locator("code").first).to_have_text(url)
-        proxy_url = re.search(
-            r"proxy URL \(needs a Jupyter login\): (\S+)", header.text_content() or ""
-        ).group(1)  # type: ignore[union-attr]
+        assert "proxy URL" not in header.inner_text()  # folded: only what is shown counts
+        header.locator("summary").click()  # unfold, as a user who wants the other URLs would
+        expect(header).to_contain_text("proxy URL (needs a Jupyter login)")
+        proxy_url = re.search(r"proxy URL \(needs a Jupyter login\): (\S+)", header.inner_text()).group(1)  # type: ignore[union-attr]
         assert url.startswith(f"{origin}/elwh/hook/") and token not in url and token not in proxy_url
 
         # From outside the kernel: the public route with no token, then the proxy with the token.
