@@ -168,7 +168,7 @@ def test_connect_mirrors_new_rows(running: tuple[HubService, str]) -> None:
         # The dashboard shows a connection as it shows a receiver: rows, failures, an event.
         dash = conn.dashboard(autorefresh=False)
         try:
-            assert "<b>4</b> accepted" in dash.counters.value and "<b>1</b> failures" in dash.counters.value
+            assert "<b>4</b> accepted" in dash.counters.value and "<b>1</b> failure (" in dash.counters.value
             assert "rows 1-4 of 4" in dash.page_label.value
             dash.pick.value = dash.pick.options[0][1]
             assert f"event #{conn.events.index[-1]}" in dash.detail.value

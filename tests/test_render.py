@@ -47,7 +47,7 @@ def test_the_failures_table_shortens_the_explanation(store: elwh_nb.EventStore) 
     [
         (0, 20, True, 27, "rows 1-20 of 27"),
         (20, 5, False, None, "rows 21-25 of 25"),
-        (20, 20, True, None, "rows 21-40 and older ones"),
+        (20, 20, True, None, "rows 21-40 of more than 40"),
         (0, 0, False, None, "rows 0-0 of 0"),
         (0, 3, False, 1234567, "rows 1-3 of 1,234,567"),
     ],
