@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+from collections.abc import Iterable
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
 MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
@@ -35,6 +36,10 @@ STORE_HEADER = "X-Elwh-Store"
 #: one): a reader of the derived tables that sees it move reads its turns again.
 REPLACED_HEADER = "X-Elwh-Turns-Replaced"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
+#: Set by the route: the ``Host`` its sender asked for (the route's own request names the receiver).
+HOST_HEADER = "X-Elwh-Host"
+#: The hop the route appends (as any proxy does) to what the sender sent in this header.
+FORWARDED_FOR = "X-Forwarded-For"
 
 
 @functools.lru_cache(maxsize=64)  # one per route token; both sides ask on every request
@@ -46,3 +51,31 @@ def ack(token: str) -> str:
 def acked(token: str, value: str | None) -> bool:
     """Whether an answer came from the receiver that holds ``token``."""
     return bool(token) and value is not None and hmac.compare_digest(ack(token), value)
+
+
+def as_sent(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
+    """A relayed request's headers as its sender sent them, and the peer the route saw.
+
+    The route adds its own ``X-Elwh-*`` headers, the sender's ``Host`` in :data:`HOST_HEADER`
+    and the peer it saw as the last :data:`FORWARDED_FOR` entry; each is undone here, so that a
+    failure record shows what came (not ``Host: 127.0.0.1:...`` and the route's token).
+    """
+    sent: list[tuple[str, str]] = []
+    host: str | None = None
+    peer: str | None = None
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == HOST_HEADER.lower():
+            host = value
+        elif lowered.startswith(INTERNAL_PREFIX) or lowered == "host":
+            continue
+        elif lowered == FORWARDED_FOR.lower():
+            before, _, peer = value.rpartition(",")
+            peer = peer.strip()
+            if before.strip():
+                sent.append((name, before.strip()))
+        else:
+            sent.append((name, value))
+    if host is not None:
+        sent.insert(0, ("Host", host))
+    return sent, peer

@@ -27,10 +27,12 @@ from .._core.protocol import (
     ACK_HEADER,
     CALL_HEADER,
     CALLBACK_HEADER,
+    FORWARDED_FOR,
     MISDIRECTED,
     ROUTE_TOKEN_HEADER,
     TOO_LARGE_HEADER,
     ack,
+    as_sent,
 )
 from .._core.skim import BIG
 from .._core.store import Appended
@@ -58,11 +60,15 @@ def header(headers: httputil.HTTPHeaders, name: str) -> str | None:
     return ",".join(values) if values else None  # as headers[name] joins them
 
 
-def remote(peer: str | None, headers: httputil.HTTPHeaders) -> str | None:
-    """The peer, plus the hop our own proxy added (the last X-Forwarded-For entry)."""
-    forwarded = header(headers, "X-Forwarded-For")
+def remote(peer: str | None, headers: httputil.HTTPHeaders, hop: str | None = None) -> str | None:
+    """The peer, plus the hop a proxy on this machine added (``hop``: the one our route saw,
+    else the last X-Forwarded-For entry)."""
+    forwarded = hop
+    if forwarded is None:
+        listed = header(headers, FORWARDED_FOR)
+        forwarded = listed.split(",")[-1] if listed else None
     if forwarded and _is_loopback(peer):
-        return f"{forwarded.split(',')[-1].strip()[:64]} (via {peer})"
+        return f"{forwarded.strip()[:64]} (via {peer})"
     return peer
 
 
@@ -110,6 +116,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
         self.chunks: list[bytes] = []
         self.big: bytearray | None = None  # the body once over BIG: grown in place, never joined
         self.acked = ""  # set when the request came through this receiver's public route
+        self.hop: str | None = None  # there, the peer the route saw
         self.callback: tuple[str, str] | None = None  # (name, token) of a callback URL it came to
         self.body_read = False
         self.answered = False
@@ -192,6 +199,10 @@ class HookRequest(httputil.HTTPMessageDelegate):
                 self.send(404, b'{"error": "not a tool or call-start path"}', close=True)
                 self.conn.close()  # type: ignore[attr-defined]
                 return
+            sent, self.hop = as_sent(headers.get_all())  # what checks and records see from here on
+            self.headers = httputil.HTTPHeaders()
+            for name, value in sent:
+                self.headers.add(name, value)
         if method in ("GET", "HEAD"):
             return
         if method != "POST":
@@ -257,7 +268,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
 
     def remote(self) -> str | None:
         """Where the request came from: asked only when a failure is recorded."""
-        return remote(getattr(getattr(self.conn, "context", None), "remote_ip", None), self.headers)
+        return remote(getattr(getattr(self.conn, "context", None), "remote_ip", None), self.headers, self.hop)
 
     # -- answers -----------------------------------------------------------------------
     def failed(self, exc: Exception, body: bytes | bytearray = b"") -> None:

@@ -90,6 +90,8 @@ class Relay:
                 connector=aiohttp.TCPConnector(limit=64, keepalive_timeout=60),
                 timeout=aiohttp.ClientTimeout(total=300, connect=10),
                 auto_decompress=False,
+                # Headers the sender did not send stay unsent (a failure shows what came).
+                skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
             )
         return self._session
 

@@ -37,6 +37,7 @@ from traitlets.config import Configurable
 
 from .._core import callback_urls as _callback_urls
 from .._core import inbox as _inbox
+from .._core import protocol as _protocol
 from .._core.bodies import BodyLimit
 from .._core.protocol import CALLBACK_HEADER, MAX_CALL_BODY, SLACK
 from . import routes as _routes
@@ -120,12 +121,13 @@ def default_hook_port(server_port: int) -> int:
 
 def forwarded_headers(request: Any) -> dict[str, str]:
     """What the route sends on: the request's headers cleaned (see :func:`clean_headers`), plus
-    this hop in ``X-Forwarded-For`` and the scheme in ``X-Forwarded-Proto``."""
+    this hop in ``X-Forwarded-For`` and the sender's ``Host`` (undone by :func:`.protocol.as_sent`)."""
     headers = clean_headers(request.headers.get_all())
-    forwarded = request.headers.get("X-Forwarded-For")
+    forwarded = request.headers.get(_protocol.FORWARDED_FOR)
     peer = str(request.remote_ip)
-    headers["X-Forwarded-For"] = f"{forwarded}, {peer}" if forwarded else peer
-    headers["X-Forwarded-Proto"] = request.protocol
+    headers[_protocol.FORWARDED_FOR] = f"{forwarded}, {peer}" if forwarded else peer
+    if request.host:
+        headers[_protocol.HOST_HEADER] = request.host
     return headers
 
 
