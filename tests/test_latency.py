@@ -73,7 +73,7 @@ def test_tool_summary_and_outcomes() -> None:
     )
     factory = elwh_nb.payloads(3)
     store.append(factory.body(factory.call_initiation_failure()))
-    store.append(factory.body(factory.post_call_transcription_otel()))
+    store.append(factory.body(factory.post_call_transcription_otel(failed=False)))
     got = elwh_nb.outcomes(store).sort_values().tolist()
     assert got == sorted(["failure", "failed call", "never started", "not analysed"])
 

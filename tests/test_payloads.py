@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import pytest
 
+import elwh_nb
 from elwh_nb import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, normalize, payloads, sign, verify
 from elwh_nb._core.payloads.base import to_body
 
@@ -147,7 +149,7 @@ def test_bodies_are_compact_utf8_json() -> None:
 
 def test_post_call_transcription_has_the_newer_fields() -> None:
     factory = payloads(1, now=NOW)
-    events = [factory.post_call_transcription() for _ in range(30)]
+    events = [factory.post_call_transcription(failed=False) for _ in range(30)]  # a failed call has fewer
     for event in events:
         data = event["data"]
         agent_names = {name for _, name in factory._agents}
@@ -189,3 +191,39 @@ def test_webhook_metadata_at_the_limits_is_made() -> None:
         metadata = event["data"]["webhook_metadata"]
         assert len(factory.body(metadata)) <= 16 * 1024
         assert all(not isinstance(v, (dict, list)) for v in metadata.values())  # the default: flat
+
+
+def test_a_factory_call_reads_as_a_conversation() -> None:
+    # A greeting first; the summary says what the turns said; the end matches the length.
+    factory = elwh_nb.payloads(8)
+    seen = set()
+    for _ in range(300):
+        data = factory.post_call_transcription()["data"]
+        if data["status"] != "done":
+            continue
+        turns, analysis, meta = data["transcript"], data["analysis"], data["metadata"]
+        said = " ".join(t["message"] for t in turns)
+        assert turns[0]["role"] == "agent" and turns[0]["message"].startswith("Hello, thanks for calling")
+        assert [t["role"] for t in turns] == ["agent", "user"] * (len(turns) // 2) + ["agent"] * (
+            len(turns) % 2
+        )
+        title, summary, reason = (
+            analysis["call_summary_title"],
+            analysis["transcript_summary"],
+            meta["termination_reason"],
+        )
+        seen.add((title, reason))
+        hung_up = "Have a lovely day" not in said
+        assert (reason == "Client disconnected: 1000") == hung_up == (title == "Caller hung up")
+        assert (reason == "Max duration exceeded") == (meta["call_duration_secs"] >= 600)
+        ended_by_tool = any(c["tool_name"] == "end_call" for t in turns for c in t["tool_calls"])
+        assert ended_by_tool == reason.startswith("end_call")
+        assert (analysis["call_successful"] == "success") == (title in ("Booking changed", "Refund issued"))
+        if title == "Booking changed":
+            moved = re.search(r"I have moved it to (\w+) at (\d+:\d+)", said)
+            assert moved and f"moved it to {moved[1]} at {moved[2]}" in summary and moved[1] != "Monday"
+        if title == "Refund issued":
+            assert "refund was issued" in said
+        lines = [t["message"] for t in turns if t["role"] == "agent"]
+        assert len(lines) == len(set(lines)) or len(turns) > 35  # no aside twice in a call of usual length
+    assert len({title for title, _ in seen}) == 5 and len({reason for _, reason in seen}) == 3

@@ -2,7 +2,8 @@
 
 The digests were taken from the factory before it was split by event family (the Studio
 and OpenTelemetry families, and the mixes that include them, when those were added; every
-call's transcript when it gained per-stage metrics, tools, tokens, charging and failed calls); any change
+call's transcript when it gained per-stage metrics, tools, tokens, charging and failed calls, and
+when it became a scripted conversation whose analysis matches what was said); any change
 to what a seed produces (an added field, a reordered random draw) shows up here. A change
 that is meant must update the digest in the same commit, and say why.
 """
@@ -88,19 +89,19 @@ CASES: dict[str, Make] = {
 # sha256 of the bodies (to_body, one per line) for seeds 0, 1 and 2024.
 GOLDEN: dict[str, tuple[str, str, str]] = {
     "batch seed 0": (
-        "933568a3a89dd1b49fb274e481166b6a1165519629782302dbc8554b6e28dffa",
-        "94f6fbd4410b457c92ad43f4ca8e2115a27b04a6637e3db3ae00a13ee325e2a9",
-        "a32a06ec1920837917d836bb5c0fe02b7c2a0581253635f3b928277905143b53",
+        "1c17d1866f43c3237a4789ef0dfef4df6e941b0779eecfadbe9d6452af87222c",
+        "e8bf91c05044dc23d2cd92ac5fea0840a388f0f710c06ff0be17cf16410387c1",
+        "d608c77f17220ee47ff080bb72bd96cb7ec95776208c9857b15f5ae1972c1f28",
     ),
     "batch seed 1 span": (
-        "10e54d3ae49683d224dfd8cc2ca3322d9a93b3086197ccf2b6b0bcae714b30be",
-        "73a5c3125b0fb52a822f6b61491f2868f4e88f22d3fc55b8fa80f860fc64bb5f",
-        "70a4969f3e1560d6fcedf10d7d8d0127c372de69676a70555a53549a3d3ad3f4",
+        "8c51212d7adee85e0d59091b3608c988435e9575cce92b80c659d99aab9b51d8",
+        "decc3cac8f8702c6237e4ea2edc6108afffc79043c137b2d9e169ea0b767ba56",
+        "2cdcb73afd72625d7a12dded49deb85426377424f5b660c945f0511fd738e84d",
     ),
     "batch all types": (
-        "b9050116c0303926f1f18aa96162938487e8d82d7008ed3c4452363c7668d354",
-        "d11d2a7f22bdfc20431b678c605d75e3746855243e1227e852c26d1c8484d3df",
-        "c5b91f9794869075ad4ed00663bb7014fc311268bb2d344550b841c59f5ce1ed",
+        "bc681242420eda55a2b7f4e6262fd7f3a247e61c5d46cc5654297dc26b8ec9fd",
+        "68336609b3f5abfafddc9b3e8ffdb2a8f098f03ce7376bcf96e2dc30c67ba0ce",
+        "c06bf7f56328f685745fce96356a7ebff53f3ebed7c755dbe9f1e7a2f6670c74",
     ),
     "batch weighted": (
         "8b0fccf71d2f1a465f3b6e45361bbfc750e9cbdd93518cf249d5c972c0fb080c",
@@ -113,29 +114,29 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "f9e6667c382420acbe7a17e8edf20f60e90be46c1cbeed60591c6b5db9987631",
     ),
     "batch options": (
-        "27be021cfc3308993770e6d4d6e31ad201280f540b4be3f2c592ae4600614abe",
-        "40ec3357fb8d027051ae19e51cabb52365820f08b1c8baecee9f9c71ffa1a5fd",
-        "ca9205c039d02798d66aeaab618fb546326a1adc4dd9658465f8a55422dd92f7",
+        "1b1f91d502842769e4d597138bc02b6de4508fb40ec88a9511d6a17c5b8163c7",
+        "a463da41d153c17970a43d4e8fbc4cfbd08aa67b2a23f26129543e4891d94076",
+        "7f7d4e1ad84f0890bd3a0d39e38e270f0186ffe9f1073b66df29475cf2bd9ce2",
     ),
     "iter_events like send": (
-        "8252a9d56ddf05eed1e9a0bb53a63206096598873afd2d71e349a1b62f1f7913",
-        "3af160a76f8fcf6d8f6a29c7d0481a4d1905cafe0fe5076dc0bfb743e39192d9",
-        "cf37717017aaa6ee86cc9ce7717a79069074dbe4b90c2ad4af5f9b57dd50c98c",
+        "ac7610e7b5a97be73c0a45e59b6d47a3289f16bf4b1ad0ea35fc0c15424ae18d",
+        "5a93137db915e0065a2c3ba7824c750f40a8901a1635a51aa6dee15a84139762",
+        "8b6cf784148a86ce6ff3c54d40344653e2b96ece6136a2f52160c4a8545812d6",
     ),
     "make each type": (
-        "019948dd197afab7fb0309bbf88b2de6da646e8ebfbb476b2fde35f583a48b96",
-        "87d3df0e57ae6c0b32c83d1374ab4b728d0d87d333f0bd41e81268d40b983201",
-        "736c957109c73d2230fdfb0f28729e244f63ed4d8937955adc1a7688778f1baf",
+        "39d01892b3f266b7f2c7a7d7879e8c2d8036ac42adc44ac3fdcd75d582a32eb7",
+        "1f13b838fa499b16189cf6088a2fa76a2407513796271dd41ece612608be8f5c",
+        "a95a22a4946f9cb032e5508078b4cf8894149e7a2c59da3a469521a2a1b0f65c",
     ),
     "make each type at": (
-        "c0c3cbd2b714160ec5e312b8f8cb0842f86171ae7301f61ac800e49f2763c5c2",
-        "ec2eccfda0e61480e792c9c937dec87938d42c7580215e53799f9d220f44ddfe",
-        "0453ab4d02f8b7d3d282b06f60876dcf6a35ec3e8f034f1cd00c24e709fdddec",
+        "4073411109c7332bcd1366e694bc254b3f6454aa352d021eee6adccad5a96201",
+        "1b0f0e97f8360648ef3808a4b52a09907ec5b7f7b9ebd536a81edbd567868f87",
+        "e942a8514f28560ceab7eaeb10578a224a107ea0bd9f00d5f341d2d080c5922f",
     ),
     "post_call_transcription": (
-        "5013098acb2dff678c7655dc29ed5e8344389c47b31e56d61f05ae44941e775c",
-        "168fd9ab19e71183142ecda36215650d81c1ea8ff235322584296273c95b8b0e",
-        "bbce099314fb3ea4fd80ef5b24250a8862e9b936791be3d5f91e7973077d801f",
+        "a7e0040921fbddd2cb13e5f0cb4a4819787deb92252ab6c09e5e1c90eaeb3160",
+        "e19610e29db4fdc64715913884dc0b51ff7d846a26784aa818facbdee8491582",
+        "3984fea93b0bb18797f145653e8c5c31a88a7b152cbf223d2ad7e5fa1575e671",
     ),
     "post_call_audio": (
         "3519207317c564cb68b7042cbd7c7e6230c7b8bd58022e7795a53bf38581bef2",
@@ -168,9 +169,9 @@ GOLDEN: dict[str, tuple[str, str, str]] = {
         "b76d26125eb2ef02cb223245e6c9cb2557fd814109776186010a1356d33ce681",
     ),
     "otel events": (
-        "a8dc9159b56e1ffc0c6f1e4555fca8ea3a90d8bfe3dd2e893f35199459cbdf5d",
-        "2eb7fa919bc798958de31a0770c18c731c6948269bd0fae3ffe68b2c6490ea78",
-        "547be4f4a05c0a4ec9b6b7a6108ad13ca1970a8080776bf4c9e954d6aa9cf33b",
+        "3571116253b9cbb7ce2cb76748c8e8215d30acb25a5c34f054665f44124f3621",
+        "c0a97d3422dc451f4675adcea0d7c95ad5fb4d8afa1b5b5d6599e3d2ba6aab54",
+        "7fe64a40c621957b60e711f20f531c1bbdeaab15ab39633b67592904a8692f0d",
     ),
 }
 

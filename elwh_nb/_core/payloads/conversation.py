@@ -10,12 +10,7 @@ from typing import Any
 
 from .transcript import Transcripts
 
-_TERMINATIONS = (
-    "end_call tool was called.",
-    "Client disconnected: 1000",
-    "Call ended by remote party",
-    "Max duration exceeded",
-)
+MAX_DURATION_S = 600  # an agent's default limit: a call that long ends "Max duration exceeded"
 # One agent still being tried out, so the environment column has something to filter on.
 _ENVIRONMENTS = {"Survey Bot": "staging"}
 
@@ -73,14 +68,22 @@ class ConversationEvents(Transcripts):
         turns, an error object, ``call_successful`` unknown, nothing charged).
         """
         rng = self._rng
-        sent, agent_id, agent_name, conversation_id, name, transcript, duration = self._call(
-            at, turns, (8, 40)
+        call = self._call(at, turns, (8, 40), successful)
+        sent, agent_id, agent_name, conversation_id = (
+            call.sent,
+            call.agent_id,
+            call.agent_name,
+            call.conversation_id,
+        )
+        name, transcript, duration, successful = (
+            call.caller,
+            call.transcript,
+            call.duration,
+            call.intent.successful,
         )
         if failed is None:
             failed = turns is None and rng.random() < 1 / 30
         start, accepted = self._call_times(sent, duration)
-        if successful is None:
-            successful = rng.random() < 0.8
         if failed:
             return self._failed_call(sent, agent_id, agent_name, conversation_id, start)
         phone = rng.random() < 0.5
@@ -88,7 +91,7 @@ class ConversationEvents(Transcripts):
         branch_id = self._id("agtbrch_", 26)
         environment = _ENVIRONMENTS.get(agent_name, "production")
         charging = self._charging(transcript, duration)
-        termination = rng.choice(_TERMINATIONS)
+        termination = self._termination(call)
         if termination.startswith("end_call"):
             self._end_call(transcript)
         data = {
@@ -176,15 +179,10 @@ class ConversationEvents(Transcripts):
                     },
                 },
                 "call_successful": "success" if successful else "failure",
-                "call_summary_title": "Booking changed" if successful else "Call back requested",
-                "transcript_summary": (
-                    f"{name} called {agent_name} about a booking. "
-                    + (
-                        "The agent found the booking, moved it and confirmed by email."
-                        if successful
-                        else "The agent could not resolve it and promised a call back."
-                    )
-                ),
+                "call_summary_title": call.intent.title if call.ended else "Caller hung up",
+                "transcript_summary": f"{name} called {agent_name}. "
+                + call.intent.summary.format(**call.words)
+                + ("" if call.ended else " The caller hung up before the end of the call."),
             },
             "conversation_initiation_client_data": {
                 "conversation_config_override": {
@@ -205,6 +203,14 @@ class ConversationEvents(Transcripts):
             },
         }
         return self._envelope("post_call_transcription", sent, data)
+
+    def _termination(self, call: Any) -> str:
+        """How a call ended, as its length and last words say."""
+        if call.duration >= MAX_DURATION_S:
+            return "Max duration exceeded"
+        if not call.ended:
+            return "Client disconnected: 1000"  # the caller hung up
+        return "end_call tool was called." if self._rng.random() < 0.75 else "Call ended by remote party"
 
     def _end_call(self, transcript: list[dict[str, Any]]) -> None:
         """The last agent turn ends the call with the end_call system tool."""

@@ -43,7 +43,14 @@ class OtelEvents(Transcripts):
     ) -> dict[str, Any]:
         """A finished call as OTLP traces; ``failed`` (about one in ten) sets the root span's error status."""
         rng = self._rng
-        sent, agent_id, agent_name, conversation_id, _, transcript, duration = self._call(at, turns, (6, 24))
+        call = self._call(at, turns, (6, 24))
+        sent, agent_id, agent_name, conversation_id = (
+            call.sent,
+            call.agent_id,
+            call.agent_name,
+            call.conversation_id,
+        )
+        transcript, duration = call.transcript, call.duration
         if failed is None:
             failed = rng.random() < 0.1
         start_ns = int((sent - rng.uniform(2.0, 25.0) - duration) * 1e9)

@@ -11,36 +11,126 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import string
 import time
 from typing import Any, NamedTuple
 
 from .base import NAMES, Seeded
 
-_AGENT_LINES = (
-    "Hello {name}, thanks for calling. How can I help you today?",
-    "Let me look that up for you, one moment please.",
-    "I can see your booking for {day} at {hour}. Would you like to change it?",
-    "Of course. I have moved it to {day} at {hour}. Is there anything else?",
-    "I understand. I'll pass this on to our team and someone will call you back.",
-    "Your reference number is {ref}. You'll also get it by email.",
-    "Could you confirm the email address on your account?",
-    "Thanks for your patience. The refund was issued and takes three to five days.",
-    "Is there anything else I can help you with today?",
-    "Thank you for calling, {name}. Have a lovely day!",
+
+class Intent(NamedTuple):
+    """What a call is about: the caller's first words, the (agent, user) exchanges that follow,
+    whether it ends ``successful``, and the analysis that matches what was said."""
+
+    successful: bool
+    title: str
+    summary: str  # the analysis' transcript_summary, after "{name} called {agent}."
+    opening: str
+    exchanges: tuple[tuple[str, str], ...]
+
+
+GREETING = "Hello, thanks for calling. Who am I speaking with, and how can I help you today?"
+INTENTS = (
+    Intent(
+        True,
+        "Booking changed",
+        "{name} wanted to move a booking. The agent found it, moved it to {day} at {hour} and "
+        "confirmed by email.",
+        "Hi, it's {name}. I'd like to change my appointment.",
+        (
+            ("Let me look that up for you, {name}, one moment please.", "It's the one on Monday."),
+            (
+                "I can see your booking for Monday at 10:00. When would suit you better?",
+                "Can we do {day} instead? Maybe around {hour}?",
+            ),
+            ("Of course. I have moved it to {day} at {hour}.", "That works, thank you."),
+            ("Your reference number is {ref}. You'll also get it by email.", "Great."),
+        ),
+    ),
+    Intent(
+        True,
+        "Refund issued",
+        "{name} was charged twice for an order. The agent confirmed the double charge and issued "
+        "a refund of the second payment.",
+        "Hi, it's {name}. I was charged twice for my last order.",
+        (
+            ("I'm sorry to hear that, {name}. Which order was it?", "The one from last week, {ref}."),
+            ("I can see two payments for {ref}. The second one is a mistake.", "So will I get it back?"),
+            ("Yes. The refund was issued and takes three to five days to show.", "Okay, that's a relief."),
+        ),
+    ),
+    Intent(
+        False,
+        "Call back requested",
+        "{name} has waited for a call back since Monday. The agent could not resolve it and passed "
+        "it to the team, who will call back.",
+        "Hi, it's {name}. I've been waiting for a call back since Monday.",
+        (
+            ("Let me look that up for you, {name}, one moment please.", "It's about my repair."),
+            ("I can see the case, but I can't change it from here.", "That's not great."),
+            (
+                "I understand. I'll pass this on to our team and someone will call you back.",
+                "Please make it soon.",
+            ),
+        ),
+    ),
+    Intent(
+        False,
+        "Booking not changed",
+        "{name} wanted to move a booking to {day}. No slot that day suited, so nothing was changed "
+        "and the agent offered a call back.",
+        "Hi, it's {name}. I'd like to change my appointment.",
+        (
+            ("Which day would you like instead, {name}?", "Can we do {day} instead? Maybe around {hour}?"),
+            ("I'm sorry, {day} is fully booked.", "Hmm, I'm not sure. Let me check my calendar."),
+            ("Shall we keep Monday for now? The team can call you about other days.", "Fine, do that."),
+        ),
+    ),
 )
-_USER_LINES = (
-    "Hi, I'd like to change my appointment.",
-    "Yes, it's {name}, {name_lower}@example.com.",
-    "Can we do {day} instead? Maybe around {hour}?",
-    "I was charged twice for my last order.",
-    "Hmm, I'm not sure. Let me check my calendar.",
-    "That works, thank you.",
-    "No, that's everything. Thanks!",
-    "Sorry, could you repeat that?",
-    "I've been waiting for a call back since Monday.",
+#: Said in the middle of a longer call, after the first exchange (each once, while they last).
+ASIDES = (
+    ("Could you confirm the email address on your account?", "Yes, it's {name_lower}@example.com."),
+    ("And the last four digits of your phone number?", "It's 4821."),
+    ("Sorry, the line broke up there. Could you say that again?", "Can you hear me now?"),
+    ("Thanks for your patience while I check.", "No problem."),
+    ("I've added a note to your account so the team sees it too.", "Thanks, that helps."),
+    ("Would you like a summary of this call by text?", "Email is better, please."),
+    ("Is the number you're calling from the best one to reach you?", "Yes, it is."),
+    ("Let me check one more thing on our side.", "Sure, take your time."),
+    ("I'm still here, the system is a little slow today.", "Okay."),
+    ("Just so you know, this call may be recorded for training.", "That's fine."),
 )
-_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday")
+CLOSING = ("Is there anything else I can help you with today?", "No, that's everything. Thanks!")
+GOODBYE = "Thank you for calling, {name}. Have a lovely day!"
+BYE = "Bye!"
+
+
+def complete_turns(intent: Intent) -> int:
+    """The fewest turns of a call about ``intent`` that gets to the goodbye."""
+    return 2 + 2 * len(intent.exchanges) + 3
+
+
+def longest_turns(intent: Intent) -> int:
+    """The most turns of a call about ``intent`` with no aside said twice (and a last bye)."""
+    return complete_turns(intent) + 2 * len(ASIDES) + 1
+
+
+def script(intent: Intent, turns: int, rng: random.Random) -> list[str]:
+    """The lines of a call of ``turns`` turns, the agent's first: the greeting, the caller's
+    reason, the intent's exchanges, asides (drawn from ``rng``) to fill a long call, the
+    closing and the goodbye; a call shorter than :func:`complete_turns` stops mid-way."""
+    fill = max(0, (turns - complete_turns(intent)) // 2)
+    asides = rng.sample(ASIDES, min(fill, len(ASIDES))) + [
+        rng.choice(ASIDES) for _ in range(fill - len(ASIDES))
+    ]
+    first, *rest = intent.exchanges
+    pairs = [(GREETING, intent.opening), first, *asides, *rest, CLOSING]
+    lines = [line for pair in pairs for line in pair] + [GOODBYE, BYE]
+    return lines[:turns]
+
+
+_DAYS = ("Tuesday", "Wednesday", "Thursday", "Friday")  # the booking moves from a Monday
 
 
 class Call(NamedTuple):
@@ -53,6 +143,13 @@ class Call(NamedTuple):
     caller: str
     transcript: list[dict[str, Any]]
     duration: float
+    intent: Intent
+    words: dict[str, str]  # what the lines said (day, hour, reference), for the analysis
+
+    @property
+    def ended(self) -> bool:
+        """Whether the call got to the goodbye (else someone hung up mid-way)."""
+        return len(self.transcript) >= complete_turns(self.intent)
 
 
 class Pace(NamedTuple):
@@ -94,16 +191,39 @@ def _busy(sent: float) -> float:
 class Transcripts(Seeded):
     """Makes the turns of a post-call transcription."""
 
-    def _call(self, at: float | None, turns: int | None, typical: tuple[int, int]) -> Call:
-        """A finished call sent at ``at``: ``turns`` turns, or a number in ``typical``."""
+    def _call(
+        self, at: float | None, turns: int | None, typical: tuple[int, int], successful: bool | None = None
+    ) -> Call:
+        """A finished call sent at ``at``: ``turns`` turns, or a number in ``typical`` (enough to
+        get to the goodbye, but for callers who hang up on an unresolved call); about something
+        that ends ``successful`` (or not: one in five)."""
         rng = self._rng
         sent = self._at(at)
         agent_id, agent_name = rng.choice(self._agents)
         conversation_id = self._id("conv_", 26)
         caller = rng.choice(NAMES)
-        n = turns if turns is not None else rng.randint(*typical)
-        transcript, duration = self._transcript(n, caller, agent_id, agent_name, sent)
-        return Call(sent, agent_id, agent_name, conversation_id, caller, transcript, duration)
+        if successful is None:
+            successful = rng.random() < 0.8
+        intent = rng.choice([i for i in INTENTS if i.successful == successful])
+        if turns is not None:
+            n = turns
+        elif not successful and rng.random() < 0.25:  # hung up before the goodbye
+            n = rng.randint(3, complete_turns(intent) - 1)
+        else:
+            n = min(max(rng.randint(*typical), complete_turns(intent)), longest_turns(intent))
+        words = self._words(caller)
+        transcript, duration = self._transcript(script(intent, n, rng), words, agent_id, agent_name, sent)
+        return Call(sent, agent_id, agent_name, conversation_id, caller, transcript, duration, intent, words)
+
+    def _words(self, name: str) -> dict[str, str]:
+        rng = self._rng
+        return {
+            "name": name,
+            "name_lower": name.lower().replace("é", "e").replace("ë", "e"),
+            "day": rng.choice(_DAYS),
+            "hour": f"{rng.randint(9, 17)}:{rng.choice(('00', '15', '30', '45'))}",
+            "ref": self._id("", 8, string.ascii_uppercase + string.digits),
+        }
 
     def _seconds(self, median: float, spread: float = 0.35) -> float:
         return round(median * self._rng.lognormvariate(0.0, spread), 4)
@@ -181,26 +301,17 @@ class Transcripts(Seeded):
         return call, result
 
     def _transcript(
-        self, turns: int, name: str, agent_id: str, agent_name: str, sent: float
+        self, lines: list[str], words: dict[str, str], agent_id: str, agent_name: str, sent: float
     ) -> tuple[list[dict[str, Any]], float]:
         rng = self._rng
         pace = PACES.get(agent_name, _DEFAULT_PACE)
         slow = _busy(sent)
-        words = {
-            "name": name,
-            "name_lower": name.lower().replace("é", "e").replace("ë", "e"),
-            "day": rng.choice(_DAYS),
-            "hour": f"{rng.randint(9, 17)}:{rng.choice(('00', '15', '30', '45'))}",
-            "ref": self._id("", 8, string.ascii_uppercase + string.digits),
-        }
         out: list[dict[str, Any]] = []
         clock = 0.0
-        for i in range(turns):
+        for i, said in enumerate(lines):
             agent = i % 2 == 0
-            line = rng.choice(_AGENT_LINES if agent else _USER_LINES).format(**words)
-            if i == turns - 1 and agent:
-                line = _AGENT_LINES[-1].format(**words)
-            tool = agent and i > 0 and rng.random() < pace.tool_rate
+            line = said.format(**words)
+            tool = agent and said not in (GREETING, CLOSING[0], GOODBYE) and rng.random() < pace.tool_rate
             metrics = self._metrics(agent, i, pace, slow, tool)
             usage = None
             if agent and i:
