@@ -36,6 +36,7 @@ _LAZY = {
         "tool_summary",
     ),
     "._core.explain": ("Check", "Diagnosis", "explain"),
+    "._core.intake": ("Replayed",),
     "._core.normalize": ("FIELDS", "normalize"),
     "._core.payloads": ("EVENT_TYPES", "REAL_TYPES", "TUTORIAL_TYPES", "PayloadFactory", "payloads"),
     "._server.hubclient": ("Connection", "connect"),
@@ -58,6 +59,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 if TYPE_CHECKING:
     from ._core.analysis import conversations, tool_calls, turns
     from ._core.explain import Check, Diagnosis, explain
+    from ._core.intake import Replayed
     from ._core.normalize import FIELDS, normalize
     from ._core.payloads import EVENT_TYPES, REAL_TYPES, TUTORIAL_TYPES, PayloadFactory, payloads
     from ._core.signature import construct_event, sign, verify
@@ -105,6 +107,7 @@ __all__ = [
     "PayloadFactory",
     "Receiver",
     "ReceiverError",
+    "Replayed",
     "SignatureError",
     "StoreError",
     "StoreInUseError",

@@ -32,7 +32,7 @@ class Clock:
 
 
 def rows_in(dash: Dashboard) -> int:
-    return dash.table.value.count("<tr>") - 1  # minus the header row
+    return dash.table.value.count("<tr data-row=")  # the rows a click picks
 
 
 def all_state(widget: w.Widget) -> str:
@@ -351,8 +351,8 @@ def test_a_failure_kept_only_in_memory_is_inspected_as_itself(tmp_path: Path) ->
         assert "failure #-1: signature_mismatch" in dash.detail.value
         assert "not saved to the store file" in dash.detail.value
         assert "event #1" not in dash.detail.value
-        dash.replay_selected()  # a failure cannot be replayed
-        assert "pick an accepted event" in dash.message.value and rx.store.counts["duplicates"] == 0
+        dash.replay_selected()  # a failure kept only in memory has no body to replay
+        assert "cannot replay failure #-1" in dash.message.value and rx.store.counts["duplicates"] == 0
         dash.pick.value = labels["#1"]
         assert "failure #1: signature_mismatch" in dash.detail.value
         dash.outcome.value = "accepted"
@@ -422,9 +422,9 @@ class FakeSource:
         self.store.append_many([self.factory.body(e) for e in self.factory.batch(n)])
         return pd.DataFrame({"ok": [True] * n})
 
-    def replay(self, event_id: int) -> pd.DataFrame:
-        self.store.append(self.store.raw_body(event_id))
-        return pd.DataFrame({"status": [200]})
+    def replay(self, event_id: int, *, as_new: bool = False) -> pd.DataFrame:
+        appended = self.store.append(self.store.raw_body(event_id))
+        return pd.DataFrame({"status": [200], "duplicate": [appended.duplicate], "callbacks_run": [as_new]})
 
 
 def test_a_dashboard_renders_from_a_plain_source_without_a_server(tmp_path: Path) -> None:

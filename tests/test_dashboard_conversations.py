@@ -44,12 +44,14 @@ def test_the_counters_tell_conversations_success_and_the_median_wait(
 
 def test_the_tab_lists_filters_and_opens_a_conversation(dash: Dashboard, rx: elwh_nb.Receiver) -> None:
     tab = dash.conversations
-    assert tab.table.value.count("<tr>") - 1 == min(len(rx.conversations), dash.page_size)
+    assert tab.table.value.count("<tr data-row=") == min(len(rx.conversations), dash.page_size)
     assert f"<b>{len(rx.conversations)}</b> conversations" in tab.summary.value
     tab.outcome.value = "failed or never started"
-    assert [cid for _, (_, cid) in tab.pick.options] == ["conv_failed_1"]
+    listed = [cid for _, (_, cid) in tab.pick.options]
+    assert "conv_failed_1" in listed  # the real failed call, and any the factory failed
+    assert set(elwh_nb.outcomes(rx.conversations).loc[listed]) <= {"failed call", "never started"}
     tab.outcome.value = "all"
-    tab.search.value = "refund"  # the real call's title and summary
+    tab.search.value = "order status"  # the real call's title (the factory's calls speak of refunds too)
     assert [cid for _, (_, cid) in tab.pick.options] == [real_calls.CONVERSATION]
     tab.pick.value = tab.pick.options[0][1]
     view = tab.detail.value

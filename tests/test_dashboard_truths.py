@@ -30,7 +30,7 @@ def source() -> Iterator[FakeSource]:
 
 def cells(table: str, column: int) -> list[str]:
     """The text of one column of an HTML table from :func:`render.table`."""
-    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]  # the header row first
+    rows = [row for row in re.findall(r"<tr[^>]*>(.*?)</tr>", table, re.S) if "<td" in row]  # not the header
     return [re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)[column] for row in rows]
 
 
@@ -200,3 +200,32 @@ def test_an_export_offers_a_download_link(source: FakeSource, tmp_path: Path) ->
     assert f"download='{path.name}'" in message
     data = message.split("base64,", 1)[1].split("'", 1)[0]
     assert base64.b64decode(data) == path.read_bytes()  # the very file, in the link
+
+
+def test_a_click_on_a_row_inspects_it(source: FakeSource) -> None:
+    source.store.append_many([b'{"type":"x","data":{"conversation_id":"conv_%d"}}' % i for i in range(5)])
+    dash = Dashboard(source, autorefresh=False)
+    places = re.findall(r"<tr data-row='(\d+)'>", dash.table.value)
+    assert places == [str(i) for i in range(5)] and len(dash.pick.options) == 5  # each row says its place
+    assert "inspect" not in [getattr(c, "description", "") for c in dash.deliveries.children]  # no dropdown
+    dash.table.clicked = 2  # what the frontend sets on a click
+    picked = dash.pick.options[2][1]
+    assert dash.pick.value == picked and f"<b>event #{picked[1]}</b>" in dash.detail.value
+    oldest = dash.pick.value = dash.pick.options[4][1]  # picked from Python: that row highlights
+    assert dash.table.clicked == 4
+    source.store.append(b'{"type":"x","data":{"conversation_id":"conv_new"}}')
+    dash.refresh(force=True)  # a new row on top: the row inspected stays, and stays highlighted
+    assert dash.pick.value == oldest and dash.table.clicked == 5
+    assert f"<b>event #{oldest[1]}</b>" in dash.detail.value
+
+
+def test_a_failure_is_explained_once_and_its_long_columns_wrap(rx: elwh_nb.Receiver) -> None:
+    elwh_nb.send(rx.local_url, SECRET, 2, faults={"reserialised": 1}, seed=4)
+    dash = rx.dashboard(autorefresh=False)
+    dash.outcome.value = "failed"
+    dash.table.clicked = 0
+    summary = rx.failures.explanation.iloc[-1]
+    assert len(summary) > 40 and dash.detail.value.count(render.esc(summary)) == 1
+    assert "[FAIL]" in dash.detail.value  # the checks of the full diagnosis are there, once
+    assert "white-space:normal" in dash.table.value
+    dash.close()

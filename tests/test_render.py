@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from collections.abc import Iterator
 
@@ -30,15 +31,19 @@ def test_json_view_is_collapsible_and_escaped() -> None:
 def test_the_events_table_escapes_and_names_the_first_id(store: elwh_nb.EventStore) -> None:
     store.append(b'{"type":"<b>x</b>","data":{"request_id":"req_<1>"}}')
     html = render.events_table(store.events)
-    assert html.count("<tr>") == 2 and "&lt;b&gt;x&lt;/b&gt;" in html and "req_&lt;1&gt;" in html
+    assert html.count("<tr") == 2 and "&lt;b&gt;x&lt;/b&gt;" in html and "req_&lt;1&gt;" in html
     assert "<b>x</b>" not in html
     assert render.events_table(store.events.iloc[:0]) == "<i>no events match</i>"
 
 
-def test_the_failures_table_shortens_the_explanation(store: elwh_nb.EventStore) -> None:
+def test_the_failures_table_shows_the_explanations_first_sentence_wrapped(store: elwh_nb.EventStore) -> None:
     store.add_failure("signature_mismatch", status=401, explanation="y" * 500, remote="10.0.0.<1>")
+    store.add_failure("not_found", status=404, explanation="No route here. Check the URL.", remote="a " * 40)
     html = render.failures_table(store.failures)
-    assert "y" * 120 in html and "y" * 121 not in html and "10.0.0.&lt;1&gt;" in html
+    assert "y" * 239 + "…" in html and "y" * 240 not in html and "10.0.0.&lt;1&gt;" in html
+    assert "No route here</td>" in html and "Check the URL" not in html
+    wrapped = re.findall(r"<td style='[^']*white-space:normal[^']*'>([^<]*)</td>", html)
+    assert len(wrapped) == 4 and ("a " * 40).strip() in [w.strip() for w in wrapped]  # explanation and from
     assert render.failures_table(store.failures.iloc[:0]) == "<i>no failures</i>"
 
 
@@ -122,7 +127,7 @@ def test_the_calls_table_escapes_and_shortens(store: elwh_nb.EventStore) -> None
         "tool", "x", method="GET", status=200, latency_s=1.5, parameters={"q": "y" * 500}, answer="{}"
     )
     html = render.calls_table(store.calls)
-    assert html.count("<tr>") == 3 and "<script>" not in html and "&lt;script&gt;" in html
+    assert html.count("<tr") == 3 and "<script>" not in html and "&lt;script&gt;" in html
     assert "12.3 ms" in html and "1,500.0 ms" in html
     assert "KeyError: &#x27;&lt;script&gt;" in html and "Traceback" not in html  # the error's last line
     assert "y" * 60 in html and "y" * 200 not in html

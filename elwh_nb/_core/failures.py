@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .cappedlog import DEFAULT_MAX_BYTES, CappedLog, bounded
+from .cappedlog import DEFAULT_MAX_BYTES, TRIM_EVERY, CappedLog, bounded
 from .schema import FAILURES
 
 DEFAULT_MAX_FAILURES = 5000
@@ -21,6 +21,16 @@ _SENSITIVE_WORDS = (
     *("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session"),
     "x-elwh-callback",  # a callback URL's token (see .callback_urls)
 )
+
+#: A failed delivery's body is kept whole up to this, to replay it (``rx.replay_failure``) once
+#: what refused it is fixed; all kept bodies together up to :data:`BODIES_TOTAL` (oldest let go).
+BODY_KEPT_MAX = 1 << 20
+BODIES_TOTAL = 64 << 20
+BODIES_DDL = """
+CREATE TABLE IF NOT EXISTS failure_bodies (
+    failure_id INTEGER PRIMARY KEY,
+    body BLOB NOT NULL
+)"""
 
 COUNTS_DDL = """
 CREATE TABLE IF NOT EXISTS failure_counts (
@@ -60,6 +70,7 @@ class FailureLog(CappedLog):
     def __init__(self, max_failures: int = DEFAULT_MAX_FAILURES, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         super().__init__(FAILURES, max_failures, ("reason",), "max_failures", max_bytes)
         self.counts: dict[str, int] = {}
+        self.body_bytes = 0  # of the bodies kept to replay
 
     @property
     def max_failures(self) -> int:
@@ -68,12 +79,25 @@ class FailureLog(CappedLog):
     def load(self, db: sqlite3.Connection, after: int = 0) -> None:
         """Read the newest rows with ids over ``after``, and the counts."""
         self.counts = dict(db.execute("SELECT reason, n FROM failure_counts").fetchall())
+        try:
+            (self.body_bytes,) = db.execute(
+                "SELECT COALESCE(SUM(length(body)), 0) FROM failure_bodies"
+            ).fetchone()
+        except sqlite3.OperationalError:  # a file from before replays, opened read-only: none kept
+            self.body_bytes = 0
         super().load(db, after)
 
-    def add(self, db: sqlite3.Connection, row: dict[str, Any], from_inbox: int | None = None) -> int:
+    def add(
+        self,
+        db: sqlite3.Connection,
+        row: dict[str, Any],
+        from_inbox: int | None = None,
+        body: bytes | bytearray | memoryview = b"",
+    ) -> int:
         """Record a failure (a row of :data:`FAILURES` but ``id``, already redacted); returns its id.
 
         ``from_inbox``: a kept delivery that leaves the inbox in the same transaction.
+        ``body``: kept whole when it is not over :data:`BODY_KEPT_MAX` (to replay it).
         """
         row = bounded(FAILURES, row)
         reason = row["reason"]
@@ -87,7 +111,9 @@ class FailureLog(CappedLog):
                 (reason,),
             )
             self.trim(db, failure_id)
+            added = self._keep_body(db, failure_id, body)
             db.execute("COMMIT")
+            self.body_bytes += added
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -96,3 +122,40 @@ class FailureLog(CappedLog):
         self.remember(row, failure_id)
         self.counts[reason] = self.counts.get(reason, 0) + 1
         return failure_id
+
+    def _keep_body(
+        self, db: sqlite3.Connection, failure_id: int, body: bytes | bytearray | memoryview
+    ) -> int:
+        """Keep ``body`` for a replay, letting go of the oldest past :data:`BODIES_TOTAL`
+        (and of those whose failure the log no longer holds); returns the bytes it changed by."""
+        if not 0 < len(body) <= BODY_KEPT_MAX:
+            return 0
+        db.execute("INSERT INTO failure_bodies VALUES (?, ?)", (failure_id, bytes(body)))
+        added = len(body)
+        if failure_id % TRIM_EVERY == 0:
+            gone = db.execute(
+                "DELETE FROM failure_bodies WHERE failure_id NOT IN (SELECT id FROM failures) "
+                "RETURNING length(body)"
+            ).fetchall()
+            added -= sum(n for (n,) in gone)
+        over = self.body_bytes + added - BODIES_TOTAL
+        if over > 0:
+            for old_id, size in db.execute(
+                "SELECT failure_id, length(body) FROM failure_bodies ORDER BY failure_id"
+            ).fetchall():
+                if over <= 0 or old_id == failure_id:
+                    break
+                db.execute("DELETE FROM failure_bodies WHERE failure_id = ?", (old_id,))
+                over -= size
+                added -= size
+        return added
+
+    def body(self, db: sqlite3.Connection, failure_id: int) -> bytes | None:
+        """The whole body of failure ``failure_id``, if it is kept."""
+        try:
+            found = db.execute(
+                "SELECT body FROM failure_bodies WHERE failure_id = ?", (failure_id,)
+            ).fetchone()
+        except sqlite3.OperationalError:  # a file from before replays, opened read-only
+            return None
+        return None if found is None else bytes(found[0])

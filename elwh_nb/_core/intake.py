@@ -80,11 +80,32 @@ class Verified:
 
 
 @dataclass(frozen=True)
+class Replayed:
+    """What replaying a failed delivery did: ``accepted`` (as event ``event_id``), ``duplicate``
+    (of event ``event_id``, already stored) or ``failed`` again (recorded as ``failure_id``)."""
+
+    outcome: str
+    replayed: int  # the failure replayed
+    event_id: int | None = None
+    failure_id: int | None = None
+    reason: str | None = None
+    explanation: str | None = None
+
+    def __str__(self) -> str:
+        if self.outcome == "failed":
+            return f"failure #{self.replayed} failed again: {self.reason}: {self.explanation}"
+        if self.outcome == "duplicate":
+            return f"failure #{self.replayed} verified: a repeat of event #{self.event_id}, already stored"
+        return f"failure #{self.replayed} verified now: stored as event #{self.event_id}"
+
+
+@dataclass(frozen=True)
 class Answer:
     """The HTTP answer to one delivery."""
 
     status: int
     body: dict[str, Any]
+    failure_id: int | None = None  # the record of a rejection (never sent)
 
 
 class _Budget:
@@ -147,17 +168,21 @@ class Intake:
         path: str | None,
         kept: Kept | None = None,
         callback: tuple[str, str] | None = None,
+        arrived_at: float | None = None,
     ) -> Verified | Answer:
         """The verified event and its skew, or the (recorded) rejection to answer.
 
         ``kept``: a delivery the public route kept while the receiver was away; its
-        timestamp window and skew are measured against the time it arrived, not now.
+        timestamp window and skew are measured against the time it arrived, not now (as for
+        ``arrived_at``, a replayed failure's time).
         ``callback``: the ``(name, token)`` of the callback URL it came to; a right token
         authenticates a request without a signature (one with a signature must verify).
         """
-        now = None if kept is None else kept.received_ns / 1e9
-        record: dict[str, Any] = {} if kept is None else {"received_at": now, "from_inbox": kept.id}
-        if self.outage_left > 0 and kept is None:
+        now = kept.received_ns / 1e9 if kept is not None else arrived_at
+        record: dict[str, Any] = {} if now is None else {"received_at": now}
+        if kept is not None:
+            record["from_inbox"] = kept.id
+        if self.outage_left > 0 and now is None:
             self.outage_left -= 1
             return self.reject(
                 "outage",
@@ -281,6 +306,41 @@ class Intake:
         )
         self.stored(result, checked.event if checked.whole else None)
 
+    def replay_failure(self, failure_id: int) -> Replayed:
+        """Verify a rejected delivery again, with the secrets known now and the time window of
+        when it arrived (what a wrong secret refused is accepted once the right one is given;
+        a changed body or a stranger's still fails, recorded anew); store it if it verifies.
+
+        Raises KeyError when the store does not hold that failure or its body.
+        """
+        failures = self.store.failures
+        if failure_id not in failures.index:
+            raise KeyError(f"no failure #{failure_id} is kept (rx.failures lists those that are)")
+        body = self.store.failure_body(failure_id)
+        failure = failures.loc[failure_id]
+        arrived = failure.received_at.value / 1e9
+        path = f"(replay of failure #{failure_id}, first to {failure.path})"
+        checked = self.check(body, failure.headers, remote=failure.remote, path=path, arrived_at=arrived)
+        if isinstance(checked, Answer):
+            again = self.store.failures
+            explanation = again.explanation.get(checked.failure_id, "") if checked.failure_id else ""
+            return Replayed(
+                "failed",
+                failure_id,
+                failure_id=checked.failure_id,
+                reason=str(checked.body.get("reason")),
+                explanation=str(explanation),
+            )
+        result = self.store.append(
+            body,
+            checked.event,
+            received_at=arrived,
+            skew_s=checked.skew_s,
+            authenticated_by=checked.authenticated_by,
+        )
+        self.stored(result, checked.event if checked.whole else None)
+        return Replayed("duplicate" if result.duplicate else "accepted", failure_id, event_id=result.id)
+
     def stored(self, result: Appended, event: dict[str, Any] | None) -> Answer:
         """The answer once an event is committed (callbacks run for new ones; with ``event``
         None, on the event read back from the store)."""
@@ -323,8 +383,9 @@ class Intake:
     ) -> Answer:
         """Record a rejected delivery and build its answer (which never echoes details)."""
         status = status_for(reason)
+        failure_id = None
         try:
-            self.store.add_failure(
+            failure_id = self.store.add_failure(
                 reason,
                 status=status,
                 explanation=explanation,
@@ -338,7 +399,7 @@ class Intake:
             )
         except StoreError:
             self.unrecorded_failures += 1
-        return Answer(status, {"ok": False, "reason": reason})
+        return Answer(status, {"ok": False, "reason": reason}, failure_id)
 
     def close(self) -> None:
         self.callbacks.close()

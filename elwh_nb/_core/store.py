@@ -283,7 +283,7 @@ class EventStore(StoreFile):
         self._check_writable()
         with self._lock:
             self._check_open()
-            failure_id = self._failures.add(self._db, row, from_inbox)
+            failure_id = self._failures.add(self._db, row, from_inbox, raw)
             self._changes += 1
             return failure_id
 
@@ -371,6 +371,19 @@ class EventStore(StoreFile):
         with self._lock:
             make = self._events.snapshot()
         return make()
+
+    def failure_body(self, failure_id: int) -> bytes:
+        """The whole body of a rejected delivery, to replay it; kept up to 1 MiB a body and 64 MiB
+        in all (the newest), in the file only. Raises KeyError when it is not kept."""
+        with self._lock:
+            self._check_open()
+            body = self._failures.body(self._db, int(failure_id)) if failure_id > 0 else None
+        if body is None:
+            raise KeyError(
+                f"the body of failure {failure_id} is not kept (none came, it was over 1 MiB, it was "
+                "let go to keep the newest 64 MiB, or the failure was never saved to the file)"
+            )
+        return body
 
     @property
     def failures(self) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from . import inbox as _inbox
 from . import jobs as _jobs
 from .colcache import STORE_ID_KEY
 from .exceptions import StoreError
-from .failures import COUNTS_DDL
+from .failures import BODIES_DDL, COUNTS_DDL
 from .fileuri import file_uri
 from .schema import CALLS, EVENTS, FAILURES, Table
 
@@ -36,6 +36,7 @@ _TABLES = (
     FAILURES.ddl,
     CALLS.ddl,
     COUNTS_DDL,
+    BODIES_DDL,
     _jobs.DDL,
     _META_DDL,
     _inbox.SCHEMA,

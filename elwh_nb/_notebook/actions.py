@@ -35,7 +35,18 @@ class Actions(w.HBox):
             options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px")
         )
         self.send_button = w.Button(description="Send test events", icon="paper-plane")
-        self.replay_button = w.Button(description="Replay selected", icon="redo")
+        self.replay_button = w.Button(
+            description="Replay selected",
+            icon="redo",
+            tooltip="an event: deliver it again (a duplicate); a failure: verify it again with the secret",
+        )
+        self.as_new = w.Checkbox(
+            value=False,
+            description="as new",
+            indent=False,
+            tooltip="replaying an event runs the on_event callbacks again, as for a new one",
+            layout=w.Layout(width="80px"),
+        )
         self.curl_button = w.Button(
             description="Copy as curl", icon="terminal", tooltip="a curl command that delivers it again"
         )
@@ -50,6 +61,7 @@ class Actions(w.HBox):
                 self.fault_mix,
                 self.send_button,
                 self.replay_button,
+                self.as_new,
                 self.curl_button,
                 self.export_format,
                 self.export_button,
@@ -100,16 +112,37 @@ class Actions(w.HBox):
         return thread
 
     def replay_selected(self) -> None:
-        """Deliver the selected event again, signed anew: it counts as a duplicate."""
+        """Replay the row picked: an event is delivered again, signed anew (a duplicate; "as new"
+        runs the callbacks again); a failure is verified again with the secret now."""
         chosen: Pick | None = self.deliveries.pick.value
         if self._stopped():
             return
-        if chosen is None or chosen[0] != "event":
-            self.message.value = "pick an accepted event to replay"
+        if chosen is None or chosen[0] not in ("event", "failure"):
+            self.message.value = "click an event or a failure to replay it"
             return
-        sent = self.source.replay(chosen[1])
-        self.message.value = f"replayed event #{chosen[1]}: answered {sent.status.iloc[-1]}"
+        kind, row_id = chosen
+        if kind == "failure":
+            self.message.value = self._replay_failure(row_id)
+        else:
+            sent = self.source.replay(row_id, as_new=self.as_new.value)
+            last = sent.iloc[-1]
+            said = "a duplicate, kept once" if last.get("duplicate") else "stored"
+            ran = (
+                "; the on_event callbacks ran on it again"
+                if last.get("callbacks_run")
+                else " (callbacks did not run: tick 'as new' for that)"
+            )
+            self.message.value = f"replayed event #{row_id}: answered {last.status}, {said}{ran}"
         self._changed()
+
+    def _replay_failure(self, failure_id: int) -> str:
+        replay = getattr(self.source, "replay_failure", None)
+        if replay is None:  # a hub connection: the secret stays in the service
+            return "only the receiver that holds the secret can verify a failure again"
+        try:
+            return render.esc(replay(failure_id))
+        except KeyError as exc:
+            return f"cannot replay failure #{failure_id}: {render.esc(exc.args[0] if exc.args else exc)}"
 
     def curl_selected(self) -> None:
         """Show a curl command that delivers the selected event again, signed now (see ``rx.curl``)."""

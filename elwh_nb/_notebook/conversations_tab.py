@@ -103,7 +103,7 @@ def conversations_table(rows: pd.DataFrame) -> str:
                 esc(cid),
             ]
         )
-    return table(HEADER, shown)
+    return table(HEADER, shown, pick=True)
 
 
 class ConversationsTab(PagedTab):

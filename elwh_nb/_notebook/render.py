@@ -93,11 +93,24 @@ def json_view(value: Any, key: str = "", depth: int = 0) -> str:
     return f"{label}<code>{text}</code>"
 
 
-def table(header: list[str], rows: list[list[str]]) -> str:
-    """A compact HTML table of already escaped cells."""
+def table(header: list[str], rows: list[list[str]], *, wrap: tuple[int, ...] = (), pick: bool = False) -> str:
+    """A compact HTML table of already escaped cells; the columns in ``wrap`` wrap (long prose).
+
+    ``pick``: each row says its place (``data-row``), for a :class:`.rowtable.RowTable` click.
+    """
     head = "".join(f"<th style='text-align:left;padding:2px 8px'>{h}</th>" for h in header)
-    cell = "<td style='padding:2px 8px;white-space:nowrap'>"
-    body = "".join("<tr>" + "".join(f"{cell}{c}</td>" for c in row) + "</tr>" for row in rows)
+    cells = [
+        "<td style='padding:2px 8px;white-space:normal;min-width:18em'>"
+        if i in wrap
+        else "<td style='padding:2px 8px;white-space:nowrap'>"
+        for i in range(len(header))
+    ]
+    body = "".join(
+        (f"<tr data-row='{n}'>" if pick else "<tr>")
+        + "".join(f"{cell}{c}</td>" for cell, c in zip(cells, row, strict=True))
+        + "</tr>"
+        for n, row in enumerate(rows)
+    )
     style = "border-collapse:collapse;font-size:90%"
     return f"<table style='{style}'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -183,7 +196,7 @@ def events_table(rows: pd.DataFrame) -> str:
         ]
         for i, r in rows.iterrows()
     ]
-    return table(EVENT_HEADER, shown) if shown else "<i>no events match</i>"
+    return table(EVENT_HEADER, shown, pick=True) if shown else "<i>no events match</i>"
 
 
 def events_label(page: Page) -> str:
@@ -206,12 +219,13 @@ def failures_table(rows: pd.DataFrame) -> str:
             f"{r.received_at:%H:%M:%S}",
             str(r.status),
             esc(r.reason),
-            esc(r.explanation[:120]),
+            esc(_first_sentence(r.explanation, 240)),
             esc(r.remote),
         ]
         for i, r in rows.iterrows()
     ]
-    return table(FAILURE_HEADER, shown) if shown else "<i>no failures</i>"
+    # The explanation and where it came from wrap: cut off, neither says anything.
+    return table(FAILURE_HEADER, shown, wrap=(4, 5), pick=True) if shown else "<i>no failures</i>"
 
 
 def failures_label(matched: int, max_failures: int) -> str:
@@ -255,9 +269,8 @@ def failure_detail(failures: pd.DataFrame, failure_id: int) -> str:
         return "<i>that failure is no longer kept</i>"
     f = failures.loc[failure_id]
     headers = table(["header", "value"], [[esc(k), esc(v)] for k, v in f.headers.items()])
-    details = (
-        f"<pre style='white-space:pre-wrap'>{esc(f.details)}</pre>" if isinstance(f.details, str) else ""
-    )
+    details = _beyond(f.explanation, f.details)
+    details = f"<pre style='white-space:pre-wrap'>{esc(details)}</pre>" if details else ""
     return (
         f"<b>failure #{failure_id}: {esc(f.reason)}</b>, answered {f.status}, from {esc(f.remote)} "
         f"to {esc(f.path)} at {f.received_at:%Y-%m-%d %H:%M:%S} UTC"
@@ -265,6 +278,14 @@ def failure_detail(failures: pd.DataFrame, failure_id: int) -> str:
         f"<b>body</b> ({f.body_bytes:,} bytes)"
         f"<pre style='white-space:pre-wrap'>{esc(f.body_preview)}</pre>"
     )
+
+
+def _beyond(explanation: str, details: Any) -> str:
+    """The diagnosis without its first paragraph when that repeats the explanation shown above it."""
+    if not isinstance(details, str):
+        return ""
+    first, _, rest = details.partition("\n\n")
+    return rest.strip("\n") if explanation and explanation in first else details
 
 
 def _last_line(text: Any) -> str:
@@ -289,7 +310,7 @@ def calls_table(rows: pd.DataFrame) -> str:
         ]
         for i, r in rows.iterrows()
     ]
-    return table(CALL_HEADER, shown) if shown else "<i>no calls match</i>"
+    return table(CALL_HEADER, shown, pick=True) if shown else "<i>no calls match</i>"
 
 
 def _answer(text: str) -> str:

@@ -54,6 +54,7 @@ class EventSource(Protocol):
         """Send ``n`` signed test deliveries; one row per delivery, with ``ok``."""
         ...
 
-    def replay(self, event_id: int) -> pd.DataFrame:
-        """Deliver a stored event again; one row, with the answer's ``status``."""
+    def replay(self, event_id: int, *, as_new: bool = False) -> pd.DataFrame:
+        """Deliver a stored event again; one row, with the answer's ``status`` (and ``duplicate``,
+        ``callbacks_run``)."""
         ...

@@ -12,6 +12,7 @@ from .._core.derive import TRANSCRIPT_TYPES
 from . import render
 from .conversation_view import conversation_view
 from .query import Query, matching, run
+from .rowtable import Picker, RowTable
 from .source import EventSource
 from .timings import (
     plot_delivery_lag,
@@ -73,15 +74,15 @@ class PagedTab(w.VBox):
         self.outcome = outcome
         self.search = w.Text(placeholder=searched, description="search", continuous_update=False)
         self.window = w.Dropdown(options=list(WINDOWS), value="all time", description="when")
-        self.table = w.HTML()
+        self.table = RowTable()
         self.page_label = w.Label()
         self.prev_button = w.Button(description="◀ newer", layout=w.Layout(width="auto"))
         self.next_button = w.Button(description="older ▶", layout=w.Layout(width="auto"))
-        self.pick = w.Dropdown(options=[], description="inspect")
+        self.pick = Picker(self.table)  # a click on a row picks it
         self.detail = w.HTML()
         filters = w.HBox([kinds, w.VBox([self.outcome, self.search, self.window])])
         pager = w.HBox([self.prev_button, self.next_button, self.page_label])
-        super().__init__([filters, self.table, pager, self.pick, self.detail])
+        super().__init__([filters, self.table, pager, self.detail])
 
         for control in (kinds, self.outcome, self.search, self.window):
             control.observe(self._filters_changed, names="value")
@@ -111,13 +112,8 @@ class PagedTab(w.VBox):
         self._changed()
 
     def _set_pick(self, options: list[tuple[str, Pick]]) -> None:
-        current = self.pick.value
-        self.pick.options = options
-        values = [v for _, v in options]
-        if current in values:
-            self.pick.value = current
-        elif values and current is None:
-            self.pick.value = None
+        """The page's rows to pick from; the row inspected stays inspected (also off the page)."""
+        self.pick.options = tuple(options)
         self._show_detail()
 
     def _show_detail(self) -> None:
@@ -162,6 +158,8 @@ class DeliveriesTab(PagedTab):
             self.page_label.value = render.events_label(page)
             kind, labels = "event", page.rows["event_type"]
         self.more = page.more
+        if self.pick.value is not None and self.pick.value[0] != kind:  # shown the other outcome
+            self.pick.value = None
         ids = labels.index.tolist()
         self._set_pick([(f"#{i} {label}", (kind, int(i))) for i, label in zip(ids, labels, strict=True)])
         return len(page.rows)

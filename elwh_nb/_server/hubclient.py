@@ -411,7 +411,7 @@ class Connection:
             "test deliveries (use elwh_nb.start() for a receiver of your own to try things)"
         )
 
-    def replay(self, event_id: int) -> pd.DataFrame:
+    def replay(self, event_id: int, *, as_new: bool = False) -> pd.DataFrame:
         return self.simulate()
 
     def dashboard(self, **options: Any) -> Dashboard:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from .._core.callbacks import EventCallback, callback_types
 from .._core.exceptions import ReceiverError
-from .._core.intake import Intake
+from .._core.intake import Intake, Replayed
 from .._core.jobs import OVERDUE_S
 from .._core.protocol import DEFAULT_MAX_BODY, SLACK
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
@@ -316,13 +316,31 @@ class Receiver(CallMethods):
                 self.expect(job_id, submitted_at=submitted, kind=kind)
         return send(target, self._intake.signing_secret, n, faults=faults, headers=headers, **options)
 
-    def replay(self, event_id: int, *, via: str = "auto") -> pd.DataFrame:
-        """Deliver a stored event again, signed anew, as an ElevenLabs retry would (a duplicate)."""
+    def replay(self, event_id: int, *, via: str = "auto", as_new: bool = False) -> pd.DataFrame:
+        """Deliver a stored event again, signed anew, as an ElevenLabs retry would: the answer
+        says ``duplicate`` and the store keeps one copy (its ``deliveries`` count goes up).
+
+        ``as_new``: the :meth:`on_event` callbacks run on it again too, as for a new event
+        (to try a fixed callback on a real delivery). The frame's ``callbacks_run`` says which.
+        """
         from .sender import send
 
         target, headers = self._reach.target(via)
         body = self.store.raw_body(event_id)
-        return send(target, self._intake.signing_secret, [body], headers=headers, progress=False)
+        sent = send(target, self._intake.signing_secret, [body], headers=headers, progress=False)
+        ran = as_new and bool(sent["ok"].all())
+        if ran:
+            self._intake.callbacks.notify(int(event_id), None)
+        return sent.assign(callbacks_run=ran)
+
+    def replay_failure(self, failure_id: int) -> Replayed:
+        """Verify a failed delivery again, with the secret now and the time window of when it
+        arrived, and store it if it verifies (after a wrong secret was fixed, say); one that
+        still fails (a changed body, a stranger's) is recorded anew. Says which happened.
+
+        The store keeps each failure's body up to 1 MiB (the newest 64 MiB in all).
+        """
+        return self._intake.replay_failure(int(failure_id))
 
     def curl(
         self, event_id: int, *, url: str | None = None, directory: str | os.PathLike[str] = "."
