@@ -9,7 +9,7 @@ VENV     ?= .venv
 PY       := $(VENV)/bin/python
 LAB_ARGS ?=
 
-.PHONY: demo lab test lint typecheck pytest bench bench-quick bench-core bench-dashboard clean
+.PHONY: demo lab test lint typecheck pytest docs screenshots bench bench-quick bench-core bench-dashboard clean
 
 $(PY):
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "elwh-nb needs Python 3.10 or newer; set PYTHON=python3.x")'
@@ -24,10 +24,14 @@ $(VENV)/.lab: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[lab]'
 	@touch $(VENV)/.runtime $@
 
-# The dev extra includes the lab extra.
+$(VENV)/.docs: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	@touch $(VENV)/.runtime $(VENV)/.lab $@
+
+# The dev extra includes the lab and docs extras.
 $(VENV)/.dev: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[dev]'
-	@touch $(VENV)/.runtime $(VENV)/.lab $@
+	@touch $(VENV)/.runtime $(VENV)/.lab $(VENV)/.docs $@
 
 demo: $(VENV)/.runtime
 	$(PY) -m elwh_nb demo
@@ -49,6 +53,18 @@ pytest: $(VENV)/.dev
 	$(PY) -m pytest
 
 test: lint typecheck pytest
+
+# The documentation site in docs/_build/html (Sphinx, MyST-NB, the PyData theme): warnings are
+# errors, the notebooks run as it builds, and the API page must document every public name.
+docs: $(VENV)/.docs
+	$(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+	$(PY) docs/check_api.py docs/_build/html/api.html
+
+# The docs' pictures, as the browser test takes them (needs Chromium: apt-get install chromium).
+screenshots: $(VENV)/.dev
+	ELWH_SCREENSHOTS=docs/_build/screenshots $(PY) -m pytest -q tests/test_browser.py
+	cp docs/_build/screenshots/dashboard.png docs/_build/screenshots/dashboard-inspect.png \
+	   docs/_build/screenshots/header.png docs/
 
 # The inner loop: everything but the tests marked slow (real servers, kernels, browser, hub).
 test-fast: $(VENV)/.dev

@@ -880,6 +880,8 @@ def readme_summary(report: Report) -> list[str]:
 
 
 BLOCK = re.compile(r"(<!-- bench:(\w+) -->\n).*?(<!-- /bench:\2 -->)", re.S)
+#: The pages with ``<!-- bench:NAME -->`` blocks, relative to the repository.
+DOC_PAGES = ("README.md", "docs/guides/notebook.md", "docs/guides/development.md")
 
 
 def write_readme_blocks(readme: Path, blocks: dict[str, list[str]]) -> None:
@@ -1013,11 +1015,13 @@ def main(argv: list[str] | None = None) -> int:
     body = head + report.lines + [f"![{name}]({name})" for name in images] + [""]
     (out / "BENCHMARKS.md").write_text("\n".join(body))
     print(f"wrote {out / 'BENCHMARKS.md'}", flush=True)
-    readme = ROOT / "README.md" if out == ROOT else out / "README.md"
-    if out != ROOT:  # a quick run fills a copy, to show it works without touching the real one
-        shutil.copy(ROOT / "README.md", readme)
-    write_readme_blocks(readme, report.blocks)
-    print(f"wrote the benchmark blocks of {readme}", flush=True)
+    for page in DOC_PAGES:  # the README and the guides that quote this run's figures
+        target = ROOT / page if out == ROOT else out / page
+        if out != ROOT:  # a quick run fills a copy, to show it works without touching the real one
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / page, target)
+        write_readme_blocks(target, report.blocks)
+        print(f"wrote the benchmark blocks of {target}", flush=True)
     return 0
 
 

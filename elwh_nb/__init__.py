@@ -88,6 +88,7 @@ if TYPE_CHECKING:
     from ._server.receiver import Receiver, start
     from ._server.sender import FAULTS, send
 
+#: The version of elwh-nb.
 __version__ = "0.1.0"
 
 __all__ = [

@@ -1,9 +1,11 @@
 """JupyterLab in a real browser (Playwright driving Debian's Chromium): the quickstart, live.
 
 JupyterLab runs on loopback with a token. The test opens notebooks/01_quickstart.ipynb,
-runs its cells through the UI (all but the last, which stops the receiver), then posts
-signed deliveries from outside the kernel to the URLs the notebook shows, and checks in
-the page that the dashboard's counters, failure view and type filter follow.
+runs all its cells through the UI (the receiver stays live), then posts signed deliveries
+from outside the kernel to the URLs the notebook shows, and checks in the page that the
+dashboard's counters, failure view, click-to-inspect and type filter follow. Its
+screenshots (``ELWH_SCREENSHOTS``, else a temporary folder) are the docs' pictures:
+``make screenshots`` copies them into docs/.
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
         # The header's first line is the URL to give ElevenLabs; the others are folded under it.
         expect(header.locator("code").first).to_have_text(url)
         assert "proxy URL" not in header.inner_text()  # folded: only what is shown counts
+        header.screenshot(path=str(shots / "header.png"))  # one line: state and the URL to give
         header.locator("summary").click()  # unfold, as a user who wants the other URLs would
         expect(header).to_contain_text("proxy URL (needs a Jupyter login)")
         proxy_url = re.search(r"proxy URL \(needs a Jupyter login\): (\S+)", header.inner_text()).group(1)  # type: ignore[union-attr]
@@ -140,12 +143,24 @@ def _drive(page: Any, origin: str, token: str, shots: Path, expect: Any) -> None
             path=str(shots / "dashboard.png")
         )
 
-        # The failure view shows the tampered delivery with its reason.
+        # The failure view shows the tampered delivery with its reason; a click on it inspects it:
+        # the explanation, and the headers as this test sent them (not the route's).
         dashboard = notebook.locator(".widget-vbox").filter(has_text="in the last minute").first
         dashboard.get_by_role("button", name="failed").click()
-        table = dashboard.locator(".widget-html table").first
+        table = dashboard.locator(".elwh-rows table").first
         expect(table).to_contain_text("signature_mismatch")
         page.screenshot(path=str(shots / "dashboard-failures.png"))
+        table.locator("tr[data-row]", has_text="signature_mismatch").first.click()
+        detail = dashboard.locator(".widget-html", has_text="credentials redacted").first
+        expect(detail).to_contain_text("signature_mismatch")
+        expect(detail).to_contain_text("ElevenLabs-Signature", ignore_case=True)
+        expect(table.locator("tr.elwh-picked")).to_have_count(1)  # the row inspected shows picked
+        shown = detail.inner_text()
+        assert "X-Elwh" not in shown and "python-httpx" in shown  # what httpx sent, and nothing added
+        assert re.search(
+            r"Host\s+" + re.escape(origin.split("//", 1)[1]), shown
+        )  # Jupyter's, not the kernel's
+        dashboard.screenshot(path=str(shots / "dashboard-inspect.png"))
         dashboard.get_by_role("button", name="accepted").click()
 
         # Choosing a type in the UI narrows the table.

@@ -229,3 +229,14 @@ def test_a_failure_is_explained_once_and_its_long_columns_wrap(rx: elwh_nb.Recei
     assert "[FAIL]" in dash.detail.value  # the checks of the full diagnosis are there, once
     assert "white-space:normal" in dash.table.value
     dash.close()
+
+
+def test_a_page_without_a_kernel_shows_a_static_view(source: FakeSource) -> None:
+    source.store.append_many([b'{"type":"x","data":{"conversation_id":"conv_%d"}}' % i for i in range(3)])
+    dash = Dashboard(source, autorefresh=False)
+    bundle = dash._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle  # the live panel, for JupyterLab
+    static = bundle["text/html"]  # for the rendered docs, GitHub, nbconvert
+    assert source.url in static and "<b>3</b> accepted" in static and static.count("<tr data-row=") == 3
+    assert "<script" not in static
+    dash.close()

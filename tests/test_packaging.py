@@ -75,6 +75,14 @@ def test_the_lab_extra_and_make_lab_go_together() -> None:
 def test_ci_runs_make_test() -> None:
     script = (ROOT / ".ci" / "run").read_text()
     assert re.search(r"^make test$", script, re.M)
+    assert re.search(r"^make docs$", script, re.M)  # the site builds, warnings as errors
+
+
+def test_make_docs_builds_with_warnings_as_errors_and_checks_the_api_page() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^docs: \$\(VENV\)/\.docs$", makefile, re.M)
+    assert re.search(r"^\t\$\(PY\) -m sphinx -W --keep-going -b html docs docs/_build/html$", makefile, re.M)
+    assert re.search(r"^\t\$\(PY\) docs/check_api.py docs/_build/html/api.html$", makefile, re.M)
 
 
 def test_makefile_test_runs_lint_types_and_pytest() -> None:

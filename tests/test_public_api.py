@@ -83,9 +83,9 @@ def test_the_import_check_can_fail() -> None:
     assert "tornado" in loaded and "elwh_nb._server.receiver" in loaded
 
 
-def test_the_readme_layout_names_every_module_where_it_is() -> None:
-    readme = (Path(elwh_nb.__file__).parent.parent / "README.md").read_text()
-    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+def test_the_layout_guide_names_every_module_where_it_is() -> None:
+    guide = (Path(elwh_nb.__file__).parent.parent / "docs" / "guides" / "development.md").read_text()
+    block = guide.split("## Layout", 1)[1].split("```", 2)[1]
     listed, folder = set(), ""
     for line in block.splitlines():
         name = line.split()[0] if line.strip() else ""

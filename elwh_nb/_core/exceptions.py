@@ -20,6 +20,7 @@ Reasons of ``SignatureError`` (``elwh_nb.REASONS``), in the order the checks run
 
 from __future__ import annotations
 
+#: Why a delivery failed verification: the ``reason`` of a :class:`SignatureError` and of a failure record.
 REASONS: tuple[str, ...] = (
     "missing_secret",
     "missing_header",

@@ -34,11 +34,13 @@ class Actions(w.HBox):
         self.fault_mix = w.Dropdown(
             options=list(FAULT_MIXES), value="some faults (20%)", layout=w.Layout(width="180px")
         )
-        self.send_button = w.Button(description="Send test events", icon="paper-plane")
+        fit = {"layout": w.Layout(width="auto")}  # a label cut to "Send test ..." says little
+        self.send_button = w.Button(description="Send test events", icon="paper-plane", **fit)
         self.replay_button = w.Button(
             description="Replay selected",
             icon="redo",
             tooltip="an event: deliver it again (a duplicate); a failure: verify it again with the secret",
+            **fit,
         )
         self.as_new = w.Checkbox(
             value=False,
@@ -48,12 +50,15 @@ class Actions(w.HBox):
             layout=w.Layout(width="80px"),
         )
         self.curl_button = w.Button(
-            description="Copy as curl", icon="terminal", tooltip="a curl command that delivers it again"
+            description="Copy as curl",
+            icon="terminal",
+            tooltip="a curl command that delivers it again",
+            **fit,
         )
         self.export_format = w.Dropdown(
             options=["csv", "parquet"], value="csv", layout=w.Layout(width="90px")
         )
-        self.export_button = w.Button(description="Export filtered", icon="download")
+        self.export_button = w.Button(description="Export filtered", icon="download", **fit)
         self.message = w.HTML()
         super().__init__(
             [

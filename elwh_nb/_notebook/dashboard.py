@@ -125,7 +125,18 @@ class Dashboard(w.VBox):
         bundle = super()._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
             bundle["text/plain"] = repr(self.rx)
+            bundle["text/html"] = self.static_html()
         return bundle
+
+    def static_html(self) -> str:
+        """The panel as it is now, as HTML with no widgets: what a page without a kernel shows
+        (the rendered docs, GitHub, nbconvert); a live frontend shows the widget instead."""
+        return (
+            "<div class='elwh-static' style='border:1px solid #8884;padding:6px 10px;border-radius:4px'>"
+            f"<div>{self.header.value}</div><div>{self.counters.value}</div><div>{self.table.value}</div>"
+            f"<div style='opacity:.7'>{render.esc(self.page_label.value)} · a static view of the "
+            "dashboard: run the notebook for the live one</div></div>"
+        )
 
     @property
     def closed(self) -> bool:

@@ -38,7 +38,7 @@ CALL_HEADER = ["id", "received", "name", "method", "status", "latency", "convers
 _CELL = 80  # characters of parameters shown in a calls table cell
 NO_CALLS = (
     "<i>no calls yet: serve a notebook function to ElevenLabs agents with <code>@rx.tool</code> "
-    "or <code>@rx.initiation</code> (README: Agent tools and call personalisation)</i>"
+    "or <code>@rx.initiation</code> (docs: Agent tools and call personalisation)</i>"
 )
 
 

@@ -444,7 +444,7 @@ def service_url(service: str, environ: Mapping[str, str]) -> str:
 def connect(
     name: str, *, service: str = "elwh", url: str | None = None, token: str | None = None
 ) -> Connection:
-    """Read webhook ``name`` of the hub service ``service`` with your hub token; see README.md.
+    """Read webhook ``name`` of the hub service ``service`` with your hub token (docs/guides/urls.md).
 
     Inside a JupyterHub server the URL and token come from its environment.
     """

@@ -31,6 +31,7 @@ REAL_TYPES: tuple[str, ...] = (
 )
 #: The invented types of the tutorial chapter (``event_type``/``timestamp`` at top level).
 TUTORIAL_TYPES: tuple[str, ...] = ("speech.completed", "voice.created")
+#: Every event type the factory makes: the real ones, then the tutorial's.
 EVENT_TYPES: tuple[str, ...] = REAL_TYPES + TUTORIAL_TYPES
 
 # A mix resembling an agents-platform workspace: mostly transcriptions.
