@@ -248,11 +248,11 @@ def bare_tool(port: int, env: dict[str, str]) -> None:
     from tornado import ioloop, web
 
     os.environ.update(env)
-    from elwh_nb._core.protocol import ACK_HEADER, ack
+    from elwh_nb._core.protocol import ACK_HEADER, ack, new_route_id
     from elwh_nb._server import routes
 
     token = _secrets.token_urlsafe(24)
-    route_id = routes.new_route_id()
+    route_id = new_route_id()
 
     class Echo(web.RequestHandler):
         def get(self) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from elwh_nb._core.protocol import new_route_id
 from elwh_nb._server import routes as _routes
 
 
@@ -28,7 +29,7 @@ def test_pid_alive_sends_no_signal_and_tells_the_living_from_the_dead() -> None:
 
 
 def test_route_files_are_private_and_replaced_whole(tmp_path: Path) -> None:
-    route_id = _routes.new_route_id()
+    route_id = new_route_id()
     live = _routes.Live("127.0.0.1", 8765, "/webhook", os.getpid(), "t" * 32)
     path = _routes.write(route_id, _routes.Route("/x.sqlite", 100, 1, receiver=live))
     assert path.parent == tmp_path / "data" / "elwh_nb" / "routes"

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import secrets
 from collections.abc import Iterable
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
@@ -40,6 +41,11 @@ MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 HOST_HEADER = "X-Elwh-Host"
 #: The hop the route appends (as any proxy does) to what the sender sent in this header.
 FORWARDED_FOR = "X-Forwarded-For"
+
+
+def new_route_id() -> str:
+    """A hook URL's id, the one place ids are made: 24 random bytes, URL-safe (32 characters)."""
+    return secrets.token_urlsafe(24)
 
 
 @functools.lru_cache(maxsize=64)  # one per route token; both sides ask on every request

@@ -27,6 +27,7 @@ from .colcache import STORE_ID_KEY
 from .exceptions import StoreError
 from .failures import BODIES_DDL, COUNTS_DDL
 from .fileuri import file_uri
+from .protocol import new_route_id
 from .schema import CALLS, EVENTS, FAILURES, Table
 
 DEFAULT_FILENAME = "elwh_events.sqlite"
@@ -196,8 +197,6 @@ class StoreFile:
             if not create:
                 return None
             self._check_writable()
-            from .._server.routes import new_route_id
-
             made = (new_route_id(), time.time_ns())
             try:
                 with transaction(self._db) as db:

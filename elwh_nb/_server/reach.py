@@ -7,6 +7,7 @@ import time
 import warnings
 
 from .._core.exceptions import ReceiverError
+from .._core.protocol import new_route_id
 from .._core.store import EventStore
 from . import routes as _routes
 from . import tunnel as _tunnel
@@ -49,7 +50,7 @@ class Reach:
         self.is_new = stored_route is None or stored_route[1] >= started_ns
         self.route_id: str | None = None
         if self.ctx is not None and self.ctx.server_pid and _routes.server_has_route(self.ctx.server_pid):
-            self.route_id = stored_route[0] if stored_route else _routes.new_route_id()
+            self.route_id = stored_route[0] if stored_route else new_route_id()
             _routes.attach(
                 self.route_id,
                 _routes.Route(

@@ -47,11 +47,6 @@ def servers_dir() -> Path:
     return _private_dir(Path(jupyter_runtime_dir()) / "elwh_nb" / "servers")
 
 
-def new_route_id() -> str:
-    """An unguessable id: 24 random bytes, URL-safe (32 characters)."""
-    return secrets.token_urlsafe(24)
-
-
 def write_private(path: Path, data: dict[str, Any]) -> None:
     """Replace ``path`` atomically with JSON only the user can read (POSIX mode or Windows ACL)."""
     from jupyter_core.paths import secure_write

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from elwh_nb._core.protocol import new_route_id
 from elwh_nb._server import routes as _routes
 
 
@@ -18,7 +19,7 @@ def runtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_ids_are_long_random_and_url_safe() -> None:
-    ids = {_routes.new_route_id() for _ in range(1000)}
+    ids = {new_route_id() for _ in range(1000)}
     assert len(ids) == 1000
     assert all(_routes.ROUTE_ID.fullmatch(i) and len(i) == 32 for i in ids)  # 24 bytes: 192 bits
 
@@ -27,7 +28,7 @@ def test_lookup_opens_only_the_guess_own_file(runtime: Path, monkeypatch: pytest
     # No id is ever compared with a stored one: a guess is one open of the file it names,
     # so a near miss is looked up exactly as a random guess is. (A timing test of this
     # compared two lookups of absent files, which time alike whatever the code does.)
-    real = _routes.new_route_id()
+    real = new_route_id()
     _routes.write(real, _routes.Route(store="/nowhere.sqlite", max_body=10, created_ns=1))
 
     def no_listing(*args: object, **kwargs: object) -> None:
@@ -45,7 +46,7 @@ def test_lookup_opens_only_the_guess_own_file(runtime: Path, monkeypatch: pytest
 
     monkeypatch.setattr(Path, "read_text", recording)
     near = real[:-1] + ("A" if real[-1] != "A" else "B")
-    guess = _routes.new_route_id()
+    guess = new_route_id()
     assert _routes.lookup(real) is not None
     assert _routes.lookup(near) is None and _routes.lookup(guess) is None
     assert read == [f"{real}.json", f"{near}.json", f"{guess}.json"]
