@@ -14,10 +14,12 @@ from ._core.exceptions import (
     REASONS,
     CallError,
     ElwhError,
+    ExportError,
     ReceiverError,
     SignatureError,
     StoreError,
     StoreInUseError,
+    TunnelError,
 )
 
 # Everything else loads on first use: the Jupyter server imports this package for its
@@ -105,6 +107,7 @@ __all__ = [
     "Diagnosis",
     "ElwhError",
     "EventStore",
+    "ExportError",
     "PayloadFactory",
     "Receiver",
     "ReceiverError",
@@ -113,6 +116,7 @@ __all__ = [
     "StoreError",
     "StoreInUseError",
     "StoredPayload",
+    "TunnelError",
     "__version__",
     "connect",
     "construct_event",

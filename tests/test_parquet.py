@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from elwh_nb import EventStore, payloads
+from elwh_nb import EventStore, ExportError, payloads
 from elwh_nb._core import history
-from elwh_nb._core.history import MARK, ExportError
+from elwh_nb._core.history import MARK
 
 duckdb = pytest.importorskip("duckdb")
 dd = pytest.importorskip("dask.dataframe")

@@ -98,3 +98,25 @@ def test_the_layout_guide_names_every_module_where_it_is() -> None:
         p.relative_to(package).as_posix() for p in package.glob("_*/*.py") if p.name != "__init__.py"
     } | {p.parent.relative_to(package).as_posix() + "/" for p in package.glob("_*/*/__init__.py")}
     assert listed == present
+
+
+def test_every_error_the_kit_defines_is_in_the_one_tree() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    defined = []
+    for info in pkgutil.walk_packages(elwh_nb.__path__, "elwh_nb."):
+        if info.name.endswith("serverext"):  # needs a Jupyter server's imports; holds no errors
+            continue
+        module = importlib.import_module(info.name)
+        defined += [
+            c
+            for _, c in inspect.getmembers(module, inspect.isclass)
+            if issubclass(c, BaseException)
+            and c.__module__ == module.__name__
+            and not c.__name__.startswith("_")
+        ]
+    assert {c.__name__ for c in defined} >= {"ExportError", "TunnelError", "InboxRefused", "StoreInUseError"}
+    assert [c.__name__ for c in defined if not issubclass(c, elwh_nb.ElwhError)] == []
+    assert issubclass(elwh_nb.TunnelError, elwh_nb.ReceiverError)  # what start(tunnel=...) raised before

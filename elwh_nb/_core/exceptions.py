@@ -4,11 +4,17 @@
      ├── SignatureError       (also a ValueError) a delivery failed verification;
      │                        ``.reason`` says which check, ``str()`` says what to do
      ├── StoreError           the event store could not read or write its file; a receiver
-     │                        answers 500 for it so that ElevenLabs retries the delivery
+     │   │                    answers 500 for it so that ElevenLabs retries the delivery
+     │   └── InboxRefused     (internal) the public route's inbox could not keep a delivery
+     │                        while the receiver was away: full, or unwritable; answered 503
+     ├── ExportError          an export could not be made (pyarrow missing, or the
+     │                        directory holds another store's history)
      ├── ReceiverError        a receiver could not start (port in use, bad address) or
      │   │                    was used after stop()
-     │   └── StoreInUseError  the store already has a live receiver (another kernel's):
-     │                        shown in a notebook as one line that names it, no traceback
+     │   ├── StoreInUseError  the store already has a live receiver (another kernel's):
+     │   │                    shown in a notebook as one line that names it, no traceback
+     │   └── TunnelError      ``start(tunnel=...)`` could not set the tunnel up (a bad
+     │                        address, no ssh, or it failed at once)
      └── CallError            a tool or initiation call cannot be answered as asked
                               (``.status``: 400 for the caller's parameters, 500 for
                               what the notebook's function returned)
@@ -54,6 +60,19 @@ class StoreError(ElwhError):
     """The event store could not write or read its SQLite file."""
 
 
+class InboxRefused(StoreError):
+    """The inbox could not keep a delivery: full (``full``), or its file cannot be written.
+    The public route answers 503, which ElevenLabs retries."""
+
+    def __init__(self, why: str, *, full: bool) -> None:
+        super().__init__(why)
+        self.full = full
+
+
+class ExportError(ElwhError):
+    """An export could not be made (pyarrow missing, or the directory holds another history)."""
+
+
 class ReceiverError(ElwhError):
     """A receiver could not start, or was used after ``stop()``."""
 
@@ -65,6 +84,10 @@ class StoreInUseError(ReceiverError):
         # IPython shows what this returns instead of the traceback: the cause is the user's
         # other kernel, not a line of their code, and the message says what to do.
         return [f"StoreInUseError: {self}"]
+
+
+class TunnelError(ReceiverError):
+    """``start(tunnel=...)`` could not set the tunnel up (a bad ``tunnel=``, no ssh, or it failed at once)."""
 
 
 class CallError(ElwhError, ValueError):

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from . import history_calls
-from .exceptions import ElwhError
+from .exceptions import ExportError
 from .schema import EVENTS, Column
 
 if TYPE_CHECKING:
@@ -69,10 +69,6 @@ _ARROW_KINDS = {  # kinds of .schema to Arrow type names (pa.<name>())
     "number": "float64",
     "flag": "bool_",
 }
-
-
-class ExportError(ElwhError):
-    """An export could not be made (pyarrow missing, or the directory holds another history)."""
 
 
 class Source(Protocol):

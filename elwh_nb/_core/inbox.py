@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from .exceptions import InboxRefused
 from .fileuri import file_uri
 from .protocol import CALLBACK_HEADER
 from .signature import SIGNATURE_HEADERS
@@ -62,14 +63,6 @@ def free_bytes(path: str | Path) -> int:
     return shutil.disk_usage(Path(path).parent).free
 
 
-class Refused(Exception):
-    """The inbox could not keep a delivery: full, or its file cannot be written (answer 503)."""
-
-    def __init__(self, why: str, *, full: bool) -> None:
-        super().__init__(why)
-        self.full = full
-
-
 @dataclass(frozen=True)
 class Kept:
     """A delivery kept while the receiver was away."""
@@ -102,17 +95,17 @@ def keep(
 ) -> int:
     """Commit one delivery to the inbox of the store file at ``path``; returns its inbox id.
 
-    Raises :class:`Refused` when the inbox is full, the delivery would eat into the free
+    Raises :class:`.InboxRefused` when the inbox is full, the delivery would eat into the free
     space kept on the store's disk (``limits.min_free``), or the file cannot be written. Blocks
     (file I/O): call it off the event loop.
     """
     size = len(body)
     if not Path(path).is_file():  # the store file was removed: there is nowhere to keep it
-        raise Refused("the store file is gone", full=False)
+        raise InboxRefused("the store file is gone", full=False)
     try:
         db = _connect_existing(path)
     except sqlite3.Error as exc:
-        raise Refused(f"cannot open the store file: {exc}", full=False) from exc
+        raise InboxRefused(f"cannot open the store file: {exc}", full=False) from exc
     try:
         db.execute(SCHEMA)
         db.execute("BEGIN IMMEDIATE")
@@ -135,7 +128,7 @@ def keep(
                 (REFUSED_KEY,),
             )
             db.execute("COMMIT")
-            raise Refused(why, full=True)
+            raise InboxRefused(why, full=True)
         value, param = blob_value(db, body)
         cur = db.execute(
             f"INSERT INTO inbox (received_ns, remote, headers, body_bytes, body) VALUES (?,?,?,?,{value})",
@@ -148,7 +141,7 @@ def keep(
     except (sqlite3.Error, OSError) as exc:  # nothing committed: never answered 200
         if db.in_transaction:
             db.execute("ROLLBACK")
-        raise Refused(f"cannot write the store file: {exc}", full=False) from exc
+        raise InboxRefused(f"cannot write the store file: {exc}", full=False) from exc
     finally:
         db.close()
 

@@ -6,7 +6,6 @@ import os
 import time
 import warnings
 
-from .._core.exceptions import ReceiverError
 from .._core.protocol import new_route_id
 from .._core.store import EventStore
 from . import routes as _routes
@@ -110,10 +109,7 @@ class Reach:
         """Start the tunnel, if any, and wait up to ``timeout`` for it (a warning if it is not up)."""
         if self.tunnel is None:
             return
-        try:
-            up = self.tunnel.start(timeout)
-        except _tunnel.TunnelError as exc:
-            raise ReceiverError(str(exc)) from None
+        up = self.tunnel.start(timeout)  # a TunnelError (a ReceiverError) when it cannot start
         if not up:
             warnings.warn(
                 f"The ssh tunnel via {self.tunnel.via} is not up after {timeout:.0f} s "

@@ -23,6 +23,7 @@ from yarl import URL
 
 from .._core import inbox as _inbox
 from .._core import protocol as _protocol
+from .._core.exceptions import InboxRefused
 from .routes import Route
 
 log = logging.getLogger("elwh_nb.route")
@@ -223,7 +224,7 @@ class Relay:
         )
         try:
             await asyncio.get_running_loop().run_in_executor(None, keep)
-        except _inbox.Refused as exc:
+        except InboxRefused as exc:
             self.refused += 1
             log.warning("elwh_nb: a delivery was refused with 503 while its receiver is away: %s", exc)
             return _json(503, ok=False, status=503)

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from .._core.exceptions import TunnelError
 from .tunnel_ssh import EXIT, SshOutput, decode, end, resolve_host, ssh_argv, start_guard
 from .tunnel_status import TunnelStatus
 from .tunnel_urls import check, service_for, url_host
@@ -24,10 +25,6 @@ from .tunnel_urls import check, service_for, url_host
 BACKOFF = 1.0  # seconds before the first restart; doubles on each quick failure
 MAX_BACKOFF = 60.0
 STABLE = 30.0  # a run that stayed up this long resets the backoff
-
-
-class TunnelError(Exception):
-    """The tunnel could not be set up (bad ``tunnel=``, no ssh, or it failed at once)."""
 
 
 class SshTunnel(TunnelStatus):

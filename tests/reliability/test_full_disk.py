@@ -21,6 +21,7 @@ import pytest
 
 import elwh_nb
 from elwh_nb._core import inbox as _inbox
+from elwh_nb._core.exceptions import InboxRefused
 from testkit.jupyter import JupyterServer, jupyter_server
 
 from ..conftest import SECRET, require
@@ -128,7 +129,7 @@ def test_the_reserve_refuses_a_delivery_that_would_eat_into_it(tmp_path: Path) -
     now = time.time_ns()
     # More kept free than this disk has: refused as full (503), counted, nothing kept.
     near = _inbox.Limits(min_free=free + 1024**3)
-    with pytest.raises(_inbox.Refused, match="nearly full") as refused:
+    with pytest.raises(InboxRefused, match="nearly full") as refused:
         _inbox.keep(
             str(store), body, _inbox.kept_headers(headers), remote="127.0.0.1", received_ns=now, limits=near
         )
