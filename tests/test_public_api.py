@@ -114,9 +114,27 @@ def test_every_error_the_kit_defines_is_in_the_one_tree() -> None:
             c
             for _, c in inspect.getmembers(module, inspect.isclass)
             if issubclass(c, BaseException)
-            and c.__module__ == module.__name__
+            and c.__module__.split(".")[0] == "elwh_nb"  # defined here (the public ones say elwh_nb)
             and not c.__name__.startswith("_")
         ]
     assert {c.__name__ for c in defined} >= {"ExportError", "TunnelError", "InboxRefused", "StoreInUseError"}
     assert [c.__name__ for c in defined if not issubclass(c, elwh_nb.ElwhError)] == []
     assert issubclass(elwh_nb.TunnelError, elwh_nb.ReceiverError)  # what start(tunnel=...) raised before
+
+
+def test_public_classes_print_as_elwh_nb_whichever_way_they_were_reached() -> None:
+    code = (
+        "from elwh_nb._core.store import EventStore\n"
+        "from elwh_nb._core.exceptions import StoreError\n"
+        "print(EventStore, StoreError)\n"
+        "import elwh_nb, inspect\n"
+        "print(sorted(n for n in elwh_nb.__all__ if inspect.isclass(getattr(elwh_nb, n))"
+        " and getattr(elwh_nb, n).__module__ != 'elwh_nb'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["<class 'elwh_nb.EventStore'> <class 'elwh_nb.StoreError'>", "[]"]
+    import pickle
+
+    error = elwh_nb.SignatureError("signature_mismatch", "no")
+    assert pickle.loads(pickle.dumps(error)).reason == "signature_mismatch"  # found by its public name
+    assert pickle.loads(pickle.dumps(elwh_nb.Appended(1, False, 1))) == elwh_nb.Appended(1, False, 1)

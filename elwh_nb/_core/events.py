@@ -43,6 +43,8 @@ class Derive(Protocol):
 class Appended:
     """What :meth:`EventStore.append` did: the event's ``id``, and whether it was a repeat."""
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     id: int
     duplicate: bool
     deliveries: int

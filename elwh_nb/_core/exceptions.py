@@ -99,3 +99,17 @@ class CallError(ElwhError, ValueError):
 
     def __reduce__(self) -> tuple[type[CallError], tuple[int, str]]:
         return (type(self), (self.status, str(self)))
+
+
+# The public ones are shown where they are imported from (``elwh_nb.StoreError``), as httpx does.
+for _error in (
+    ElwhError,
+    SignatureError,
+    StoreError,
+    ExportError,
+    ReceiverError,
+    StoreInUseError,
+    TunnelError,
+    CallError,
+):
+    _error.__module__ = "elwh_nb"

@@ -40,6 +40,8 @@ _HEADER_PREFIXES = tuple(f"{name.lower()}:" for name in SIGNATURE_HEADERS)
 class Check:
     """One step of a diagnosis: what was looked at, whether it passed, and what was seen."""
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     name: str
     ok: bool | None
     detail: str
@@ -48,6 +50,8 @@ class Check:
 @dataclass(frozen=True)
 class Diagnosis:
     """Why a delivery verifies or not. ``str()`` gives the whole account."""
+
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
 
     ok: bool
     reason: str | None

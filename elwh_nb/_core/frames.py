@@ -22,6 +22,8 @@ class StoredPayload:
     displayed body, which for audio events is megabytes.
     """
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     __slots__ = ("_store", "event_type", "id")
 
     def __init__(self, store: Any, event_id: int, event_type: str | None) -> None:

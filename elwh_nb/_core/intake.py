@@ -84,6 +84,8 @@ class Replayed:
     """What replaying a failed delivery did: ``accepted`` (as event ``event_id``), ``duplicate``
     (of event ``event_id``, already stored) or ``failed`` again (recorded as ``failure_id``)."""
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     outcome: str
     replayed: int  # the failure replayed
     event_id: int | None = None

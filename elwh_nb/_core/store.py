@@ -73,6 +73,8 @@ class EventStore(StoreFile):
     who know the URL write to both.
     """
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     def __init__(
         self,
         path: str | os.PathLike[str] | None = None,

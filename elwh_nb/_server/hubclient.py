@@ -333,6 +333,8 @@ class Mirror(EventStore):
 class Connection:
     """A webhook of the hub service: live ``events``, ``failures`` and ``dashboard()``, read-only."""
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     def __init__(self, base: str, token: str, webhook: str) -> None:
         api = HubApi(base, token, webhook)
         info = orjson.loads(api.get("")[0])

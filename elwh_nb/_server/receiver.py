@@ -52,6 +52,8 @@ log = logging.getLogger("elwh_nb")
 class Receiver(CallMethods):
     """A running receiver. Give out :attr:`url`; read :attr:`events` and :attr:`failures`."""
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     def __init__(self, config: ReceiverConfig) -> None:
         """Start with ``config`` (what :func:`start` makes of its options); see :func:`start`."""
         self.config = config

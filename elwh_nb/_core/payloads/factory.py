@@ -58,6 +58,8 @@ class PayloadFactory(
     construction when given, else the clock). Everything else comes from ``seed``.
     """
 
+    __module__ = "elwh_nb"  # shown where it is imported from (as httpx does)
+
     types: tuple[str, ...] = EVENT_TYPES
 
     def _maker(self, event_type: str) -> Callable[..., dict[str, Any]]:
