@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import KW_ONLY, dataclass, field
+from dataclasses import KW_ONLY, InitVar, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 class ReceiverConfig:
     """What a receiver runs with; ``start()`` takes the same names and documents them.
 
-    ``secret`` is read once (an iterator is used up by reading) into its HMAC keys, which
-    no repr shows.
+    ``secret`` is read once (an iterator is used up by reading) into :attr:`keys`, its HMAC
+    keys, which no repr shows; the config keeps no other copy of it.
     """
 
-    secret: Secret = field(repr=False)
+    secret: InitVar[Secret]
     _: KW_ONLY
     port: int = 0
     host: str = "127.0.0.1"
@@ -39,8 +39,10 @@ class ReceiverConfig:
     ssh_options: Sequence[str] | None = None
     tunnel_timeout: float = 30.0
     call_secret: str | None = field(default=None, repr=False)
+    #: The HMAC keys of ``secret``: the first signs what the kit itself sends.
+    keys: tuple[bytes, ...] = field(init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, secret: Secret) -> None:
         _int("port", self.port)
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port must be 0-65535 (0: a free one), not {self.port}")
@@ -65,13 +67,7 @@ class ReceiverConfig:
         elif self.public_url is not None:
             _tunnel_urls.prefix(self.public_url)
         # Last: the secret fails (missing_secret) only once the rest is right.
-        _set(self, secret=tuple(secret_keys(self.secret)), ssh_options=tuple(self.ssh_options or ()))
-
-    @property
-    def keys(self) -> tuple[bytes, ...]:
-        """The HMAC keys: the first signs what the kit itself sends."""
-        assert isinstance(self.secret, tuple)
-        return self.secret
+        _set(self, keys=tuple(secret_keys(secret)), ssh_options=tuple(self.ssh_options or ()))
 
 
 def _int(name: str, value: Any) -> None:

@@ -494,4 +494,21 @@ def start(
     :meth:`Receiver.call_secret` shows it).
     """
     # The names are ReceiverConfig's (a test keeps them the same); it checks each option.
-    return Receiver(ReceiverConfig(**locals()))
+    config = ReceiverConfig(
+        secret,
+        port=port,
+        host=host,
+        path=path,
+        store=store,
+        tolerance=tolerance,
+        future_tolerance=future_tolerance,
+        max_body=max_body,
+        public_url=public_url,
+        body_timeout=body_timeout,
+        tunnel=tunnel,
+        remote_port=remote_port,
+        ssh_options=ssh_options,
+        tunnel_timeout=tunnel_timeout,
+        call_secret=call_secret,
+    )
+    return Receiver(config)
