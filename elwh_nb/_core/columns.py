@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-NAT = np.iinfo(np.int64).min  # how a missing datetime is stored (pandas' NaT)
 _OBJECT = np.dtype(object)
 # pandas 2.x's Cython code (memory_usage(deep=True), df.info) cannot read read-only object
 # arrays; there, object views stay writable (an edit to a snapshot's text cell shows in
