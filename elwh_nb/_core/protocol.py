@@ -54,6 +54,12 @@ def ack(token: str) -> str:
     return hmac.new(token.encode(), b"elwh-ack", hashlib.sha256).hexdigest()[:32]
 
 
+def from_route(token: str, sent: str) -> bool:
+    """Whether ``sent`` (a request's :data:`ROUTE_TOKEN_HEADER`) is the route token ``token`` of
+    this receiver (constant time; with no token of its own, no request comes from a route)."""
+    return bool(token) and hmac.compare_digest(sent.encode(), token.encode())
+
+
 def acked(token: str, value: str | None) -> bool:
     """Whether an answer came from the receiver that holds ``token``."""
     return bool(token) and value is not None and hmac.compare_digest(ack(token), value)

@@ -30,7 +30,15 @@ from tornado import web
 from .._core.bodies import BodyLimit, parse_notice
 from .._core.exceptions import CallError
 from .._core.initiation import Initiation
-from .._core.protocol import ACK_HEADER, MAX_CALL_BODY, MISDIRECTED, ROUTE_TOKEN_HEADER, TOO_LARGE_HEADER, ack
+from .._core.protocol import (
+    ACK_HEADER,
+    MAX_CALL_BODY,
+    MISDIRECTED,
+    ROUTE_TOKEN_HEADER,
+    TOO_LARGE_HEADER,
+    ack,
+    from_route,
+)
 from .._core.store import EventStore
 from .._core.tools import SECRET_HEADER, SYSTEM_PREFIX, Tool, encode_answer
 from .hook import remote
@@ -285,7 +293,7 @@ class CallHandler(web.RequestHandler):
         headers = self.request.headers
         sent = headers.get(ROUTE_TOKEN_HEADER)
         if sent is not None:  # through the public route: answer only our own route's token
-            if not (self.token and hmac.compare_digest(sent.encode(), self.token.encode())):
+            if not from_route(self.token, sent):
                 self.send(_error(MISDIRECTED, "misdirected"))
                 return
             self.acked = True

@@ -9,7 +9,6 @@ path to a :class:`HookRoute`, which starts one :class:`HookRequest` per request.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import ipaddress
 import logging
 import time
@@ -33,6 +32,7 @@ from .._core.protocol import (
     TOO_LARGE_HEADER,
     ack,
     as_sent,
+    from_route,
 )
 from .._core.skim import BIG
 from .._core.store import Appended
@@ -91,7 +91,7 @@ class HookRoute(httputil.HTTPServerConnectionDelegate):
         self.name = name
         self.max_body = max_body
         self.batcher = batcher
-        self.token = route_token.encode()
+        self.token = route_token
         self.ack = ack(route_token) if route_token else ""
 
     def start_request(self, server_conn: object, request_conn: httputil.HTTPConnection) -> HookRequest:
@@ -99,7 +99,7 @@ class HookRoute(httputil.HTTPServerConnectionDelegate):
 
     def from_route(self, token: str) -> bool:
         """Whether ``token`` is this receiver's route token (so the X-Elwh-* headers count)."""
-        return bool(self.token) and hmac.compare_digest(token.encode(), self.token)
+        return from_route(self.token, token)
 
 
 class HookRequest(httputil.HTTPMessageDelegate):
