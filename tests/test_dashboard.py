@@ -217,7 +217,7 @@ def test_several_dashboards_and_no_secret_in_widget_state(rx: elwh_nb.Receiver) 
     b.outcome.value = "failed"
     b.pick.value = b.pick.options[0][1]
     a.tabs.selected_index = 1
-    state = all_state(a.widget) + all_state(b.widget)
+    state = all_state(a) + all_state(b)
     assert SECRET not in state and SECRET[5:] not in state
 
 

@@ -32,11 +32,9 @@ from .query import in_window
 from .source import EventSource
 from .tabs import WINDOWS, CallsTab, DeliveriesTab, TimingsTab, widget_tree
 
-__all__ = ["FAULT_MIXES", "WINDOWS", "Dashboard", "json_view"]
+__all__ = ["FAULT_MIXES", "WINDOWS", "Dashboard"]
 
 CONVERSATIONS_TAB = 3  # the Conversations tab's place among the tabs
-
-json_view = render.json_view  # its old home
 
 
 class Dashboard(w.VBox):
@@ -112,11 +110,6 @@ class Dashboard(w.VBox):
         self.deliveries.page_size = self.calls.page_size = self.conversations.page_size = rows
 
     # -- display and lifetime ----------------------------------------------------------
-    @property
-    def widget(self) -> Dashboard:
-        """The panel itself (it used to be a separate widget; kept for old code)."""
-        return self
-
     def __repr__(self) -> str:
         return f"<Dashboard of {self.rx!r}>"
 
@@ -239,7 +232,7 @@ class Dashboard(w.VBox):
             }
         return self._talk
 
-    # -- actions (kept on the panel for old code) ----------------------------------------
+    # -- the actions row's actions, on the panel too (for code that drives it) ---------
     def send_test_events(self, wait: bool = False) -> threading.Thread:
         """Play ElevenLabs in the background (the receiver answers; the next refresh shows it)."""
         return self.actions.send_test_events(wait)
