@@ -336,7 +336,7 @@ def test_the_call_log_keeps_the_newest_calls_in_memory_and_in_the_file(tmp_path:
 
 def test_a_body_over_the_cap_gets_a_413_answer_and_a_record(rx: elwh_nb.Receiver) -> None:
     add_tools(rx)
-    from elwh_nb._server.calls import MAX_CALL_BODY
+    from elwh_nb._core.protocol import MAX_CALL_BODY
 
     a_little_over = b'{"item": "' + b"x" * (MAX_CALL_BODY + 10) + b'"}'
     got = call(

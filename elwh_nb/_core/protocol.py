@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
 MAX_CALL_BODY = 1 << 20  # tool parameters and call details are small
@@ -41,6 +42,14 @@ MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
 HOST_HEADER = "X-Elwh-Host"
 #: The hop the route appends (as any proxy does) to what the sender sent in this header.
 FORWARDED_FOR = "X-Forwarded-For"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An HTTP answer as bytes: what the route sends back to a sender, and a call's answer."""
+
+    status: int
+    body: bytes
 
 
 def new_route_id() -> str:

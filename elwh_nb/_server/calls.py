@@ -22,7 +22,6 @@ import secrets
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from tornado import web
@@ -36,6 +35,7 @@ from .._core.protocol import (
     MISDIRECTED,
     ROUTE_TOKEN_HEADER,
     TOO_LARGE_HEADER,
+    Reply,
     ack,
     from_route,
 )
@@ -73,14 +73,8 @@ def call_secret(given: str | None, store_id: str | None) -> str:
         return made
 
 
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: bytes
-
-
-def _error(status: int, message: str) -> Answer:
-    return Answer(status, json.dumps({"error": message}).encode())
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, json.dumps({"error": message}).encode())
 
 
 class CallDesk:
@@ -119,7 +113,7 @@ class CallDesk:
         content_type: str | None,
         peer: str | None,
         refused: CallError | None = None,
-    ) -> Answer:
+    ) -> Reply:
         """Answer one call, recorded in the store before the answer goes out (``refused``: the
         reason the request cannot be taken at all, such as a body over the cap)."""
         started = time.perf_counter()
@@ -157,7 +151,7 @@ class CallDesk:
             result = await self._run(target, kwargs)
             if isinstance(target, Initiation):
                 result = target.answer(result)
-            answer = Answer(200, encode_answer(result, name))
+            answer = Reply(200, encode_answer(result, name))
         except CallError as exc:
             error = str(exc)
             answer = _error(exc.status, error)
@@ -323,7 +317,7 @@ class CallHandler(web.RequestHandler):
             await self._answer(*self.path_args)
             self.request.connection.close()  # type: ignore[union-attr]
 
-    def send(self, answer: Answer) -> None:
+    def send(self, answer: Reply) -> None:
         if self._finished:
             return
         self.set_status(answer.status)

@@ -15,7 +15,7 @@ from tornado import web
 from .._core.intake import Intake
 from .batcher import Batcher
 from .calls import CallDesk, call_rules
-from .hook import HookRoute, remote
+from .hook import HookDelegate, remote
 
 log = logging.getLogger("elwh_nb")
 
@@ -83,9 +83,9 @@ def make_app(
     route_token: str = "",
     desk: CallDesk | None = None,
 ) -> web.Application:
-    """The receiver's Tornado application (``route_token``: see :class:`.hook.HookRoute`), with
+    """The receiver's Tornado application (``route_token``: see :class:`.hook.HookDelegate`), with
     the agent-tool and call-start paths under the hook path when given a ``desk``."""
-    route = HookRoute(intake, max_body=max_body, batcher=batcher, route_token=route_token)
+    route = HookDelegate(intake, max_body=max_body, batcher=batcher, route_token=route_token)
     calls = call_rules(path, desk, route_token) if desk is not None else []
     base = path.rstrip("/") or ""
     # Callback URLs (see .._core.callback_urls) are the hook path too: the request says which.
@@ -94,7 +94,7 @@ def make_app(
 
 
 def application(rules: list[Any], intake: Intake | None) -> web.Application:
-    """``rules`` (hook paths to their :class:`HookRoute`, and handlers), and a 404 for the rest,
+    """``rules`` (hook paths to their :class:`HookDelegate`, and handlers), and a 404 for the rest,
     recorded in ``intake``'s failures (or, with None, only logged: a path that names no store)."""
     return web.Application(
         rules,

@@ -3,7 +3,7 @@
 Every delivery comes through here, and a RequestHandler's machinery (its task, its header
 and output bookkeeping) cost about as much as verifying and storing the delivery; this
 delegate does only what the hook path needs. :func:`.handlers.make_app` routes the hook
-path to a :class:`HookRoute`, which starts one :class:`HookRequest` per request.
+path to a :class:`HookDelegate`, which starts one :class:`HookRequest` per request.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _is_loopback(ip: str | None) -> bool:
         return False
 
 
-class HookRoute(httputil.HTTPServerConnectionDelegate):
+class HookDelegate(httputil.HTTPServerConnectionDelegate):
     """The hook path's rule target: what every request to it shares (``route_token``: see
     :data:`ROUTE_TOKEN_HEADER`). With a ``name`` (the hub service's webhooks), each answer is
     logged at info level: the name, status, reason, bytes and time, never the path."""
@@ -109,7 +109,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
     path: str
     headers: httputil.HTTPHeaders  # these three from headers_received, which Tornado calls first
 
-    def __init__(self, route: HookRoute, conn: httputil.HTTPConnection) -> None:
+    def __init__(self, route: HookDelegate, conn: httputil.HTTPConnection) -> None:
         self.route = route
         self.conn = conn
         self.limit = BodyLimit(route.max_body)

@@ -2,7 +2,7 @@
 always on, read from everyone's notebooks.
 
 Each configured webhook has its own durable store in the service's data directory and is
-served at ``<prefix>hook/<route id>`` by the receiver's own hook path (:class:`.hook.HookRoute`
+served at ``<prefix>hook/<route id>`` by the receiver's own hook path (:class:`.hook.HookDelegate`
 with its :class:`Intake` and :class:`Batcher`): the same statuses, dedupe, failure records and
 body limits. Secrets come from the service's environment (``ELWH_SECRET_<NAME>``). Readers
 (:mod:`.hubapi`) authenticate with their hub token; ``<prefix>health`` answers the hub.
@@ -33,7 +33,7 @@ from .._core.store import DEFAULT_MAX_FAILURES, EventStore
 from . import loop as _loop
 from .batcher import Batcher
 from .handlers import application
-from .hook import HookRoute
+from .hook import HookDelegate
 
 log = logging.getLogger("elwh_nb")
 
@@ -133,7 +133,7 @@ class HubService:
         rules: list[Any] = [
             (
                 rf"{re.escape(self.hook_path(hook))}/?",
-                HookRoute(hook.intake, max_body=self.max_body, batcher=hook.batcher, name=hook.name),
+                HookDelegate(hook.intake, max_body=self.max_body, batcher=hook.batcher, name=hook.name),
             )
             for hook in self.webhooks.values()
         ]

@@ -16,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from yarl import URL
@@ -24,6 +23,7 @@ from yarl import URL
 from .._core import inbox as _inbox
 from .._core import protocol as _protocol
 from .._core.exceptions import InboxRefused
+from .._core.protocol import Reply
 from .routes import Route
 
 log = logging.getLogger("elwh_nb.route")
@@ -46,14 +46,6 @@ DROP = {
     "authorization",
 }
 _STREAM_OVER = 1 << 20  # bodies over this go to the receiver in pieces (no second copy in a buffer)
-
-
-@dataclass(frozen=True)
-class Reply:
-    """The answer to send back to the sender."""
-
-    status: int
-    body: bytes
 
 
 def _json(code: int, **fields: Any) -> Reply:

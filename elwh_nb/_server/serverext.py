@@ -207,7 +207,7 @@ class CappedBody(ShortAnswers):
 
 
 @web.stream_request_body
-class HookRoute(CappedBody):
+class RouteHandler(CappedBody):
     """POST a delivery for a route, with no login: served as is on the hook-only port, and
     as :class:`PublicHookHandler` on Jupyter's port."""
 
@@ -272,7 +272,7 @@ class HookRoute(CappedBody):
 
 
 @web.stream_request_body
-class CallbackRoute(HookRoute):
+class CallbackHandler(RouteHandler):
     """POST to a callback URL, ``<route>/callback/<name>/<token>``: relayed (or kept) as a delivery
     that says which callback URL it came to. The route holds no token: the receiver checks it
     (at once, or when it drains what was kept), so a wrong one is its recorded 404."""
@@ -364,12 +364,12 @@ class PublicCallHandler(CallRoute, JupyterHandler):  # type: ignore[misc]
 
 
 @web.stream_request_body
-class PublicHookHandler(HookRoute, JupyterHandler):  # type: ignore[misc]  # prepare() never redirects to a login
+class PublicHookHandler(RouteHandler, JupyterHandler):  # type: ignore[misc]  # prepare() never redirects to a login
     """The hook route on Jupyter's own port, ``<base_url>elwh/hook/<route_id>``, with no Jupyter login."""
 
 
 @web.stream_request_body
-class PublicCallbackHandler(CallbackRoute, JupyterHandler):  # type: ignore[misc]
+class PublicCallbackHandler(CallbackHandler, JupyterHandler):  # type: ignore[misc]
     """A callback URL on Jupyter's own port, with no Jupyter login."""
 
 
@@ -391,8 +391,8 @@ def hook_only_app(relay: Relay) -> web.Application:
     """A Tornado application with the hook route and nothing else (no Jupyter handler at all)."""
     return web.Application(
         [
-            (HOOK_PATH, HookRoute, {"relay": relay}),
-            (CALLBACK_PATH, CallbackRoute, {"relay": relay}),
+            (HOOK_PATH, RouteHandler, {"relay": relay}),
+            (CALLBACK_PATH, CallbackHandler, {"relay": relay}),
             (CALL_PATH, CallRoute, {"relay": relay}),
         ],
         default_handler_class=NotHere,
