@@ -73,7 +73,7 @@ def measure(stored: int, rounds: int, tmp: Path) -> dict[str, float | list[float
                 assert answer.status_code == 200 and answer.json()["duplicate"] is False, answer.text
                 t0 = time.perf_counter()
                 # The cell's pull, unless the reader's own thread brought the row first.
-                conn.store.pull(force=True)
+                conn.store.pull()
                 pulls.append((time.perf_counter() - t0) * 1000)
                 assert len(conn.events) == stored + i + 1
                 assert conn.events.index[-1] == answer.json()["id"]

@@ -181,3 +181,19 @@ def test_keep_newest_forgets_the_oldest_and_compacts() -> None:
     assert len(columns) == 10 and list(columns.snapshot()["id"]) == list(range(490, 500))
     assert len(before["id"]) == 500  # a snapshot taken before is untouched
     assert len(columns._arrays["text"]) < 500 or columns._lo == 0  # compacted: the forgotten let go of
+
+
+def test_a_replica_takes_rows_by_column_name_and_refuses_what_it_has_no_column_for() -> None:
+    from elwh_nb._core.replica import Replica
+    from elwh_nb._core.schema import FAILURES
+
+    replica = Replica(max_failures=10)
+    names = [c.file_name for c in FAILURES.stored][:8]  # id, received_at, ..., body_bytes
+    row = (7, 1_765_000_000_000_000_000, "signature_mismatch", 401, "no", "{}", "", 0)
+    assert replica.add_failures(names, [row], {"signature_mismatch": 3})
+    assert list(replica.failures.index) == [7] and replica.failure_counts == {"signature_mismatch": 3}
+    with pytest.raises(ValueError, match="no columns"):
+        replica.add_failures([*names[:-1], "secret"], [row], {})
+    assert replica.last_failure_id() == 7 and FAILURES.name == "failures"
+    replica.close()
+    assert replica.closed and replica.add_failures(names, [row], {}) is False  # a pull after close

@@ -303,6 +303,11 @@ class StoreFile:
         parsed: dict[str, Any] = json.loads(self.raw_body(event_id))
         return parsed
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._closed
+
     def close(self) -> None:
         """Close the file; DataFrames handed out stay usable, their payloads no longer load."""
         with self._lock:

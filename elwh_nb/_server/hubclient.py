@@ -31,16 +31,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pandas as pd
 
-from .._core.calls import CallLog
-from .._core.derived import REPLACED_KEY, DerivedTables
-from .._core.events import Events
 from .._core.exceptions import ReceiverError
-from .._core.failures import FailureLog
-from .._core.frames import StoredPayload
-from .._core.jobs import Jobs
 from .._core.protocol import COUNTS_HEADER, REPLACED_HEADER, STORE_HEADER
+from .._core.replica import Replica
 from .._core.schema import CONVERSATIONS, FAILURES, TOOL_CALLS, TURNS
-from .._core.store import EventStore
 from . import wire
 
 if TYPE_CHECKING:
@@ -167,21 +161,19 @@ class Puller:
             self._on_state()
 
 
-class Mirror(EventStore):
-    """A webhook's events and failures in memory, pulled from the hub service as they come."""
+class Mirror(Replica):
+    """A webhook's events and failures in memory, pulled from the hub service as they come
+    (through the replica's own methods: the wire's rows in, nothing reached into)."""
 
     def __init__(self, api: HubApi, max_failures: int, source: str | None = None) -> None:
-        super().__init__(":memory:", max_failures=max_failures)
+        super().__init__(max_failures=max_failures)
         self.api = api
         self.source = source  # the id of the service's store these rows came from
         self._pulling = threading.Lock()
-        self.puller = Puller(self._pull_all, self._state_changed)
+        self.puller = Puller(self._pull_all, self.touch)
 
-    def pull(self, *, force: bool = False) -> bool:
-        """Fetch the rows stored since the last pull, here and now; returns whether there were any.
-
-        (``force`` is accepted for older code: every call pulls.)
-        """
+    def pull(self) -> bool:
+        """Fetch the rows stored since the last pull, here and now; returns whether there were any."""
         return self._pull_all()
 
     def sync(self) -> None:
@@ -195,11 +187,8 @@ class Mirror(EventStore):
             new = self._pull_events() | self._pull_failures()
             new = self._pull_derived() | new
         if new:
-            self._changes += 1
+            self.touch()
         return new
-
-    def _state_changed(self) -> None:
-        self._changes += 1
 
     def _same_source(self, headers: Mapping[str, str]) -> bool:
         """Whether the answer is from the store read so far; if not, forget it all and say so."""
@@ -210,54 +199,32 @@ class Mirror(EventStore):
             log.warning(
                 "the hub service's store for this webhook was replaced: reading it from its first row"
             )
-            self._start_over()
+            self.forget()
+            type(self).raw_body.cache_clear()
         self.source = source
         return False
-
-    def _start_over(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._events = Events(functools.partial(StoredPayload, self))
-            self._jobs = Jobs(self._events.columns)
-            self._failures = FailureLog(self._failures.max_failures, self._failures.max_bytes)
-            self._calls = CallLog(self._calls.max_rows, self._calls.max_bytes)
-            self._db.execute("DELETE FROM failure_counts")
-            self._db.executescript("DELETE FROM turns; DELETE FROM tool_calls; DELETE FROM conversations;")
-            self._derived = DerivedTables()
-            self._changes += 1
-        type(self).raw_body.cache_clear()
 
     def _pull_events(self) -> bool:
         got = 0
         while True:
-            data, headers = self.api.get(f"/events?after={self._events.last_id()}")
+            data, headers = self.api.get(f"/events?after={self.last_event_id()}")
             if not self._same_source(headers):
                 continue  # from the first row of the store now answering
             arrays = wire.events_arrays(data)
-            with self._lock:
-                self._events.restore(arrays)
-                counts = orjson.loads(headers.get(COUNTS_HEADER, "{}"))
-                self._events.deliveries = int(counts.get("deliveries", self._events.deliveries))
+            counts = orjson.loads(headers.get(COUNTS_HEADER, "{}"))
+            if not self.add_events(arrays, counts.get("deliveries")):
+                return False
             got += len(arrays.columns["id"])
             if len(arrays.columns["id"]) < wire.PAGE:
                 return got > 0
 
     def _pull_failures(self) -> bool:
-        data, headers = self.api.get(f"/failures?after={self._failures.last_id()}")
+        data, headers = self.api.get(f"/failures?after={self.last_failure_id()}")
         if not self._same_source(headers):
             return self._pull_events() | self._pull_failures()
         rows = wire.rows(data, FAILURES)
         counts = orjson.loads(headers.get(COUNTS_HEADER, "{}")).get("failures", {})
-        with self._lock:
-            if self._closed:
-                return False
-            self._db.executemany(wire.insert(FAILURES), rows)
-            self._db.execute("DELETE FROM failure_counts")
-            self._db.executemany("INSERT INTO failure_counts VALUES (?, ?)", counts.items())
-            self._failures.load(self._db, after=self._failures.last_id())
-            self._db.execute("DELETE FROM failures")
-        return bool(rows)
+        return self.add_failures(wire.names(FAILURES), rows, counts) and bool(rows)
 
     def _pull_derived(self) -> bool:
         """New rows of the turns, tool calls and conversations (in that order: a conversation
@@ -265,60 +232,34 @@ class Mirror(EventStore):
         got = False
         for table in (TURNS, TOOL_CALLS, CONVERSATIONS):
             while True:
-                with self._lock:  # (close() may close the file meanwhile, on the kernel's thread)
-                    if self._closed:
-                        return got
-                    after = int(
-                        self._db.execute(f"SELECT coalesce(max(id), 0) FROM {table.name}").fetchone()[0]
-                    )
-                    seen = self._replaced_seen()
+                after, seen = self.derived_after(table), self.replaced_seen()
+                if after is None:  # closed meanwhile (close() runs on the kernel's thread)
+                    return got
                 data, headers = self.api.get(f"/{table.name}?after={after}")
                 if not self._same_source(headers):
                     return self._pull_events() | self._pull_derived()
                 replaced = headers.get(REPLACED_HEADER, "")
                 if table is TURNS and replaced != seen:
-                    self._turns_replaced(replaced)  # then read its turns from the first
+                    self.turns_replaced(replaced)  # then read its turns from the first
                     continue
                 rows = wire.rows(data, table)
-                with self._lock:
-                    if self._closed:
-                        return got
-                    self._db.executemany(wire.insert(table, replace=True), rows)
+                if not self.add_derived(table, wire.names(table), rows):
+                    return got
                 got = got or bool(rows)
                 if len(rows) < wire.PAGE:
                     break
         if got:
-            with self._lock:
-                if self._derived.loaded and not self._closed:
-                    self._derived.load(self._db, writable=False)
+            self.reload_derived()
         return got
 
-    def _replaced_seen(self) -> str:
-        """The service's count of replaced turns when the mirror last read its turns (hold the lock)."""
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (REPLACED_KEY,)).fetchone()
-        return "" if row is None else str(row[0])
-
-    def _turns_replaced(self, replaced: str) -> None:
-        """The service replaced turns: forget the mirror's turns and tool calls (memory reloads,
-        as a reader of a file does, when it sees the count move)."""
-        with self._lock:
-            if self._closed:
-                return
-            self._db.execute("DELETE FROM turns")
-            self._db.execute("DELETE FROM tool_calls")
-            self._db.execute(
-                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (REPLACED_KEY, replaced),
-            )
-
     def _fresh(self) -> None:
-        if not self._closed:
+        if not self.closed:
             self.puller.ask()  # never waits: the rows come on the puller's thread
 
     @property
     def changes(self) -> int:
         self._fresh()
-        return self._changes
+        return super().changes
 
     def close(self) -> None:
         self.puller.stop()

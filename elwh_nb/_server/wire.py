@@ -31,8 +31,7 @@ def columns(table: Table) -> tuple[Column, ...]:
 
 
 def select(table: Table) -> str:
-    names = ", ".join(c.file_name for c in columns(table))
-    return f"SELECT {names} FROM {table.name} WHERE id > ? ORDER BY id LIMIT ?"
+    return f"SELECT {', '.join(names(table))} FROM {table.name} WHERE id > ? ORDER BY id LIMIT ?"
 
 
 def _arrow_type(column: Column) -> Any:
@@ -135,10 +134,6 @@ def rows(data: bytes, table: Table) -> list[tuple[Any, ...]]:
     return list(zip(*lists, strict=True))
 
 
-def insert(table: Table, extra: dict[str, str] | None = None, replace: bool = False) -> str:
-    """The INSERT of one such row (``extra``: more columns and their SQL values; ``replace``:
-    a row with the same unique key goes, as a conversation's older row does)."""
-    names = [c.file_name for c in columns(table)] + list(extra or {})
-    values = ["?"] * len(columns(table)) + list((extra or {}).values())
-    verb = "INSERT OR REPLACE" if replace else "INSERT"
-    return f"{verb} INTO {table.name} ({', '.join(names)}) VALUES ({', '.join(values)})"
+def names(table: Table) -> list[str]:
+    """The file names of the columns that travel, in the order :func:`rows` gives them."""
+    return [c.file_name for c in columns(table)]
