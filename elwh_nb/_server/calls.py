@@ -41,6 +41,7 @@ from .._core.protocol import (
 )
 from .._core.store import EventStore
 from .._core.tools import SECRET_HEADER, SYSTEM_PREFIX, Tool, encode_answer
+from .answers import send_json
 from .hook import remote
 
 log = logging.getLogger("elwh_nb")
@@ -320,12 +321,9 @@ class CallHandler(web.RequestHandler):
     def send(self, answer: Reply) -> None:
         if self._finished:
             return
-        self.set_status(answer.status)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
         if self.acked:  # set again: Tornado's error path clears the headers set before
             self.set_header(ACK_HEADER, ack(self.token))
-        self.finish(answer.body)
+        send_json(self, answer.status, answer.body)
 
     async def _answer(self, name: str = "", rest: str | None = None) -> None:
         request = self.request

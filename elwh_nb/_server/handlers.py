@@ -13,6 +13,7 @@ from typing import Any
 from tornado import web
 
 from .._core.intake import Intake
+from .answers import send_json
 from .batcher import Batcher
 from .calls import CallDesk, call_rules
 from .hook import HookDelegate, remote
@@ -27,14 +28,8 @@ class _Base(web.RequestHandler):
     def answer(self, status: int, body: dict[str, Any]) -> None:
         if self._finished:
             return
-        self.set_status(status)
-        if self.request.method not in ("GET", "HEAD"):
-            # Answered before the body was read: Tornado closes the connection, so say so
-            # (a client that reused it would get a reset instead of its next answer).
-            self.set_header("Connection", "close")
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(json.dumps(body))
+        # A POST here is answered before its body is read (no hook path takes it).
+        send_json(self, status, json.dumps(body), body_read=self.request.method in ("GET", "HEAD"))
 
     def reject(self, reason: str, explanation: str, body: bytes = b"") -> None:
         if self.intake is None:  # no one store to record it in (the hub service): a log line

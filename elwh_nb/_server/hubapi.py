@@ -19,6 +19,7 @@ from tornado import web
 from .._core.protocol import COUNTS_HEADER, REPLACED_HEADER, STORE_HEADER
 from .._core.schema import CONVERSATIONS, FAILURES, TOOL_CALLS, TURNS
 from . import wire
+from .answers import send_json
 
 if TYPE_CHECKING:
     from .hubservice import HubService, Webhook
@@ -100,11 +101,12 @@ class ApiHandler(web.RequestHandler):
         return found
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.finish(orjson.dumps({"ok": False, "status": status_code, "error": self._reason}))
+        send_json(
+            self, status_code, orjson.dumps({"ok": False, "status": status_code, "error": self._reason})
+        )
 
     def set_default_headers(self) -> None:
-        self.set_header("Cache-Control", "no-store")
+        self.set_header("Cache-Control", "no-store")  # the Arrow pages too
 
     def identify(self, hook: Webhook) -> None:
         """Name the store answering, so that a reader notices when it is another one."""

@@ -31,6 +31,7 @@ from .._core.protocol import DEFAULT_MAX_BODY, SLACK
 from .._core.signature import DEFAULT_FUTURE_TOLERANCE, DEFAULT_TOLERANCE, Secret
 from .._core.store import DEFAULT_MAX_FAILURES, EventStore
 from . import loop as _loop
+from .answers import send_json
 from .batcher import Batcher
 from .handlers import application
 from .hook import HookDelegate
@@ -181,9 +182,11 @@ class HealthHandler(web.RequestHandler):
         self.service = service
 
     def get(self) -> None:
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        self.finish(orjson.dumps({"ok": True, "service": "elwh-nb", "webhooks": len(self.service.webhooks)}))
+        send_json(
+            self,
+            200,
+            orjson.dumps({"ok": True, "service": "elwh-nb", "webhooks": len(self.service.webhooks)}),
+        )
 
 
 def run(names: list[str], *, data_dir: Path, host: str | None = None, port: int | None = None) -> int:

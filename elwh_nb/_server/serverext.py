@@ -41,6 +41,7 @@ from .._core import protocol as _protocol
 from .._core.bodies import BodyLimit
 from .._core.protocol import CALLBACK_HEADER, MAX_CALL_BODY, SLACK
 from . import routes as _routes
+from .answers import send_json
 from .capped import CappedHTTPServer
 from .relay import Relay, clean_headers
 
@@ -143,15 +144,7 @@ class ShortAnswers(web.RequestHandler):
         self.answer(status, json.dumps({"ok": False, "status": status}).encode())
 
     def answer(self, status: int, body: bytes) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.set_header("Cache-Control", "no-store")
-        if not self.body_read:
-            # Tornado closes a connection whose request body it has not read: say so, or a
-            # client that keeps its connections (a proxy, a tunnel) sends its next request
-            # into a closed one.
-            self.set_header("Connection", "close")
-        self.finish(body)
+        send_json(self, status, body, body_read=self.body_read)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         self.short(status_code)
