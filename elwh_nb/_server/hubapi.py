@@ -101,9 +101,8 @@ class ApiHandler(web.RequestHandler):
         return found
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        send_json(
-            self, status_code, orjson.dumps({"ok": False, "status": status_code, "error": self._reason})
-        )
+        error = {"ok": False, "status": status_code, "error": self._reason}
+        send_json(self, status_code, orjson.dumps(error), reason=self._reason)  # the phrase says why
 
     def set_default_headers(self) -> None:
         self.set_header("Cache-Control", "no-store")  # the Arrow pages too
