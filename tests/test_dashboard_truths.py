@@ -240,3 +240,21 @@ def test_a_page_without_a_kernel_shows_a_static_view(source: FakeSource) -> None
     assert source.url in static and "<b>3</b> accepted" in static and static.count("<tr data-row=") == 3
     assert "<script" not in static
     dash.close()
+
+
+def test_a_call_picked_stays_a_conversation_when_paged_away(source: FakeSource) -> None:
+    factory = elwh_nb.payloads(4)
+    source.store.append(factory.body(factory.post_call_transcription(turns=4, failed=False)))
+    source.store.append_many([b'{"type":"x","data":{"conversation_id":"conv_%d"}}' % i for i in range(25)])
+    dash = Dashboard(source, autorefresh=False)
+    dash.page_size = 5
+    dash.refresh(force=True)
+    for _ in range(5):  # to the last page, where the call is (the oldest row)
+        dash.next_button.click()
+    call = next(value for label, value in dash.pick.options if "post_call_transcription" in label)
+    dash.pick.value = call
+    assert "the body as JSON" in dash.detail.value  # the chat, its JSON a click away
+    dash.prev_button.click()  # paged away: still the call, still as a chat
+    assert dash.pick.value == call and call not in [v for _, v in dash.pick.options]
+    assert "the body as JSON" in dash.detail.value and dash.table.clicked == -1
+    dash.close()

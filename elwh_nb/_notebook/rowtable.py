@@ -66,13 +66,14 @@ class Picker(traitlets.HasTraits):
     def __init__(self, table: RowTable) -> None:
         super().__init__()
         self.table = table
+        self._label: str | None = None  # the picked row's, kept while it is off the page
         table.observe(self._clicked, names="clicked")
         self.observe(self._picked, names=["value", "options"])
 
     @property
     def label(self) -> str | None:
-        """The picked row's label (its id and kind), as a dropdown's."""
-        return next((label for label, value in self.options if value == self.value), None)
+        """The picked row's label (its id and kind), as a dropdown's; also once off the page."""
+        return self._label
 
     def _values(self) -> list[Hashable]:
         return [value for _, value in self.options]
@@ -82,6 +83,11 @@ class Picker(traitlets.HasTraits):
         if 0 <= change["new"] < len(values):
             self.value = values[change["new"]]
 
-    def _picked(self, _: Any = None) -> None:
+    def _picked(self, change: dict[str, Any]) -> None:
         values = self._values()
-        self.table.clicked = values.index(self.value) if self.value in values else -1
+        place = values.index(self.value) if self.value in values else -1
+        if place >= 0:
+            self._label = self.options[place][0]
+        elif change["name"] == "value":  # picked from Python, not from this page
+            self._label = None
+        self.table.clicked = place
