@@ -130,7 +130,7 @@ class FailureLog(CappedLog):
         (and of those whose failure the log no longer holds); returns the bytes it changed by."""
         if not 0 < len(body) <= BODY_KEPT_MAX:
             return 0
-        db.execute("INSERT INTO failure_bodies VALUES (?, ?)", (failure_id, bytes(body)))
+        db.execute("INSERT INTO failure_bodies VALUES (?, ?)", (failure_id, body))  # no copy: a buffer
         added = len(body)
         if failure_id % TRIM_EVERY == 0:
             gone = db.execute(
@@ -139,15 +139,19 @@ class FailureLog(CappedLog):
             ).fetchall()
             added -= sum(n for (n,) in gone)
         over = self.body_bytes + added - BODIES_TOTAL
-        if over > 0:
+        gone_ids: list[int] = []
+        if over > 0:  # the oldest first, only as many as it takes (read lazily, not all rows)
             for old_id, size in db.execute(
-                "SELECT failure_id, length(body) FROM failure_bodies ORDER BY failure_id"
-            ).fetchall():
-                if over <= 0 or old_id == failure_id:
-                    break
-                db.execute("DELETE FROM failure_bodies WHERE failure_id = ?", (old_id,))
+                "SELECT failure_id, length(body) FROM failure_bodies "
+                "WHERE failure_id < ? ORDER BY failure_id",
+                (failure_id,),
+            ):
+                gone_ids.append(old_id)
                 over -= size
                 added -= size
+                if over <= 0:
+                    break
+            db.executemany("DELETE FROM failure_bodies WHERE failure_id = ?", [(i,) for i in gone_ids])
         return added
 
     def body(self, db: sqlite3.Connection, failure_id: int) -> bytes | None:
