@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .cappedlog import DEFAULT_MAX_BYTES, TRIM_EVERY, CappedLog, bounded
+from .protocol import INTERNAL_PREFIX
 from .schema import FAILURES
 
 DEFAULT_MAX_FAILURES = 5000
@@ -19,7 +20,6 @@ PREVIEW_BYTES = 300
 REDACTED = "[redacted]"
 _SENSITIVE_WORDS = (
     *("auth", "cookie", "token", "secret", "password", "api-key", "apikey", "xsrf", "session"),
-    "x-elwh-callback",  # a callback URL's token (see .callback_urls)
 )
 
 #: A failed delivery's body is kept whole up to this, to replay it (``rx.replay_failure``) once
@@ -41,13 +41,16 @@ _INSERT = FAILURES.insert()
 
 
 def redact_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> dict[str, str]:
-    """Headers with credentials (cookies, tokens, API keys) replaced by ``[redacted]``."""
+    """Headers as the sender sent them, credentials (cookies, tokens, API keys) replaced by
+    ``[redacted]``; the public route's own ``X-Elwh-*`` headers left out (they are not the sender's)."""
     if headers is None:
         return {}
     items = headers.items() if isinstance(headers, Mapping) else headers
     out: dict[str, str] = {}
     for name, value in items:
         lowered = str(name).lower()
+        if lowered.startswith(INTERNAL_PREFIX):
+            continue
         if any(word in lowered for word in _SENSITIVE_WORDS):
             value = REDACTED
         key = str(name)

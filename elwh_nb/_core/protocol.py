@@ -14,7 +14,6 @@ import functools
 import hashlib
 import hmac
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 DEFAULT_MAX_BODY = 256 * 1024 * 1024  # a two-hour call's post_call_audio (about 160 MB) fits
@@ -38,10 +37,9 @@ STORE_HEADER = "X-Elwh-Store"
 #: one): a reader of the derived tables that sees it move reads its turns again.
 REPLACED_HEADER = "X-Elwh-Turns-Replaced"
 MISDIRECTED = 421  # a receiver's answer to a route token that is not its own
-#: Set by the route: the ``Host`` its sender asked for (the route's own request names the receiver).
-HOST_HEADER = "X-Elwh-Host"
-#: The hop the route appends (as any proxy does) to what the sender sent in this header.
-FORWARDED_FOR = "X-Forwarded-For"
+#: Set by the route: the peer it saw. It forwards the sender's own headers as they came (its
+#: ``Host`` too), and says what it adds only in ``X-Elwh-*`` headers, which no record keeps.
+PEER_HEADER = "X-Elwh-Peer"
 
 
 @dataclass(frozen=True)
@@ -72,31 +70,3 @@ def from_route(token: str, sent: str) -> bool:
 def acked(token: str, value: str | None) -> bool:
     """Whether an answer came from the receiver that holds ``token``."""
     return bool(token) and value is not None and hmac.compare_digest(ack(token), value)
-
-
-def as_sent(headers: Iterable[tuple[str, str]]) -> tuple[list[tuple[str, str]], str | None]:
-    """A relayed request's headers as its sender sent them, and the peer the route saw.
-
-    The route adds its own ``X-Elwh-*`` headers, the sender's ``Host`` in :data:`HOST_HEADER`
-    and the peer it saw as the last :data:`FORWARDED_FOR` entry; each is undone here, so that a
-    failure record shows what came (not ``Host: 127.0.0.1:...`` and the route's token).
-    """
-    sent: list[tuple[str, str]] = []
-    host: str | None = None
-    peer: str | None = None
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == HOST_HEADER.lower():
-            host = value
-        elif lowered.startswith(INTERNAL_PREFIX) or lowered == "host":
-            continue
-        elif lowered == FORWARDED_FOR.lower():
-            before, _, peer = value.rpartition(",")
-            peer = peer.strip()
-            if before.strip():
-                sent.append((name, before.strip()))
-        else:
-            sent.append((name, value))
-    if host is not None:
-        sent.insert(0, ("Host", host))
-    return sent, peer

@@ -33,6 +33,7 @@ from .._core.protocol import (
     ACK_HEADER,
     MAX_CALL_BODY,
     MISDIRECTED,
+    PEER_HEADER,
     ROUTE_TOKEN_HEADER,
     TOO_LARGE_HEADER,
     Reply,
@@ -280,6 +281,7 @@ class CallHandler(web.RequestHandler):
         self.limit = BodyLimit(MAX_CALL_BODY)
         self.refused: CallError | None = None
         self.acked = False
+        self.hop: str | None = None
 
     def check_xsrf_cookie(self) -> None:
         return  # the call secret authenticates; no cookie does
@@ -292,6 +294,7 @@ class CallHandler(web.RequestHandler):
                 self.send(_error(MISDIRECTED, "misdirected"))
                 return
             self.acked = True
+            self.hop = headers.get(PEER_HEADER)  # the peer the route saw
             notice = parse_notice(headers.get(TOO_LARGE_HEADER))
             if notice is not None:  # the route refused the body and tells us how
                 self.refused = too_large(*notice, by_route=True)
@@ -341,7 +344,7 @@ class CallHandler(web.RequestHandler):
             body=bytes(self.body),
             headers={k.lower(): v for k, v in request.headers.get_all()},
             content_type=request.headers.get("Content-Type"),
-            peer=remote(request.remote_ip, request.headers),
+            peer=remote(request.remote_ip, request.headers, self.hop),
             refused=self.refused,
         )
         self.send(answer)

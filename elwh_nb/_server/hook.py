@@ -26,12 +26,11 @@ from .._core.protocol import (
     ACK_HEADER,
     CALL_HEADER,
     CALLBACK_HEADER,
-    FORWARDED_FOR,
     MISDIRECTED,
+    PEER_HEADER,
     ROUTE_TOKEN_HEADER,
     TOO_LARGE_HEADER,
     ack,
-    as_sent,
     from_route,
 )
 from .._core.skim import BIG
@@ -61,11 +60,11 @@ def header(headers: httputil.HTTPHeaders, name: str) -> str | None:
 
 
 def remote(peer: str | None, headers: httputil.HTTPHeaders, hop: str | None = None) -> str | None:
-    """The peer, plus the hop a proxy on this machine added (``hop``: the one our route saw,
+    """The peer, plus the hop a proxy on this machine saw (``hop``: the one our route names,
     else the last X-Forwarded-For entry)."""
     forwarded = hop
     if forwarded is None:
-        listed = header(headers, FORWARDED_FOR)
+        listed = header(headers, "X-Forwarded-For")
         forwarded = listed.split(",")[-1] if listed else None
     if forwarded and _is_loopback(peer):
         return f"{forwarded.strip()[:64]} (via {peer})"
@@ -199,10 +198,7 @@ class HookRequest(httputil.HTTPMessageDelegate):
                 self.send(404, b'{"error": "not a tool or call-start path"}', close=True)
                 self.conn.close()  # type: ignore[attr-defined]
                 return
-            sent, self.hop = as_sent(headers.get_all())  # what checks and records see from here on
-            self.headers = httputil.HTTPHeaders()
-            for name, value in sent:
-                self.headers.add(name, value)
+            self.hop = header(headers, PEER_HEADER)
         if method in ("GET", "HEAD"):
             return
         if method != "POST":

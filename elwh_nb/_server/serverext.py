@@ -121,14 +121,12 @@ def default_hook_port(server_port: int) -> int:
 
 
 def forwarded_headers(request: Any) -> dict[str, str]:
-    """What the route sends on: the request's headers cleaned (see :func:`clean_headers`), plus
-    this hop in ``X-Forwarded-For`` and the sender's ``Host`` (undone by :func:`.protocol.as_sent`)."""
+    """What the route sends on: the request's headers cleaned (see :func:`clean_headers`), its
+    ``Host`` as the sender gave it, and the peer this route saw in its own header."""
     headers = clean_headers(request.headers.get_all())
-    forwarded = request.headers.get(_protocol.FORWARDED_FOR)
-    peer = str(request.remote_ip)
-    headers[_protocol.FORWARDED_FOR] = f"{forwarded}, {peer}" if forwarded else peer
     if request.host:
-        headers[_protocol.HOST_HEADER] = request.host
+        headers["Host"] = request.host
+    headers[_protocol.PEER_HEADER] = str(request.remote_ip)
     return headers
 
 
